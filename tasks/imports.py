@@ -1,0 +1,118 @@
+"""The Celery tasks of an import job. Each is thin: it looks up the runtime, calls a plain function, and decides
+on retry. Arguments are ids only: Flower shows arguments, and nothing secret or large belongs there.
+
+- ``dsimport.submit(job_id)``: POST the import (see :mod:`tasks.submission`).
+- ``dsimport.poll_due()``: periodic; batch-polls every due job (see :mod:`tasks.polling`).
+- ``dsimport.finalize(job_id)``: one short task per finished job, whose result names the job and its outcome.
+- ``dsimport.recover()``: periodic; re-sends lost PENDING jobs, resolves SUBMITTING ones left by a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task, shared_task
+
+from store.jobs import get_job
+
+from .polling import run_poll_rounds
+from .recovery import recover as run_recovery
+from .runtime import get_runtime
+from .submission import SubmitOutcome, submit_job
+
+log = logging.getLogger(__name__)
+
+SUBMIT = "dsimport.submit"
+POLL_DUE = "dsimport.poll_due"
+FINALIZE = "dsimport.finalize"
+RECOVER = "dsimport.recover"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_identity() -> str:
+    """Who holds a lease: host and process, so a lease left by a dead process is recognisable."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def send_submit(job_id: str) -> None:
+    submit.apply_async(args=[job_id])
+
+
+def send_finalize(finished: list[tuple[str, str]]) -> None:
+    for job_id, _status in finished:
+        finalize.apply_async(args=[job_id])
+
+
+@shared_task(name=SUBMIT, bind=True, acks_late=True, max_retries=None)
+def submit(self: Task, job_id: str) -> dict[str, Any]:
+    runtime = get_runtime()
+    tuning = runtime.tuning
+    with runtime.client_factory() as client:
+        result = submit_job(
+            job_id,
+            session_factory=runtime.session_factory,
+            client=client,
+            owner=worker_identity(),
+            now=utcnow,
+            policy=runtime.poll_policy,
+            lease_s=tuning.lease_s,
+            final_attempt=self.request.retries >= tuning.submit_max_retries,
+        )
+    if result.outcome == SubmitOutcome.RETRY:
+        backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)
+        countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
+        log.info(
+            "job %s: submit retry %d in %.1f s",
+            job_id,
+            self.request.retries + 1,
+            countdown,
+            extra={"job_id": job_id},
+        )
+        raise self.retry(countdown=countdown)
+    if result.finished:
+        finalize.apply_async(args=[job_id])
+    return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+
+
+@shared_task(name=POLL_DUE, ignore_result=True)
+def poll_due() -> dict[str, Any]:
+    runtime = get_runtime()
+    report = run_poll_rounds(runtime, owner=worker_identity(), now=utcnow, on_finished=send_finalize)
+    return {"claimed": report.claimed, "api_calls": report.api_calls, "finished": len(report.finished)}
+
+
+@shared_task(name=FINALIZE, acks_late=True)
+def finalize(job_id: str) -> dict[str, Any]:
+    """Close the books on a finished job; the result is what Flower shows for it."""
+    runtime = get_runtime()
+    with runtime.session_factory() as session:
+        job = get_job(session, job_id)
+        if job is None:
+            return {"job_id": job_id, "outcome": "missing"}
+        summary = {
+            "job_id": job.id,
+            "kind": str(job.kind),
+            "dataset_id": job.dataset_id,
+            "outcome": str(job.status),
+            "remote_task_id": job.remote_task_id,
+            "imported": job.imported_count,
+            "message": job.message,
+        }
+    log.info("job %s finished: %s", job_id, summary["outcome"], extra={"job_id": job_id})
+    return summary
+
+
+@shared_task(name=RECOVER, ignore_result=True)
+def recover() -> dict[str, Any]:
+    runtime = get_runtime()
+    report = run_recovery(runtime, now=utcnow, resend=send_submit)
+    send_finalize(report.finished)
+    return {"resent": len(report.resent), "adopted": len(report.adopted), "reset": len(report.reset)}

@@ -1,0 +1,160 @@
+"""The recovery sweep: jobs a crash or a lost message left behind.
+
+- A PENDING job nobody has touched for a while lost its submit message (the broker was down when it was sent, or
+  the sender died after the commit): send it again. Sending twice is harmless, ``begin_submit`` lets one through.
+- A SUBMITTING job whose lease ran out was being POSTed by a worker that died or could not tell whether the API
+  got the request. The API has no idempotency key, so before any second POST we look for a remote task on that
+  dataset created while the job was being submitted and owned by no other job, and adopt it. Only when there is
+  none does the job go back to PENDING to be sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api_client import ApiError, DatasetImportTask, DatasetsClient
+from store.jobs import stale_jobs
+from store.models import ImportJob, JobStatus
+from store.state_machine import apply_transition, remote_to_job_status
+
+from .outcomes import first_poll_at
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Clocks differ between us and the API; a remote task created slightly "before" our submit can still be ours.
+CLOCK_SKEW = timedelta(seconds=5)
+# Pages of list_tasks read when looking for a task to adopt; recent tasks come first in practice.
+ADOPTION_PAGES = 5
+
+
+@dataclass
+class RecoveryReport:
+    resent: list[str] = field(default_factory=list)
+    adopted: list[tuple[str, str]] = field(default_factory=list)
+    reset: list[str] = field(default_factory=list)
+    finished: list[tuple[str, str]] = field(default_factory=list)
+
+
+def recover(
+    runtime: Runtime,
+    *,
+    now: Callable[[], datetime],
+    resend: Callable[[str], None],
+    limit: int = 200,
+) -> RecoveryReport:
+    report = RecoveryReport()
+    at = now()
+    tuning = runtime.tuning
+    with runtime.session_factory() as session:
+        stale_pending = stale_jobs(
+            session,
+            status=JobStatus.PENDING,
+            older_than=at - timedelta(seconds=tuning.stale_pending_s),
+            limit=limit,
+        )
+        for job in stale_pending:
+            job.updated_at = at
+            report.resent.append(job.id)
+        stuck = stale_jobs(session, status=JobStatus.SUBMITTING, older_than=at, limit=limit)
+        stuck_ids = [job.id for job in stuck]
+        session.commit()
+
+    if stuck_ids:
+        with runtime.client_factory() as client:
+            for job_id in stuck_ids:
+                _resolve_submitting(runtime, client, job_id, now=now, report=report)
+
+    for job_id in report.resent + report.reset:
+        resend(job_id)
+    return report
+
+
+def _resolve_submitting(
+    runtime: Runtime,
+    client: DatasetsClient,
+    job_id: str,
+    *,
+    now: Callable[[], datetime],
+    report: RecoveryReport,
+) -> None:
+    with runtime.session_factory() as session:
+        job = session.get(ImportJob, job_id)
+        if job is None or job.status != JobStatus.SUBMITTING:
+            return
+        try:
+            candidate = find_adoptable_task(session, client, job, lease_s=runtime.tuning.lease_s)
+        except ApiError as exc:
+            # Without the list we cannot rule out a remote task: leave the job for the next sweep.
+            log.warning(
+                "job %s: cannot look for its remote task yet: %s", job_id, exc, extra={"job_id": job_id}
+            )
+            return
+        at = now()
+        if candidate is not None:
+            job.remote_task_id = candidate.id
+            job.remote_status = str(candidate.status)
+            job.remote_status_since = at
+            job.progress = candidate.progress
+            job.submitted_at = at
+            job.lease_owner = None
+            job.lease_expires_at = None
+            apply_transition(job, JobStatus.RUNNING, now=at, message=f"adopted remote task {candidate.id}")
+            terminal = remote_to_job_status(str(candidate.status))
+            if terminal is not None:
+                apply_transition(
+                    job, terminal, now=at, progress=candidate.progress, message=candidate.message
+                )
+                job.next_poll_at = None
+                report.finished.append((job.id, str(terminal)))
+            else:
+                job.poll_interval_s = runtime.poll_policy.initial_interval_s
+                job.next_poll_at = first_poll_at(at, runtime.poll_policy)
+            report.adopted.append((job.id, candidate.id))
+            log.info("job %s adopted remote task %s", job.id, candidate.id, extra={"job_id": job.id})
+        else:
+            job.lease_owner = None
+            job.lease_expires_at = None
+            apply_transition(
+                job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit"
+            )
+            report.reset.append(job.id)
+        session.commit()
+
+
+def find_adoptable_task(
+    session: Session, client: DatasetsClient, job: ImportJob, *, lease_s: float
+) -> DatasetImportTask | None:
+    """The earliest remote task on the job's dataset created during its submit window and owned by no job."""
+    started = job.submit_started_at
+    if started is None:
+        return None
+    window_start = started - CLOCK_SKEW
+    # A request cannot outlive the lease: past it the submitting worker had given up or died.
+    window_end = started + timedelta(seconds=lease_s) + CLOCK_SKEW
+    owned = set(
+        session.scalars(
+            select(ImportJob.remote_task_id).where(
+                ImportJob.dataset_id == job.dataset_id, ImportJob.remote_task_id.is_not(None)
+            )
+        )
+    )
+    candidates: list[DatasetImportTask] = []
+    for page_number in range(1, ADOPTION_PAGES + 1):
+        page = client.list_tasks(job.dataset_id, page=page_number, page_size=100)
+        for task in page.results or []:
+            if task.id in owned:
+                continue
+            if window_start <= task.created_at <= window_end:
+                candidates.append(task)
+        if not page.next:
+            break
+    if not candidates:
+        return None
+    return min(candidates, key=lambda task: task.created_at)

@@ -1,0 +1,97 @@
+"""Turning a request for an import into a job row and a submit message.
+
+Every trigger (the command line, a beat schedule, a queue message) goes through :func:`request_import`: the row is
+committed first, keyed by the request's idempotency key, and only then is the submit message sent. A duplicate
+request finds the existing row and starts nothing new. If sending fails after the commit, the job stays PENDING
+and the recovery sweep sends it again: a request is never lost between the two steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.jobs import create_job
+from store.models import ImportKind, JobStatus
+
+log = logging.getLogger(__name__)
+
+# The body field each import kind sends, with the kind of value it holds.
+SOURCE_FIELDS: dict[ImportKind, tuple[str, type]] = {
+    ImportKind.CAMPAIGN: ("campaign_id", str),
+    ImportKind.EXPLORER: ("completion_event_ids", list),
+    ImportKind.FILE: ("file_id", str),
+    ImportKind.PLAYGROUND: ("conversation_ids", list),
+    ImportKind.DATASET: ("dataset_record_ids", list),
+}
+
+
+class InvalidImportRequest(ValueError):
+    """Raised when a request cannot describe an import (wrong kind, missing or empty source)."""
+
+
+@dataclass(frozen=True)
+class ImportRequested:
+    job_id: str
+    created: bool
+    status: str
+
+
+def validate_params(kind: ImportKind, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check that ``params`` holds exactly the body field of ``kind``, non-empty."""
+    field_name, expected = SOURCE_FIELDS[kind]
+    if set(params) != {field_name}:
+        raise InvalidImportRequest(f"a {kind} import takes exactly {field_name!r}, got {sorted(params)}")
+    value = params[field_name]
+    if not isinstance(value, expected) or not value:
+        raise InvalidImportRequest(f"{field_name} must be a non-empty {expected.__name__}")
+    if isinstance(value, list) and not all(isinstance(item, str) and item for item in value):
+        raise InvalidImportRequest(f"{field_name} must hold non-empty strings")
+    return {field_name: value}
+
+
+def request_import(
+    session_factory: sessionmaker[Session],
+    *,
+    kind: ImportKind,
+    dataset_id: str,
+    params: Mapping[str, Any],
+    origin: str,
+    now: datetime,
+    deadline_s: float,
+    send: Callable[[str], None],
+    idempotency_key: str | None = None,
+) -> ImportRequested:
+    """Write (or find) the job for this request, then ask a worker to submit it."""
+    clean = validate_params(kind, params)
+    key = idempotency_key or f"{origin}:{uuid.uuid4()}"
+    with session_factory() as session:
+        job, created = create_job(
+            session,
+            kind=kind,
+            dataset_id=dataset_id,
+            params=clean,
+            idempotency_key=key,
+            origin=origin,
+            deadline_at=now + timedelta(seconds=deadline_s),
+            now=now,
+        )
+        job_id, status = job.id, str(job.status)
+        session.commit()
+    if created or status == JobStatus.PENDING:
+        try:
+            send(job_id)
+        except Exception as exc:  # the broker may be down: the sweep re-sends PENDING jobs
+            log.warning(
+                "job %s written but not sent (%s); recovery will send it",
+                job_id,
+                exc,
+                extra={"job_id": job_id},
+            )
+    return ImportRequested(job_id=job_id, created=created, status=status)

@@ -1,0 +1,88 @@
+"""The Celery app: created here, configured from settings, tasks discovered. Nothing else.
+
+Run with ``dsimport worker`` (or ``celery -A worker.celery_app worker``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from tasks import runtime as task_runtime
+
+from .runtime_builder import build_runtime
+from .settings import Settings, load_settings
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    """Apply the reliability settings; each non-obvious one says why."""
+    app.conf.update(
+        broker_url=settings.broker_url,
+        # Results are not stored: the ledger is the record of every job, and Flower reads a finished task's
+        # result from the task-succeeded event. https://docs.celeryq.dev/en/stable/userguide/tasks.html#result-backends
+        result_backend=None,
+        task_ignore_result=False,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_default_queue="dsimport",
+        # Submit, finalize and the poller are safe to run twice (the ledger guards each transition), so a message
+        # is acknowledged only once its task has run: a worker killed mid-task hands the message back.
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message reserved per process: a long poll round must not sit on submits other processes could run.
+        # https://docs.celeryq.dev/en/stable/userguide/optimizing.html#prefetch-limits
+        worker_prefetch_multiplier=1,
+        # Redis re-delivers an unacknowledged message after the visibility timeout. No task of ours runs or waits
+        # (submit retry countdowns included) anywhere near an hour, so nothing is re-delivered while still alive.
+        # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+        broker_transport_options={"visibility_timeout": 3600},
+        # With acks_late on Redis, a task running when the connection drops is re-delivered; cancel it instead of
+        # letting it run twice. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        # Hard and soft limits so a hung HTTP call or database lock never holds a worker slot forever.
+        task_soft_time_limit=max(120.0, settings.api_timeout_s * 4),
+        task_time_limit=max(180.0, settings.api_timeout_s * 6),
+        # Events feed Flower's live view.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule=beat_schedule(settings),
+        beat_schedule_filename=str(settings.home / "celerybeat-schedule"),
+    )
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """The service's own periodic tasks. A tick that waited longer than its period is dropped, not queued up."""
+    return {
+        "poll-due-jobs": {
+            "task": "dsimport.poll_due",
+            "schedule": settings.poll_tick_s,
+            "options": {"expires": max(settings.poll_tick_s * 2, 2.0)},
+        },
+        "recover-jobs": {
+            "task": "dsimport.recover",
+            "schedule": settings.recovery_interval_s,
+            "options": {"expires": settings.recovery_interval_s},
+        },
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    settings = settings or load_settings()
+    app = Celery("dsimport", include=["tasks.imports"])
+    configure(app, settings)
+    task_runtime.install(lambda: build_runtime(settings))
+    return app
+
+
+@signals.worker_process_init.connect
+def _fresh_runtime_after_fork(**_: Any) -> None:
+    # A forked pool process must not share the parent's database connections or HTTP pools.
+    task_runtime.reset()
+
+
+app = create_app()

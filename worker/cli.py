@@ -1,0 +1,56 @@
+"""``dsimport``: the one command-line entry point. Thin: parse, call, print, return an exit code.
+
+Bad input exits 2 with one line that says what is wrong; an operational failure (unreachable broker, unmigrated
+database, missing key) exits 1 with one line that says what to fix. Never a traceback for either.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from emulator.cli import emulator_command
+
+from .cli_imports import import_group
+from .cli_jobs import jobs_group
+from .cli_service import beat_command, db_group, up_command, worker_command
+from .settings import SettingsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="dsimport")
+def cli() -> None:
+    """Asynchronous import orchestrator for Mistral's Observability Datasets API."""
+
+
+cli.add_command(emulator_command, name="emulator")
+cli.add_command(import_group, name="import")
+cli.add_command(jobs_group, name="jobs")
+cli.add_command(worker_command, name="worker")
+cli.add_command(beat_command, name="beat")
+cli.add_command(db_group, name="db")
+cli.add_command(up_command, name="up")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns (and exits with) its exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="dsimport", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("dsimport: aborted", err=True)
+        code = 130
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"dsimport: error: {exc.format_message()}{hint}", err=True)
+        code = 2
+    except click.ClickException as exc:
+        click.echo(f"dsimport: error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except SettingsError as exc:
+        click.echo(f"dsimport: error: {exc}", err=True)
+        code = 1
+    else:
+        code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code

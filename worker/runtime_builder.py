@@ -1,0 +1,63 @@
+"""Builds the tasks' runtime from settings: database sessions, API clients, poll policy."""
+
+from __future__ import annotations
+
+from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
+from store.db import make_engine, make_session_factory
+from store.scheduling import PollPolicy
+from tasks.runtime import JobTuning, Runtime
+
+from .settings import Settings
+
+
+def job_tuning(settings: Settings) -> JobTuning:
+    return JobTuning(
+        lease_s=settings.lease_s,
+        poll_batch_size=settings.poll_batch_size,
+        poll_concurrency=settings.poll_concurrency,
+        poll_round_budget_s=settings.poll_round_budget_s,
+        poll_group_threshold=settings.poll_group_threshold,
+        submit_max_retries=settings.submit_max_retries,
+        submit_retry_backoff_s=settings.submit_retry_backoff_s,
+        job_deadline_s=settings.job_deadline_s,
+        stuck_remote_status_s=settings.stuck_remote_status_s,
+        stale_pending_s=settings.stale_pending_s,
+    )
+
+
+def poll_policy(settings: Settings) -> PollPolicy:
+    return PollPolicy(
+        initial_interval_s=settings.poll_initial_interval_s,
+        multiplier=settings.poll_multiplier,
+        max_interval_s=settings.poll_max_interval_s,
+        jitter_ratio=settings.poll_jitter_ratio,
+    )
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = make_engine(settings.database_url)
+    api_key = settings.require_api_key()
+    # Reads are retried inside the client; a POST import is not (no idempotency key): the submit task retries.
+    retry = RetryPolicy(max_attempts=settings.api_max_attempts)
+
+    def client() -> DatasetsClient:
+        return DatasetsClient(
+            api_key, base_url=settings.api_base_url, timeout_s=settings.api_timeout_s, retry=retry
+        )
+
+    def async_client() -> AsyncDatasetsClient:
+        return AsyncDatasetsClient(
+            api_key,
+            base_url=settings.api_base_url,
+            timeout_s=settings.api_timeout_s,
+            retry=retry,
+            max_connections=settings.api_max_connections,
+        )
+
+    return Runtime(
+        session_factory=make_session_factory(engine),
+        client_factory=client,
+        async_client_factory=async_client,
+        poll_policy=poll_policy(settings),
+        tuning=job_tuning(settings),
+    )

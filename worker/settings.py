@@ -1,0 +1,153 @@
+"""The service's one typed settings object.
+
+Every value comes from an environment variable prefixed ``DSIMPORT_`` (or a ``.env`` file), except the API key,
+which keeps the name Mistral's own SDK uses, ``MISTRAL_API_KEY``, or is read from ``DSIMPORT_API_KEY_FILE``.
+No other module reads ``os.environ``: settings are built here once and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_API_BASE_URL = "https://api.mistral.ai"
+
+
+class SettingsError(ValueError):
+    """Raised when the settings cannot describe a runnable service (one line that says what to fix)."""
+
+
+class Settings(BaseSettings):
+    """What the worker, beat, consumer, CLI and dashboard are configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DSIMPORT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Keep the key out of reprs and validation errors.
+        hide_input_in_errors=True,
+    )
+
+    home: Path = Field(
+        default=Path(".dsimport"), description="Data folder: SQLite ledger, logs, credentials."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL of the ledger; SQLite under home if empty."
+    )
+    broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL of the Celery broker.")
+
+    api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MISTRAL_API_KEY", "DSIMPORT_API_KEY"),
+        description="API key (never logged, never stored).",
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="File holding the API key, if not in the env."
+    )
+    api_timeout_s: float = Field(default=30.0, gt=0)
+    api_max_attempts: int = Field(default=4, ge=1, description="Attempts per API read call (GET).")
+    api_max_connections: int = Field(default=100, ge=1)
+
+    poll_tick_s: float = Field(
+        default=1.0, gt=0, description="How often the batch poller looks for due jobs."
+    )
+    poll_initial_interval_s: float = Field(default=1.0, gt=0)
+    poll_max_interval_s: float = Field(default=10.0, gt=0, description="Cap of the per-job poll backoff.")
+    poll_multiplier: float = Field(default=1.5, ge=1.0)
+    poll_jitter_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    poll_batch_size: int = Field(default=500, ge=1, description="Jobs claimed by one poll round.")
+    poll_concurrency: int = Field(default=32, ge=1, description="API calls in flight during a poll round.")
+    poll_round_budget_s: float = Field(default=5.0, gt=0, description="Time one poll task keeps claiming.")
+    poll_group_threshold: int = Field(default=3, ge=2, description="Due jobs on a dataset to use list_tasks.")
+    lease_s: float = Field(default=60.0, gt=0, description="How long a claimed job is reserved to a worker.")
+
+    submit_max_retries: int = Field(default=5, ge=0, description="Retries of a submit after 5xx/transport.")
+    submit_retry_backoff_s: float = Field(default=2.0, gt=0)
+    job_deadline_s: float = Field(
+        default=6 * 3600.0, gt=0, description="A job still running then is EXPIRED."
+    )
+    stuck_remote_status_s: float = Field(default=1800.0, gt=0, description="Flag a job UNKNOWN this long.")
+    recovery_interval_s: float = Field(default=30.0, gt=0)
+    stale_pending_s: float = Field(default=60.0, gt=0, description="A PENDING job this old is re-sent.")
+
+    log_level: str = Field(default="INFO")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_is_redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            raise ValueError(f"broker URL must be a redis:// URL, got {mask_url(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+        self.api_base_url = self.api_base_url.rstrip("/")
+        return self
+
+    def resolved_api_key(self) -> SecretStr | None:
+        """The key from the environment, else from ``api_key_file``; None when neither is set."""
+        if self.api_key is not None and self.api_key.get_secret_value():
+            return self.api_key
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"cannot read the API key file {self.api_key_file}: {exc.strerror}"
+                ) from exc
+            if text:
+                return SecretStr(text)
+        return None
+
+    def require_api_key(self) -> SecretStr:
+        """The key, or a one-line error naming both ways to provide it."""
+        key = self.resolved_api_key()
+        if key is None:
+            raise SettingsError(
+                f"no API key for {self.api_base_url}: set MISTRAL_API_KEY or DSIMPORT_API_KEY_FILE"
+            )
+        return key
+
+    def public_summary(self) -> dict[str, Any]:
+        """Settings safe to print: URLs masked, the key reduced to whether it is set."""
+        return {
+            "home": str(self.home),
+            "database_url": mask_url(self.database_url),
+            "broker_url": mask_url(self.broker_url),
+            "api_base_url": self.api_base_url,
+            "api_key": "set" if self.api_key is not None or self.api_key_file is not None else "not set",
+        }
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, turning validation errors into one readable line."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise SettingsError(f"invalid setting {where}: {first['msg']}") from None

@@ -113,6 +113,6 @@ def finalize(job_id: str) -> dict[str, Any]:
 @shared_task(name=RECOVER, ignore_result=True)
 def recover() -> dict[str, Any]:
     runtime = get_runtime()
-    report = run_recovery(runtime, now=utcnow, resend=send_submit)
+    report = run_recovery(runtime, owner=worker_identity(), now=utcnow, resend=send_submit)
     send_finalize(report.finished)
     return {"resent": len(report.resent), "adopted": len(report.adopted), "reset": len(report.reset)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from api_client import ApiError, DatasetImportTask, NotFoundError
-from store.models import ImportJob, JobStatus
+from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobStatus
 from store.scheduling import PollPolicy, next_poll
 from store.state_machine import apply_transition, remote_to_job_status
 
@@ -54,37 +54,18 @@ def apply_observation(
     if observation.error is not None:
         return _apply_error(job, observation.error, applied, now=now, policy=policy, rng=rng)
     assert observation.task is not None
-    return _apply_task(
-        job, observation.task, applied, now=now, policy=policy, rng=rng, stuck_after_s=stuck_after_s
-    )
+    return _apply_task(job, observation.task, applied, now=now, policy=policy, rng=rng, stuck_after_s=stuck_after_s)
 
 
 def expire_if_past_deadline(job: ImportJob, *, now: datetime) -> bool:
     """End a job that is past its deadline; True when it did."""
-    if job.deadline_at is None or now < job.deadline_at or job.status in _ENDED:
+    if job.deadline_at is None or now < job.deadline_at or job.status in TERMINAL_JOB_STATUSES:
         return False
-    apply_transition(
-        job, JobStatus.EXPIRED, now=now, message=f"still {job.remote_status or job.status} at deadline"
-    )
+    apply_transition(job, JobStatus.EXPIRED, now=now, message=f"still {job.remote_status or job.status} at deadline")
     job.next_poll_at = None
     job.lease_owner = None
     job.lease_expires_at = None
     return True
-
-
-_ENDED = frozenset(
-    {
-        JobStatus.COMPLETED,
-        JobStatus.FAILED,
-        JobStatus.CANCELED,
-        JobStatus.TERMINATED,
-        JobStatus.TIMED_OUT,
-        JobStatus.REJECTED,
-        JobStatus.LOST,
-        JobStatus.EXPIRED,
-        JobStatus.CANCELLED_LOCALLY,
-    }
-)
 
 
 def _apply_task(
@@ -145,9 +126,7 @@ def _apply_error(
     rng: random.Random,
 ) -> Applied:
     if isinstance(error, NotFoundError):
-        apply_transition(
-            job, JobStatus.LOST, now=now, message=f"remote task {job.remote_task_id} not found: {error}"
-        )
+        apply_transition(job, JobStatus.LOST, now=now, message=f"remote task {job.remote_task_id} not found: {error}")
         job.last_error = str(error)
         job.next_poll_at = None
         applied.finished = True
@@ -163,9 +142,7 @@ def _apply_error(
     return applied
 
 
-def _schedule(
-    job: ImportJob, progress_moved: bool, *, now: datetime, policy: PollPolicy, rng: random.Random
-) -> None:
+def _schedule(job: ImportJob, progress_moved: bool, *, now: datetime, policy: PollPolicy, rng: random.Random) -> None:
     job.next_poll_at, job.poll_interval_s = next_poll(
         policy,
         previous_interval_s=job.poll_interval_s,

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
+from sqlalchemy.orm.exc import StaleDataError
+
 from api_client import ApiError, AsyncDatasetsClient, DatasetImportTask
 from store.jobs import claim_due_jobs
 from store.models import ImportJob, JobStatus
@@ -83,9 +86,7 @@ async def observe(
                 try:
                     page = await client.list_tasks(dataset_id, page=page_number, page_size=LIST_PAGE_SIZE)
                 except ApiError as exc:
-                    log.info(
-                        "list_tasks failed for dataset %s (%s); falling back to fetch_task", dataset_id, exc
-                    )
+                    log.info("list_tasks failed for dataset %s (%s); falling back to fetch_task", dataset_id, exc)
                     break
             for task in page.results or []:
                 if task.id in wanted:
@@ -133,28 +134,32 @@ def write_back(
     if not observations:
         return finished
     with runtime.session_factory() as session:
-        jobs = session.query(ImportJob).filter(ImportJob.id.in_(list(observations))).all()
+        jobs = session.scalars(select(ImportJob).where(ImportJob.id.in_(list(observations)))).all()
         for job in jobs:
             # A job cancelled (or re-claimed after our lease ran out) while we were away is no longer ours.
             if job.status != JobStatus.RUNNING or job.lease_owner != owner:
                 continue
-            applied = apply_observation(
-                job,
-                observations[job.id],
-                now=now,
-                policy=runtime.poll_policy,
-                rng=rng,
-                stuck_after_s=runtime.tuning.stuck_remote_status_s,
-            )
+            try:
+                # One savepoint per job: a row changed under us fails alone, not the whole batch.
+                with session.begin_nested():
+                    applied = apply_observation(
+                        job,
+                        observations[job.id],
+                        now=now,
+                        policy=runtime.poll_policy,
+                        rng=rng,
+                        stuck_after_s=runtime.tuning.stuck_remote_status_s,
+                    )
+            except StaleDataError:
+                log.info("job %s changed while being polled; its observation is dropped", job.id)
+                continue
             if applied.finished and applied.status is not None:
                 finished.append((job.id, str(applied.status)))
         session.commit()
     return finished
 
 
-async def poll_round(
-    runtime: Runtime, *, owner: str, now: Callable[[], datetime], rng: random.Random
-) -> RoundReport:
+async def poll_round(runtime: Runtime, *, owner: str, now: Callable[[], datetime], rng: random.Random) -> RoundReport:
     """Claim, observe and write back one batch of due jobs."""
     report = RoundReport()
     due = claim(runtime, owner=owner, now=now())

@@ -15,11 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from api_client import ApiError, DatasetImportTask, DatasetsClient
-from store.jobs import stale_jobs
+from store.jobs import remote_task_ids_for_dataset, stale_jobs
+from store.leases import acquire_lease, release_lease
 from store.models import ImportJob, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
 
@@ -45,6 +43,7 @@ class RecoveryReport:
 def recover(
     runtime: Runtime,
     *,
+    owner: str,
     now: Callable[[], datetime],
     resend: Callable[[str], None],
     limit: int = 200,
@@ -54,10 +53,7 @@ def recover(
     tuning = runtime.tuning
     with runtime.session_factory() as session:
         stale_pending = stale_jobs(
-            session,
-            status=JobStatus.PENDING,
-            older_than=at - timedelta(seconds=tuning.stale_pending_s),
-            limit=limit,
+            session, status=JobStatus.PENDING, older_than=at - timedelta(seconds=tuning.stale_pending_s), limit=limit
         )
         for job in stale_pending:
             job.updated_at = at
@@ -69,7 +65,7 @@ def recover(
     if stuck_ids:
         with runtime.client_factory() as client:
             for job_id in stuck_ids:
-                _resolve_submitting(runtime, client, job_id, now=now, report=report)
+                _resolve_submitting(runtime, client, job_id, owner=owner, now=now, report=report)
 
     for job_id in report.resent + report.reset:
         resend(job_id)
@@ -81,77 +77,81 @@ def _resolve_submitting(
     client: DatasetsClient,
     job_id: str,
     *,
+    owner: str,
     now: Callable[[], datetime],
     report: RecoveryReport,
 ) -> None:
+    # Take the job first, so two sweeps never both adopt or reset it; the lookup happens outside any
+    # transaction (an HTTP call must not hold SQLite's write lock).
+    with runtime.session_factory() as session:
+        job = acquire_lease(
+            session, job_id, status=JobStatus.SUBMITTING, owner=owner, now=now(), lease_s=runtime.tuning.lease_s
+        )
+        if job is None:
+            return
+        dataset_id, started = job.dataset_id, job.submit_started_at
+        owned = remote_task_ids_for_dataset(session, dataset_id)
+        session.commit()
+    try:
+        candidate = find_adoptable_task(client, dataset_id, started, owned=owned, lease_s=runtime.tuning.lease_s)
+    except ApiError as exc:
+        # Without the list we cannot rule out a remote task: leave the job for the next sweep.
+        log.warning("job %s: cannot look for its remote task yet: %s", job_id, exc, extra={"job_id": job_id})
+        with runtime.session_factory() as session:
+            release_lease(session, job_id, owner=owner)
+            session.commit()
+        return
+
     with runtime.session_factory() as session:
         job = session.get(ImportJob, job_id)
-        if job is None or job.status != JobStatus.SUBMITTING:
-            return
-        try:
-            candidate = find_adoptable_task(session, client, job, lease_s=runtime.tuning.lease_s)
-        except ApiError as exc:
-            # Without the list we cannot rule out a remote task: leave the job for the next sweep.
-            log.warning(
-                "job %s: cannot look for its remote task yet: %s", job_id, exc, extra={"job_id": job_id}
-            )
+        if job is None or job.status != JobStatus.SUBMITTING or job.lease_owner != owner:
             return
         at = now()
-        if candidate is not None:
-            job.remote_task_id = candidate.id
-            job.remote_status = str(candidate.status)
-            job.remote_status_since = at
-            job.progress = candidate.progress
-            job.submitted_at = at
-            job.lease_owner = None
-            job.lease_expires_at = None
-            apply_transition(job, JobStatus.RUNNING, now=at, message=f"adopted remote task {candidate.id}")
-            terminal = remote_to_job_status(str(candidate.status))
-            if terminal is not None:
-                apply_transition(
-                    job, terminal, now=at, progress=candidate.progress, message=candidate.message
-                )
-                job.next_poll_at = None
-                report.finished.append((job.id, str(terminal)))
-            else:
-                job.poll_interval_s = runtime.poll_policy.initial_interval_s
-                job.next_poll_at = first_poll_at(at, runtime.poll_policy)
-            report.adopted.append((job.id, candidate.id))
-            log.info("job %s adopted remote task %s", job.id, candidate.id, extra={"job_id": job.id})
-        else:
-            job.lease_owner = None
-            job.lease_expires_at = None
-            apply_transition(
-                job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit"
-            )
+        job.lease_owner = None
+        job.lease_expires_at = None
+        if candidate is None:
+            apply_transition(job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit")
             report.reset.append(job.id)
+            session.commit()
+            return
+        job.remote_task_id = candidate.id
+        job.remote_status = str(candidate.status)
+        job.remote_status_since = at
+        job.progress = candidate.progress
+        job.submitted_at = at
+        job.last_error = None
+        apply_transition(job, JobStatus.RUNNING, now=at, message=f"adopted remote task {candidate.id}")
+        terminal = remote_to_job_status(str(candidate.status))
+        if terminal is not None:
+            apply_transition(job, terminal, now=at, progress=candidate.progress, message=candidate.message)
+            report.finished.append((job.id, str(terminal)))
+        else:
+            job.poll_interval_s = runtime.poll_policy.initial_interval_s
+            job.next_poll_at = first_poll_at(at, runtime.poll_policy)
+        report.adopted.append((job.id, candidate.id))
         session.commit()
+    log.info("job %s adopted remote task %s", job_id, candidate.id, extra={"job_id": job_id})
 
 
 def find_adoptable_task(
-    session: Session, client: DatasetsClient, job: ImportJob, *, lease_s: float
+    client: DatasetsClient,
+    dataset_id: str,
+    submit_started_at: datetime | None,
+    *,
+    owned: set[str],
+    lease_s: float,
 ) -> DatasetImportTask | None:
-    """The earliest remote task on the job's dataset created during its submit window and owned by no job."""
-    started = job.submit_started_at
-    if started is None:
+    """The earliest remote task on the dataset created during the submit window and owned by no job."""
+    if submit_started_at is None:
         return None
-    window_start = started - CLOCK_SKEW
+    window_start = submit_started_at - CLOCK_SKEW
     # A request cannot outlive the lease: past it the submitting worker had given up or died.
-    window_end = started + timedelta(seconds=lease_s) + CLOCK_SKEW
-    owned = set(
-        session.scalars(
-            select(ImportJob.remote_task_id).where(
-                ImportJob.dataset_id == job.dataset_id, ImportJob.remote_task_id.is_not(None)
-            )
-        )
-    )
+    window_end = submit_started_at + timedelta(seconds=lease_s) + CLOCK_SKEW
     candidates: list[DatasetImportTask] = []
     for page_number in range(1, ADOPTION_PAGES + 1):
-        page = client.list_tasks(job.dataset_id, page=page_number, page_size=100)
+        page = client.list_tasks(dataset_id, page=page_number, page_size=100)
         for task in page.results or []:
-            if task.id in owned:
-                continue
-            if window_start <= task.created_at <= window_end:
+            if task.id not in owned and window_start <= task.created_at <= window_end:
                 candidates.append(task)
         if not page.next:
             break

@@ -82,9 +82,7 @@ def submit_job(
     try:
         task = client.start_import(dataset_id, kind, params)
     except ApiError as exc:
-        return _record_failure(
-            job_id, exc, session_factory=session_factory, now=now, final_attempt=final_attempt
-        )
+        return _record_failure(job_id, exc, session_factory=session_factory, now=now, final_attempt=final_attempt)
 
     with session_factory() as session:
         job = get_job(session, job_id)
@@ -100,9 +98,7 @@ def submit_job(
         job.lease_expires_at = None
         job.last_error = None
         terminal = remote_to_job_status(str(task.status))
-        apply_transition(
-            job, JobStatus.RUNNING, now=at, progress=task.progress, message=f"remote task {task.id}"
-        )
+        apply_transition(job, JobStatus.RUNNING, now=at, progress=task.progress, message=f"remote task {task.id}")
         finished = False
         if terminal is not None:
             apply_transition(job, terminal, now=at, progress=task.progress, message=task.message)

@@ -48,14 +48,17 @@ def settings_or_fail() -> Settings:
         raise CommandFailed(str(exc)) from None
 
 
-def ledger(settings: Settings) -> sessionmaker[Session]:
-    """A session factory on a migrated ledger, or one line saying what to fix."""
+def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Session]:
+    """A session factory on a migrated ledger, or one line saying what to fix.
+
+    ``read_only`` sessions do not take SQLite's write lock, so listings never wait behind the workers.
+    """
     try:
         engine = make_engine(settings.database_url)
         check_migrated(engine)
     except StoreError as exc:
         raise CommandFailed(str(exc)) from None
-    return make_session_factory(engine)
+    return make_session_factory(engine, read_only=read_only)
 
 
 def api_client(settings: Settings) -> DatasetsClient:

@@ -12,7 +12,7 @@ import click
 
 from api_client import ApiError
 from store.jobs import get_job
-from store.models import ImportKind, JobStatus
+from store.models import TERMINAL_JOB_STATUSES, ImportKind, JobStatus
 from tasks.requests import InvalidImportRequest, request_import
 
 from .cli_common import UUID, CommandFailed, api_client, ledger, settings_or_fail, utcnow
@@ -178,7 +178,7 @@ def _run(
     if not requested.created:
         click.echo(f"an import with this key exists already ({requested.status})", err=True)
     if wait:
-        status = follow(sessions, requested.job_id)
+        status = follow(ledger(settings, read_only=True), requested.job_id)
         if status != JobStatus.COMPLETED:
             raise CommandFailed(f"job {requested.job_id} ended {status}")
 
@@ -192,7 +192,7 @@ def follow(sessions: Any, job_id: str, *, interval_s: float = 0.5) -> str:
             job = get_job(session, job_id)
             assert job is not None
             status, progress, message = str(job.status), job.progress, job.message
-            ended = job.status in _ENDED
+            ended = job.status in TERMINAL_JOB_STATUSES
         line = f"{_bar(progress)} {status}" + (f" {message}" if ended and message else "")
         if line != last:
             click.echo(("\r" if tty else "") + line, err=True, nl=not tty)
@@ -210,7 +210,3 @@ def _bar(progress: int | None, width: int = 30) -> str:
     filled = max(0, min(width, round(width * progress / 100)))
     return "[" + "#" * filled + "." * (width - filled) + f"] {progress:3d}%"
 
-
-_ENDED = frozenset(
-    s for s in JobStatus if s not in (JobStatus.PENDING, JobStatus.SUBMITTING, JobStatus.RUNNING)
-)

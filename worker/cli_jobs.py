@@ -27,7 +27,7 @@ def jobs_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_command(status: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
-    sessions = ledger(settings_or_fail())
+    sessions = ledger(settings_or_fail(), read_only=True)
     with sessions() as session:
         jobs = list_jobs(
             session,
@@ -53,7 +53,7 @@ def list_command(status: str | None, kind: str | None, limit: int, as_json: bool
 @click.option("--json", "as_json", is_flag=True)
 def show_command(job_id: str, as_json: bool) -> None:
     """Show one job with its history."""
-    sessions = ledger(settings_or_fail())
+    sessions = ledger(settings_or_fail(), read_only=True)
     with sessions() as session:
         job = get_job(session, job_id)
         if job is None:

@@ -1,0 +1,183 @@
+"""Engines, sessions and schema migrations.
+
+SQLite is made fit for several worker processes: WAL journal (readers never block the writer), a 30 s busy
+timeout (writers queue instead of failing), foreign keys on, and every transaction opened with
+``BEGIN IMMEDIATE``. The last one matters: the sqlite3 driver's default only begins a transaction at the first
+INSERT/UPDATE, so a read-then-write transaction could read a snapshot another writer has already replaced and
+then fail with "database is locked" no matter the timeout. Taking the write lock at BEGIN serializes writers
+up front. Sessions that only read can use ``make_session_factory(engine, read_only=True)`` and run
+concurrently with writers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.errors import DatabaseNotMigratedError, DatabaseUnavailableError
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "alembic_config",
+    "check_migrated",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "make_session_factory",
+    "mask_url",
+    "upgrade",
+]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Engine/connection execution option naming the BEGIN flavour SQLite transactions start with.
+_SQLITE_BEGIN_OPTION = "dsimport_sqlite_begin"
+_PG_CONNECT_TIMEOUT_S = 10
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL as text with any password replaced by ``***``, safe for logs and error messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for a ``sqlite:///path`` or ``postgresql+psycopg://…`` URL.
+
+    Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _make_sqlite_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        if "connect_timeout" not in parsed.query:
+            # libpq waits forever on an unreachable host by default; a start-up check should fail instead.
+            connect_args.setdefault("connect_timeout", _PG_CONNECT_TIMEOUT_S)
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, connect_args=connect_args, **kwargs)
+    return create_engine(parsed, **kwargs)
+
+
+def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Hand transaction control to SQLAlchemy (see the BEGIN hook below); this also lets the PRAGMAs run
+        # outside any implicit transaction.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
+            # last transactions, and it saves an fsync per commit.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
+
+    return engine
+
+
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """A session factory for ``engine``.
+
+    Objects stay loaded after commit (``expire_on_commit=False``) so a caller can still read a job it just
+    committed. ``read_only=True`` opens SQLite transactions without taking the write lock; writing from such a
+    session may fail with "database is locked" under contention, so use it only for reads. On PostgreSQL the
+    flag changes nothing.
+    """
+    bind = engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+@contextmanager
+def _connect(engine: Engine, *, read_only: bool) -> Iterator[Connection]:
+    """Connect, turning a failure to reach the database into :class:`DatabaseUnavailableError`."""
+    if read_only:
+        engine = engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise DatabaseUnavailableError(mask_url(engine.url), _first_line(exc)) from exc
+    with conn:
+        yield conn
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc.orig).__name__
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic configuration built in code (no ``alembic.ini``), pointing at the packaged migrations.
+
+    With ``connection``, migrations run on it (inside its transaction) instead of opening their own.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration revision shipped with this code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration revision the database is at, or None for a database never migrated."""
+    with _connect(engine, read_only=True) as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_migrated(engine: Engine) -> None:
+    """Raise unless the database schema is at :func:`head_revision`.
+
+    :raises DatabaseUnavailableError: the database cannot be reached.
+    :raises DatabaseNotMigratedError: the schema is behind (or ahead of) this code.
+    """
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    known = current is None or current in _known_revisions()
+    raise DatabaseNotMigratedError(mask_url(engine.url), current, head, known=known)
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` (default: the newest) in one transaction."""
+    engine = make_engine(url)
+    try:
+        with _connect(engine, read_only=False) as conn, conn.begin():
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        engine.dispose()

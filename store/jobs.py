@@ -1,0 +1,240 @@
+"""Reading and writing import jobs.
+
+Every function takes the caller's Session and, when it writes, an explicit ``now``; none commits.
+Claiming work (submit, poll, recovery leases) lives in ``store.leases`` and is re-exported here; turning
+remote answers into job updates lives in ``store.tracking``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.errors import JobNotFoundError
+from store.leases import acquire_lease, begin_submit, claim_due_jobs, lease_free, release_lease
+from store.models import ACTIVE_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
+from store.state_machine import apply_transition, new_event
+
+__all__ = [
+    "acquire_lease",
+    "begin_submit",
+    "cancel_job",
+    "claim_due_jobs",
+    "count_jobs_by_status",
+    "create_job",
+    "get_job",
+    "get_job_by_key",
+    "get_job_by_remote_task_id",
+    "job_events",
+    "list_jobs",
+    "overdue_jobs",
+    "release_lease",
+    "remote_task_ids_for_dataset",
+    "require_job",
+    "stale_jobs",
+    "stuck_jobs",
+]
+
+
+def create_job(
+    session: Session,
+    *,
+    kind: ImportKind,
+    dataset_id: str,
+    params: Mapping[str, Any],
+    idempotency_key: str,
+    origin: str,
+    deadline_at: datetime | None,
+    now: datetime,
+) -> tuple[ImportJob, bool]:
+    """Create a PENDING job, or return the job that already has ``idempotency_key``.
+
+    Returns ``(job, created)``. A second request with a known key gets the first job back unchanged, even if
+    its other arguments differ: the key, not the content, identifies a request. Safe against concurrent
+    creators: the insert runs in a SAVEPOINT and a unique-key conflict falls back to reading the winner's row.
+    """
+    existing = get_job_by_key(session, idempotency_key)
+    if existing is not None:
+        return existing, False
+    job = ImportJob(
+        id=str(uuid.uuid4()),
+        kind=ImportKind(kind),
+        dataset_id=dataset_id,
+        params=dict(params),
+        idempotency_key=idempotency_key,
+        origin=origin,
+        status=JobStatus.PENDING,
+        attempts=0,
+        poll_count=0,
+        deadline_at=deadline_at,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            new_event(job, None, JobStatus.PENDING, now=now, progress=None, message=None)
+    except IntegrityError:
+        winner = get_job_by_key(session, idempotency_key)
+        if winner is None:
+            raise
+        return winner, False
+    return job, True
+
+
+def get_job(session: Session, job_id: str) -> ImportJob | None:
+    """The job with ``job_id``, or None."""
+    return session.get(ImportJob, job_id)
+
+
+def require_job(session: Session, job_id: str, *, for_update: bool = False) -> ImportJob:
+    """The job with ``job_id``, freshly read (and row-locked on PostgreSQL with ``for_update``).
+
+    :raises JobNotFoundError: no such job.
+    """
+    job = session.get(ImportJob, job_id, with_for_update=for_update, populate_existing=True)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def get_job_by_key(session: Session, idempotency_key: str) -> ImportJob | None:
+    """The job created for ``idempotency_key``, or None."""
+    return session.scalars(
+        select(ImportJob).where(ImportJob.idempotency_key == idempotency_key)
+    ).one_or_none()
+
+
+def get_job_by_remote_task_id(session: Session, remote_task_id: str) -> ImportJob | None:
+    """The job that owns the remote task ``remote_task_id``, or None."""
+    return session.scalars(select(ImportJob).where(ImportJob.remote_task_id == remote_task_id)).one_or_none()
+
+
+def remote_task_ids_for_dataset(session: Session, dataset_id: str) -> set[str]:
+    """Remote task ids already owned by a job on ``dataset_id``; recovery must not adopt any of them."""
+    rows = session.scalars(
+        select(ImportJob.remote_task_id).where(
+            ImportJob.dataset_id == dataset_id, ImportJob.remote_task_id.is_not(None)
+        )
+    )
+    return {task_id for task_id in rows if task_id is not None}
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: JobStatus | Collection[JobStatus] | None = None,
+    kind: ImportKind | None = None,
+    dataset_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[ImportJob]:
+    """Jobs matching the filters, newest first."""
+    query = select(ImportJob)
+    if isinstance(status, JobStatus):
+        query = query.where(ImportJob.status == status)
+    elif status is not None:
+        query = query.where(ImportJob.status.in_(list(status)))
+    if kind is not None:
+        query = query.where(ImportJob.kind == kind)
+    if dataset_id is not None:
+        query = query.where(ImportJob.dataset_id == dataset_id)
+    query = query.order_by(ImportJob.created_at.desc(), ImportJob.id).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def job_events(session: Session, job_id: str) -> list[JobEvent]:
+    """A job's status changes, oldest first."""
+    query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.at, JobEvent.id)
+    return list(session.scalars(query))
+
+
+def count_jobs_by_status(session: Session) -> dict[JobStatus, int]:
+    """How many jobs are in each status; every status is present, zero included."""
+    counts = dict.fromkeys(JobStatus, 0)
+    query = select(ImportJob.status, func.count()).group_by(ImportJob.status)
+    for status, count in session.execute(query):
+        counts[status] = count
+    return counts
+
+
+def stale_jobs(
+    session: Session,
+    *,
+    status: JobStatus,
+    older_than: datetime,
+    limit: int,
+    now: datetime | None = None,
+) -> list[ImportJob]:
+    """Jobs in ``status`` untouched since ``older_than`` and holding no lease live at ``now``, oldest first.
+
+    ``now`` defaults to ``older_than``. For the recovery sweep: PENDING jobs whose submit message was lost
+    (``older_than`` some minutes ago), and SUBMITTING jobs whose worker died mid-request (``older_than=now``:
+    the expired lease is what matters).
+    """
+    if now is None:
+        now = older_than
+    query = (
+        select(ImportJob)
+        .where(ImportJob.status == status, ImportJob.updated_at <= older_than, lease_free(now))
+        .order_by(ImportJob.updated_at, ImportJob.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def overdue_jobs(session: Session, *, now: datetime, limit: int) -> list[ImportJob]:
+    """Active jobs past their deadline and holding no live lease, earliest deadline first."""
+    query = (
+        select(ImportJob)
+        .where(
+            ImportJob.status.in_(list(ACTIVE_JOB_STATUSES)),
+            ImportJob.deadline_at.is_not(None),
+            ImportJob.deadline_at <= now,
+            lease_free(now),
+        )
+        .order_by(ImportJob.deadline_at, ImportJob.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def stuck_jobs(
+    session: Session,
+    *,
+    since_before: datetime,
+    remote_statuses: Collection[str] | None = None,
+    limit: int = 100,
+) -> list[ImportJob]:
+    """RUNNING jobs whose remote status has not changed since ``since_before`` and is not plain RUNNING.
+
+    Meant for flagging jobs parked in ``UNKNOWN`` or ``CONTINUED_AS_NEW``; ``remote_statuses`` narrows the
+    search to those raw values.
+    """
+    query = select(ImportJob).where(
+        ImportJob.status == JobStatus.RUNNING,
+        ImportJob.remote_status.is_not(None),
+        ImportJob.remote_status != "RUNNING",
+        ImportJob.remote_status_since <= since_before,
+    )
+    if remote_statuses is not None:
+        query = query.where(ImportJob.remote_status.in_(list(remote_statuses)))
+    query = query.order_by(ImportJob.remote_status_since, ImportJob.id).limit(limit)
+    return list(session.scalars(query))
+
+
+def cancel_job(session: Session, job_id: str, *, now: datetime, message: str | None = None) -> ImportJob:
+    """Stop tracking a job (CANCELLED_LOCALLY). The remote import, if one started, keeps running.
+
+    :raises JobNotFoundError: no such job.
+    :raises JobAlreadyFinishedError: the job already ended.
+    """
+    job = require_job(session, job_id, for_update=True)
+    apply_transition(job, JobStatus.CANCELLED_LOCALLY, now=now, message=message or "cancelled locally")
+    return job

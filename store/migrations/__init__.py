@@ -1,0 +1,1 @@
+"""Alembic migrations for the job ledger, applied with ``store.db.upgrade``."""

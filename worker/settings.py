@@ -31,6 +31,7 @@ class Settings(BaseSettings):
         extra="ignore",
         # Keep the key out of reprs and validation errors.
         hide_input_in_errors=True,
+        populate_by_name=True,
     )
 
     home: Path = Field(

@@ -1,0 +1,147 @@
+"""Real service processes for integration tests: workers and beat as subprocesses of `python -m worker`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.jobs import get_job
+from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind
+from tasks.requests import request_import
+from worker.celery_app import create_app
+from worker.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ServiceProcesses:
+    """Workers and one beat on the given environment; stopped (and reaped) by ``stop``."""
+
+    env: dict[str, str]
+    log_dir: Path
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker", *args],
+            env=self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.processes.append((name, process))
+        return process
+
+    def start_worker(self, name: str = "worker", *, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        return self.start(
+            name,
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        )
+
+    def start_beat(self) -> subprocess.Popen[bytes]:
+        return self.start("beat", "beat")
+
+    def stop(self) -> None:
+        for _, process in self.processes:
+            _kill_group(process, signal.SIGTERM)
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                _kill_group(process, signal.SIGKILL)
+                process.wait()
+            _kill_group(process, signal.SIGKILL)
+        self.processes.clear()
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            text = path.read_text(errors="replace")
+            parts.append(f"----- {path.name} (last 4000 chars)\n{text[-4000:]}")
+        return "\n".join(parts)
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Requester:
+    """Requests imports the way every trigger does: a ledger row, then a submit message on the broker."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+
+    def __post_init__(self) -> None:
+        self.app = create_app(self.settings)
+
+    def request(self, kind: ImportKind, dataset_id: str, params: dict[str, Any], key: str | None = None) -> str:
+        requested = request_import(
+            self.sessions,
+            kind=kind,
+            dataset_id=dataset_id,
+            params=params,
+            origin="test",
+            now=_now(),
+            deadline_s=self.settings.job_deadline_s,
+            send=lambda job_id: self.app.send_task("dsimport.submit", args=[job_id]),
+            idempotency_key=key,
+        )
+        return requested.job_id
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def wait_for_jobs(
+    sessions: sessionmaker[Session],
+    job_ids: Iterable[str],
+    *,
+    timeout_s: float,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> dict[str, ImportJob]:
+    """Wait until every job is terminal; returns them (detached, readable)."""
+    ids = list(job_ids)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with sessions() as session:
+            jobs = {job_id: get_job(session, job_id) for job_id in ids}
+            pending = [j for j in jobs.values() if j is None or j.status not in TERMINAL_JOB_STATUSES]
+            if not pending:
+                for job in jobs.values():
+                    session.expunge(job)  # type: ignore[arg-type]
+                return jobs  # type: ignore[return-value]
+            summary = {str(j.status) for j in pending if j is not None}
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(pending)} of {len(ids)} jobs not finished ({summary})\n{on_timeout()}")
+        time.sleep(0.25)

@@ -1,0 +1,253 @@
+"""Start-up settings and the run-time knobs (timing, failures, faults) of the emulator.
+
+Knobs are changed at run time through ``POST /_emulator/config`` with a partial JSON object;
+`Knobs.updated` validates it and returns a new value, so a bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "KNOWN_STATUSES",
+    "TERMINAL_STATUSES",
+    "ConfigError",
+    "EmulatorSettings",
+    "FaultRule",
+    "Knobs",
+    "parse_duration",
+]
+
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
+KNOWN_STATUSES = (
+    "RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELED",
+    "TERMINATED",
+    "CONTINUED_AS_NEW",
+    "TIMED_OUT",
+    "UNKNOWN",
+)
+
+
+class ConfigError(ValueError):
+    """Raised when a knob value or a fault rule is invalid."""
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """An injected error answer for one route name (or ``*`` for all routes).
+
+    With ``next`` set, exactly the next N requests fail and the rule then removes itself;
+    otherwise each request fails with probability ``rate``. ``phase="after"`` runs the real
+    handler first (so an import task is created) and then replaces its answer, which imitates
+    a response lost after the server committed.
+    """
+
+    status: int
+    rate: float = 1.0
+    next: int | None = None
+    retry_after_s: float | None = None
+    phase: str = "before"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rate": self.rate,
+            "next": self.next,
+            "retry_after_s": self.retry_after_s,
+            "phase": self.phase,
+        }
+
+    @classmethod
+    def from_json(cls, route: str, raw: object) -> FaultRule:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"faults.{route} must be an object or null")
+        unknown = set(raw) - {"status", "rate", "next", "retry_after_s", "phase"}
+        if unknown:
+            raise ConfigError(f"faults.{route}: unknown keys {sorted(unknown)}")
+        status = raw.get("status", 503)
+        if not _is_int(status) or not 400 <= status <= 599:
+            raise ConfigError(f"faults.{route}.status must be an integer in 400..599")
+        rate = _number(raw.get("rate", 1.0), f"faults.{route}.rate")
+        if not 0.0 <= rate <= 1.0:
+            raise ConfigError(f"faults.{route}.rate must be within 0..1")
+        nxt = raw.get("next")
+        if nxt is not None and (not _is_int(nxt) or nxt < 0):
+            raise ConfigError(f"faults.{route}.next must be a non-negative integer or null")
+        retry_after = raw.get("retry_after_s")
+        if retry_after is not None:
+            retry_after = _number(retry_after, f"faults.{route}.retry_after_s")
+            if retry_after < 0:
+                raise ConfigError(f"faults.{route}.retry_after_s must be >= 0")
+        phase = raw.get("phase", "before")
+        if phase not in ("before", "after"):
+            raise ConfigError(f"faults.{route}.phase must be 'before' or 'after'")
+        return cls(status=status, rate=rate, next=nxt, retry_after_s=retry_after, phase=phase)
+
+
+@dataclass(slots=True)
+class Knobs:
+    """Run-time behaviour; every field can be changed through ``POST /_emulator/config``."""
+
+    # A task's duration is drawn uniformly from this range (equal bounds: fixed).
+    task_duration_s: tuple[float, float] = (2.0, 2.0)
+    # Probability that a task which would complete fails instead.
+    failure_rate: float = 0.0
+    # Statuses walked through, evenly spread over the duration, before the end status.
+    status_sequence: tuple[str, ...] = ("RUNNING",)
+    # Status reached at the end. A non-terminal value (e.g. UNKNOWN) means the task never ends.
+    terminal_status: str = "COMPLETED"
+    latency_ms: float = 0.0
+    route_latency_ms: dict[str, float] = field(default_factory=dict)
+    faults: dict[str, FaultRule] = field(default_factory=dict)
+    # Skip records whose origin (event, conversation, file line, record) is already in the dataset.
+    dedupe_imports: bool = True
+    # How long a campaign created through the API stays RUNNING.
+    campaign_duration_s: float = 5.0
+    random_seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        low, high = self.task_duration_s
+        return {
+            "task_duration_s": low if low == high else [low, high],
+            "failure_rate": self.failure_rate,
+            "status_sequence": list(self.status_sequence),
+            "terminal_status": self.terminal_status,
+            "latency_ms": self.latency_ms,
+            "route_latency_ms": dict(self.route_latency_ms),
+            "faults": {route: rule.to_json() for route, rule in self.faults.items()},
+            "dedupe_imports": self.dedupe_imports,
+            "campaign_duration_s": self.campaign_duration_s,
+            "random_seed": self.random_seed,
+        }
+
+    def copy(self) -> Knobs:
+        return replace(
+            self,
+            route_latency_ms=dict(self.route_latency_ms),
+            faults={route: replace(rule) for route, rule in self.faults.items()},
+        )
+
+    def updated(self, patch: Mapping[str, Any]) -> Knobs:
+        """A copy with ``patch`` applied. ``faults`` and ``route_latency_ms`` merge per route
+        (a null value removes that route; a null map clears all)."""
+        new = self.copy()
+        for key, value in patch.items():
+            if key == "task_duration_s":
+                new.task_duration_s = parse_duration(value)
+            elif key == "failure_rate":
+                rate = _number(value, key)
+                if not 0.0 <= rate <= 1.0:
+                    raise ConfigError("failure_rate must be within 0..1")
+                new.failure_rate = rate
+            elif key == "status_sequence":
+                if not isinstance(value, list) or not value or not all(isinstance(s, str) and s for s in value):
+                    raise ConfigError("status_sequence must be a non-empty list of status strings")
+                new.status_sequence = tuple(value)
+            elif key == "terminal_status":
+                if not isinstance(value, str) or not value:
+                    raise ConfigError("terminal_status must be a status string")
+                new.terminal_status = value
+            elif key == "latency_ms":
+                new.latency_ms = _non_negative(value, key)
+            elif key == "route_latency_ms":
+                new.route_latency_ms = _merge_latency(new.route_latency_ms, value)
+            elif key == "faults":
+                new.faults = _merge_faults(new.faults, value)
+            elif key == "dedupe_imports":
+                if not isinstance(value, bool):
+                    raise ConfigError("dedupe_imports must be a boolean")
+                new.dedupe_imports = value
+            elif key == "campaign_duration_s":
+                new.campaign_duration_s = _non_negative(value, key)
+            elif key == "random_seed":
+                if value is not None and not _is_int(value):
+                    raise ConfigError("random_seed must be an integer or null")
+                new.random_seed = value
+            else:
+                raise ConfigError(f"unknown knob {key!r}")
+        return new
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSettings:
+    """How the emulator starts: who may call it, what world it starts with, where it saves."""
+
+    # None: any bearer token is accepted (a request without one still gets 401).
+    api_key: str | None = field(default=None, repr=False)
+    # "demo" (the fixture shipped in the package), a path to a fixture JSON file, or None.
+    seed: str | None = None
+    # Loaded at start when it exists (it wins over ``seed``), written on shutdown and on /_emulator/save.
+    state_path: Path | None = None
+    knobs: Knobs = field(default_factory=Knobs)
+
+
+def parse_duration(value: object) -> tuple[float, float]:
+    """``2``, ``"2"``, ``"1-5"`` or ``[1, 5]`` (seconds) to a (low, high) range."""
+    if isinstance(value, str):
+        text = value.strip()
+        low_text, sep, high_text = text.partition("-")
+        try:
+            low = float(low_text)
+            high = float(high_text) if sep else low
+        except ValueError as exc:
+            raise ConfigError(f"task duration {value!r} is not N or LOW-HIGH seconds") from exc
+    elif isinstance(value, list | tuple) and len(value) == 2:
+        low = _number(value[0], "task_duration_s")
+        high = _number(value[1], "task_duration_s")
+    else:
+        low = high = _number(value, "task_duration_s")
+    if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high < low:
+        raise ConfigError(f"task duration {value!r} must satisfy 0 <= low <= high")
+    return (low, high)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number")
+    return float(value)
+
+
+def _non_negative(value: object, name: str) -> float:
+    number = _number(value, name)
+    if number < 0 or not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number >= 0")
+    return number
+
+
+def _merge_latency(current: dict[str, float], value: object) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("route_latency_ms must be an object of route name to milliseconds")
+    merged = dict(current)
+    for route, ms in value.items():
+        if ms is None:
+            merged.pop(route, None)
+        else:
+            merged[str(route)] = _non_negative(ms, f"route_latency_ms.{route}")
+    return merged
+
+
+def _merge_faults(current: dict[str, FaultRule], value: object) -> dict[str, FaultRule]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError("faults must be an object of route name to fault rule")
+    merged = dict(current)
+    for route, raw in value.items():
+        if raw is None:
+            merged.pop(route, None)
+        else:
+            merged[str(route)] = FaultRule.from_json(str(route), raw)
+    return merged

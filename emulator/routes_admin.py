@@ -1,0 +1,153 @@
+"""Emulator-only routes under ``/_emulator`` (no auth, not counted in stats).
+
+- ``GET  /_emulator/health`` -> ``{"status": "ok", "now": ISO, "counts": {...}}``
+- ``POST /_emulator/seed`` fixture (see `emulator.seed`) -> ``{"ids": {kind: [id, ...]}, "counts": {...}}``
+- ``POST /_emulator/reset`` ``{"reseed"?: true}`` -> ``{"counts": {...}}``
+- ``POST /_emulator/save`` ``{"path"?: str}`` -> ``{"saved": path}`` (400 without --state or path)
+- ``GET|POST /_emulator/config`` partial knobs (see `emulator.config.Knobs`) -> all knobs
+- ``POST /_emulator/clock`` ``{"advance_s"?: float, "frozen"?: bool}`` -> ``{"now", "now_ts", "frozen"}``
+- ``DELETE /_emulator/tasks/{task_id}`` -> 204 (404 if unknown)
+- ``GET /_emulator/stats[?tasks=false]``, ``POST /_emulator/stats/reset``
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .clock import EmulatorClock, iso
+from .config import ConfigError
+from .errors import DATASET_TASK_NOT_FOUND, ApiProblem, observability_error, validation_error
+from .runtime import Emulator
+from .seed import SeedError, apply_seed
+from .web import Handler, canonical_uuid, json_response, no_content
+from .wire import dumps
+
+__all__ = ["admin_routes"]
+
+ADMIN = "/_emulator"
+
+
+async def _optional_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise validation_error("Request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise validation_error("Request body must be a JSON object")
+    return body
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiProblem as problem:
+            return json_response(problem.body, problem.status, problem.headers)
+
+    return endpoint
+
+
+def admin_routes(emulator: Emulator) -> list[Route]:
+    world = emulator.world
+
+    async def health(_: Request) -> Response:
+        with world.lock:
+            return json_response({"status": "ok", "now": iso(world.now()), "counts": world.counts()})
+
+    async def seed(request: Request) -> Response:
+        try:
+            ids = apply_seed(world, await _optional_object(request))
+        except SeedError as exc:
+            raise validation_error(str(exc)) from exc
+        with world.lock:
+            return json_response({"ids": ids, "counts": world.counts()})
+
+    async def reset(request: Request) -> Response:
+        body = await _optional_object(request)
+        emulator.reset(reseed=body.get("reseed", True) is not False)
+        with world.lock:
+            return json_response({"counts": world.counts()})
+
+    async def save(request: Request) -> Response:
+        body = await _optional_object(request)
+        path = body.get("path")
+        if path is not None and not isinstance(path, str):
+            raise validation_error("body.path: Input should be a string")
+        saved = emulator.save(Path(path) if path else None)
+        if saved is None:
+            raise observability_error(400, None, "No state file: start with --state FILE or pass a path")
+        return json_response({"saved": str(saved)})
+
+    async def get_config(_: Request) -> Response:
+        with world.lock:
+            return json_response(world.knobs.to_json())
+
+    async def set_config(request: Request) -> Response:
+        patch = await _optional_object(request)
+        with world.lock:
+            try:
+                knobs = world.knobs.updated(patch)
+            except ConfigError as exc:
+                raise validation_error(str(exc)) from exc
+            world.set_knobs(knobs)
+            return json_response(knobs.to_json())
+
+    async def clock(request: Request) -> Response:
+        body = await _optional_object(request)
+        source = emulator.clock
+        if not isinstance(source, EmulatorClock):
+            raise observability_error(400, None, "This emulator runs on a clock that cannot be moved")
+        advance, frozen = body.get("advance_s"), body.get("frozen")
+        if advance is not None and (isinstance(advance, bool) or not isinstance(advance, int | float)):
+            raise validation_error("body.advance_s: Input should be a number")
+        if frozen is not None and not isinstance(frozen, bool):
+            raise validation_error("body.frozen: Input should be a boolean")
+        if frozen is True:
+            source.freeze()
+        elif frozen is False:
+            source.unfreeze()
+        if advance is not None:
+            source.advance(float(advance))
+        now = source.now()
+        return json_response({"now": iso(now), "now_ts": now, "frozen": source.frozen})
+
+    async def delete_task(request: Request) -> Response:
+        task_id = canonical_uuid(request.path_params["task_id"]) or request.path_params["task_id"]
+        with world.lock:
+            if not world.remove_task(task_id):
+                raise observability_error(404, DATASET_TASK_NOT_FOUND, f"Task {task_id} not found")
+        return no_content()
+
+    async def stats(request: Request) -> Response:
+        include_tasks = request.query_params.get("tasks", "true").lower() not in ("0", "false", "no")
+        snapshot = emulator.stats.snapshot(world, include_tasks=include_tasks)
+        return Response(dumps(snapshot), media_type="application/json")
+
+    async def reset_stats(_: Request) -> Response:
+        emulator.stats.reset(world)
+        return json_response({"reset": True})
+
+    def route(path: str, handler: Handler, method: str, name: str) -> Route:
+        return Route(ADMIN + path, _guarded(handler), methods=[method], name=f"admin_{name}")
+
+    return [
+        route("/health", health, "GET", "health"),
+        route("/seed", seed, "POST", "seed"),
+        route("/reset", reset, "POST", "reset"),
+        route("/save", save, "POST", "save"),
+        route("/config", get_config, "GET", "get_config"),
+        route("/config", set_config, "POST", "set_config"),
+        route("/clock", clock, "POST", "clock"),
+        route("/tasks/{task_id}", delete_task, "DELETE", "delete_task"),
+        route("/stats", stats, "GET", "stats"),
+        route("/stats/reset", reset_stats, "POST", "reset_stats"),
+    ]

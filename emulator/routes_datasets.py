@@ -1,0 +1,225 @@
+"""The 15 Datasets endpoints under ``/v1/observability/datasets`` (CONTRACT.md §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .errors import DATASET_TASK_NOT_FOUND, observability_error, validation_error
+from .imports import start_import
+from .lifecycle import initial_view, observe, settle_dataset, view
+from .models import StoredFile
+from .stats import Stats
+from .web import (
+    Operations,
+    json_object,
+    json_response,
+    no_content,
+    page_links,
+    page_params,
+    path_uuid,
+    raw_json,
+)
+from .wire import dataset_json, dumps, page_json, record_json, task_body, task_page_body
+from .world import World, new_id
+
+__all__ = ["dataset_routes"]
+
+PREFIX = "/v1/observability/datasets"
+
+
+def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
+    lock = world.lock
+
+    async def fetch_task(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        task_id = path_uuid(request, "task_id")
+        with lock:
+            world.live_dataset(dataset_id)
+            task = world.tasks.get(task_id)
+            if task is None or task.dataset_id != dataset_id:
+                raise observability_error(404, DATASET_TASK_NOT_FOUND, f"Task {task_id} not found")
+            task.fetch_count += 1
+            body = task.body_cache
+            if body is None:
+                body = task_body(task, observe(world, task, world.now()))
+                if task.settled:
+                    task.body_cache = body
+        return raw_json(body)
+
+    async def list_tasks(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        page, size = page_params(request)
+        with lock:
+            world.live_dataset(dataset_id)
+            now = world.now()
+            settle_dataset(world, dataset_id, now)
+            tasks = world.tasks_by_dataset.get(dataset_id, [])
+            count = len(tasks)
+            # Newest first, so a client looking for a task it may have created finds it on page 1.
+            start, stop = count - (page - 1) * size, count - page * size
+            chunk = tasks[max(stop, 0) : max(start, 0)][::-1]
+            texts = [(task.body_cache or task_body(task, view(task, now))).decode() for task in chunk]
+        next_url, previous_url = page_links(request, page, size, count)
+        return raw_json(task_page_body(texts, count, next_url, previous_url))
+
+    async def list_datasets(request: Request) -> Response:
+        page, size = page_params(request)
+        query = (request.query_params.get("q") or "").lower()
+        with lock:
+            items = [
+                d for d in world.datasets.values() if d.deleted_at is None and (not query or query in d.name.lower())
+            ]
+            # Newest first; equal times keep the newest insertion first.
+            items.reverse()
+            items.sort(key=lambda d: d.created_at, reverse=True)
+            results = [dataset_json(d) for d in items[(page - 1) * size : page * size]]
+        next_url, previous_url = page_links(request, page, size, len(items))
+        return json_response({"datasets": page_json(results, len(items), next_url, previous_url)})
+
+    async def create_dataset(request: Request) -> Response:
+        body = await json_object(request)
+        name, description = body.get("name"), body.get("description")
+        if not isinstance(name, str) or not name.strip():
+            raise validation_error("body.name: Field required (a non-empty string)")
+        if not isinstance(description, str):
+            raise validation_error("body.description: Field required (a string)")
+        with lock:
+            dataset = world.add_dataset(name, description)
+            return json_response(dataset_json(dataset), 201)
+
+    async def fetch_dataset(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        with lock:
+            return json_response(dataset_json(world.live_dataset(dataset_id)))
+
+    async def update_dataset(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        body = await json_object(request)
+        name, description = body.get("name"), body.get("description")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise validation_error("body.name: Input should be a non-empty string or null")
+        if description is not None and not isinstance(description, str):
+            raise validation_error("body.description: Input should be a string or null")
+        with lock:
+            dataset = world.live_dataset(dataset_id)
+            # null means "leave unchanged": Dataset.description may never be null on the wire.
+            changed = False
+            if name is not None and name != dataset.name:
+                dataset.name, changed = name, True
+            if description is not None and description != dataset.description:
+                dataset.description, changed = description, True
+            if changed:
+                dataset.updated_at = world.now()
+            return json_response(dataset_json(dataset))
+
+    async def delete_dataset(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        with lock:
+            dataset = world.live_dataset(dataset_id)
+            dataset.deleted_at = dataset.updated_at = world.now()
+        return no_content()
+
+    async def list_records(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        page, size = page_params(request)
+        with lock:
+            world.live_dataset(dataset_id)
+            settle_dataset(world, dataset_id, world.now())
+            records = world.records_by_dataset.get(dataset_id, [])
+            results = [record_json(r) for r in records[(page - 1) * size : page * size]]
+            count = len(records)
+        next_url, previous_url = page_links(request, page, size, count)
+        return json_response({"records": page_json(results, count, next_url, previous_url)})
+
+    async def create_record(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        body = await json_object(request)
+        payload, properties, source = _record_fields(body)
+        with lock:
+            world.live_dataset(dataset_id)
+            record = world.add_record(dataset_id, payload, properties, source, None)
+            return json_response(record_json(record), 201)
+
+    def import_endpoint(kind: str) -> Any:
+        async def import_records(request: Request) -> Response:
+            dataset_id = path_uuid(request, "dataset_id")
+            body = await json_object(request)
+            with lock:
+                task = start_import(world, kind, dataset_id, body)
+                stats.count_task(dataset_id)
+                return raw_json(task_body(task, initial_view(task)), 202)
+
+        return import_records
+
+    async def export_to_jsonl(request: Request) -> Response:
+        dataset_id = path_uuid(request, "dataset_id")
+        with lock:
+            dataset = world.live_dataset(dataset_id)
+            now = world.now()
+            settle_dataset(world, dataset_id, now)
+            lines = [
+                dumps({"payload": r.payload, "properties": r.properties, "source": r.source})
+                for r in world.records_by_dataset.get(dataset_id, [])
+            ]
+            exported = StoredFile(
+                id=new_id(),
+                filename=f"{dataset.slug}-export.jsonl",
+                content=b"".join(line + b"\n" for line in lines),
+                created_at=int(now),
+                source="mistral",
+                mimetype="application/jsonl",
+            )
+            world.files[exported.id] = exported
+        base = str(request.base_url).rstrip("/")
+        return json_response({"file_url": f"{base}/_emulator/exports/{exported.id}.jsonl"})
+
+    def route(path: str, name: str, handler: Any, method: str) -> Route:
+        return Route(PREFIX + path, ops.wrap(name, handler), methods=[method], name=name)
+
+    imports = [
+        route(f"/{{dataset_id}}/imports/from-{suffix}", f"import_from_{kind}", import_endpoint(kind), "POST")
+        for suffix, kind in (
+            ("campaign", "campaign"),
+            ("explorer", "explorer"),
+            ("file", "file"),
+            ("playground", "playground"),
+            ("dataset", "dataset"),
+        )
+    ]
+    # fetch_task first: it is the hot path and routes are matched in order.
+    return [
+        route("/{dataset_id}/tasks/{task_id}", "fetch_task", fetch_task, "GET"),
+        route("/{dataset_id}/tasks", "list_tasks", list_tasks, "GET"),
+        route("", "list_datasets", list_datasets, "GET"),
+        route("", "create_dataset", create_dataset, "POST"),
+        route("/{dataset_id}", "fetch_dataset", fetch_dataset, "GET"),
+        route("/{dataset_id}", "update_dataset", update_dataset, "PATCH"),
+        route("/{dataset_id}", "delete_dataset", delete_dataset, "DELETE"),
+        route("/{dataset_id}/records", "list_records", list_records, "GET"),
+        route("/{dataset_id}/records", "create_record", create_record, "POST"),
+        *imports,
+        route("/{dataset_id}/exports/to-jsonl", "export_to_jsonl", export_to_jsonl, "GET"),
+    ]
+
+
+def _record_fields(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    payload = body.get("payload")
+    if not isinstance(payload, dict):
+        raise validation_error("body.payload: Field required (an object)")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise validation_error("body.payload.messages: Input should be a list of objects")
+    # Required in SDK 2.5.0, optional from 3.x: accept both.
+    properties = body.get("properties", {})
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, dict):
+        raise validation_error("body.properties: Input should be an object")
+    source = body.get("source", "DIRECT_INPUT")
+    if not isinstance(source, str) or not source:
+        raise validation_error("body.source: Input should be a string")
+    return payload, properties, source

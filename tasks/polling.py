@@ -91,7 +91,8 @@ async def observe(
             for task in page.results or []:
                 if task.id in wanted:
                     found[task.id] = task
-            if len(found) == len(wanted) or not page.next:
+            # The contract leaves the shape of `next` open; `count` is the total, so it tells when pages run out.
+            if len(found) == len(wanted) or page_number * LIST_PAGE_SIZE >= page.count or not page.results:
                 break
         for task_id, task in found.items():
             observations[wanted[task_id].job_id] = Observation(task=task)

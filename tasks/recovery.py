@@ -153,7 +153,7 @@ def find_adoptable_task(
         for task in page.results or []:
             if task.id not in owned and window_start <= task.created_at <= window_end:
                 candidates.append(task)
-        if not page.next:
+        if page_number * 100 >= page.count or not page.results:
             break
     if not candidates:
         return None

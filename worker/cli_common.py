@@ -22,7 +22,7 @@ class CommandFailed(click.ClickException):
     exit_code = 1
 
 
-class UuidParam(click.ParamType):
+class UuidParam(click.ParamType[str, Any]):
     """An id the API types as a uuid: a malformed one is refused here rather than by a 422 later."""
 
     name = "UUID"

@@ -79,12 +79,47 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    # Import requests as messages on a Redis Stream (see tasks.stream_consumer).
+    stream_enabled: bool = Field(default=True, description="Run the stream consumer inside each worker.")
+    stream_name: str = Field(default="dsimport:requests", min_length=1, description="Stream of import requests.")
+    stream_redis_url: str = Field(default="", description="Redis holding the stream; the broker's if empty.")
+    stream_group: str = Field(default="dsimport", min_length=1, description="Consumer group of the workers.")
+    stream_batch_size: int = Field(default=50, ge=1, le=1000, description="Entries read per XREADGROUP.")
+    stream_block_s: float = Field(
+        default=1.0, gt=0, le=30, description="Longest wait for new entries; bounds how long a stop takes."
+    )
+    stream_claim_min_idle_s: float = Field(
+        default=60.0, gt=0, description="An entry pending this long is taken over from its (dead) consumer."
+    )
+    stream_claim_interval_s: float = Field(default=10.0, gt=0, description="How often to look for such entries.")
+    stream_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of the reconnect backoff.")
+    message_max_bytes: int = Field(default=64 * 1024, ge=256, description="Larger message bodies are refused.")
+    dead_letter_stream: str = Field(
+        default="dsimport:dead-letters", min_length=1, description="Stream that refused messages are copied to."
+    )
+    dead_letter_stream_maxlen: int = Field(
+        default=100_000, ge=1, description="Approximate cap of the dead-letter stream (the table keeps all)."
+    )
+
     @field_validator("broker_url")
     @classmethod
     def _broker_is_redis(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
             raise ValueError(f"broker URL must be a redis:// URL, got {mask_url(value)!r}")
         return value
+
+    @field_validator("stream_redis_url")
+    @classmethod
+    def _stream_is_redis(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"stream Redis URL must be a redis:// URL, got {mask_url(value)!r}")
+        return value
+
+    def resolved_stream_redis_url(self) -> str:
+        """The Redis holding the request stream: ``stream_redis_url``, else the broker's."""
+        url = self.stream_redis_url or self.broker_url
+        # kombu spells a Unix socket redis+socket://; redis-py spells it unix://.
+        return "unix://" + url.removeprefix("redis+socket://") if url.startswith("redis+socket://") else url
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

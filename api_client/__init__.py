@@ -1,0 +1,103 @@
+"""Typed client for Mistral's Observability Datasets API (beta) and the sources imports read from.
+
+``DatasetsClient`` (blocking) and ``AsyncDatasetsClient`` (asyncio) have the same methods; both send requests
+described once in :mod:`api_client.operations` and :mod:`api_client.source_operations`, and raise only
+:class:`ApiError` subclasses.
+"""
+
+from __future__ import annotations
+
+from .async_client import AsyncDatasetsClient
+from .client import DatasetsClient
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    ClientError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+    ValidationError,
+)
+from .filters import time_window_filter
+from .models import (
+    TERMINAL_TASK_STATUSES,
+    ConversationPayload,
+    Dataset,
+    DatasetImportResult,
+    DatasetImportTask,
+    DatasetPreview,
+    DatasetRecord,
+    ExportDatasetResponse,
+    Page,
+    RecordSource,
+    RecordSources,
+    TaskStatus,
+    TaskStatuses,
+    is_terminal,
+)
+from .operations import IMPORT_BODY_FIELDS, IMPORT_KINDS, ImportKind
+from .retry import RetryPolicy
+from .source_models import (
+    Campaign,
+    ChatCompletionEvent,
+    ChatCompletionEventPreview,
+    ChatTranscriptionEvent,
+    Conversation,
+    ConversationMessages,
+    FileObject,
+    MessageEntry,
+    MessageInputEntry,
+    MessageOutputEntry,
+)
+from .spec import UNSET, Unset
+
+__all__ = [
+    "IMPORT_BODY_FIELDS",
+    "IMPORT_KINDS",
+    "TERMINAL_TASK_STATUSES",
+    "UNSET",
+    "ApiError",
+    "AsyncDatasetsClient",
+    "AuthenticationError",
+    "Campaign",
+    "ChatCompletionEvent",
+    "ChatCompletionEventPreview",
+    "ChatTranscriptionEvent",
+    "ClientError",
+    "ConflictError",
+    "Conversation",
+    "ConversationMessages",
+    "ConversationPayload",
+    "Dataset",
+    "DatasetImportResult",
+    "DatasetImportTask",
+    "DatasetPreview",
+    "DatasetRecord",
+    "DatasetsClient",
+    "ExportDatasetResponse",
+    "FileObject",
+    "ImportKind",
+    "InvalidRequestError",
+    "MessageEntry",
+    "MessageInputEntry",
+    "MessageOutputEntry",
+    "NotFoundError",
+    "Page",
+    "RateLimitedError",
+    "RecordSource",
+    "RecordSources",
+    "RetryPolicy",
+    "ServerError",
+    "TaskStatus",
+    "TaskStatuses",
+    "TransportError",
+    "UnexpectedResponseError",
+    "Unset",
+    "ValidationError",
+    "is_terminal",
+    "time_window_filter",
+]

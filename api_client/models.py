@@ -1,0 +1,169 @@
+"""The Datasets API's objects (contract §3), as the mistralai 2.5.0 SDK validates them.
+
+Responses ignore unknown keys, so a newer server (3.x adds ``slug`` and ``result``) still parses; required keys
+stay required, including the nullable ``deleted_at``. ``status`` and ``source`` are open enums: typed as plain
+``str`` so a value this client has never heard of is kept rather than rejected; the known values are listed in
+:class:`TaskStatuses` and :class:`RecordSources`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Generic, TypeAlias, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "TERMINAL_TASK_STATUSES",
+    "ConversationPayload",
+    "Dataset",
+    "DatasetImportResult",
+    "DatasetImportTask",
+    "DatasetPreview",
+    "DatasetRecord",
+    "ExportDatasetResponse",
+    "Page",
+    "RecordSource",
+    "RecordSources",
+    "ResponseModel",
+    "TaskStatus",
+    "TaskStatuses",
+    "is_terminal",
+]
+
+TaskStatus: TypeAlias = str
+RecordSource: TypeAlias = str
+
+
+class TaskStatuses(StrEnum):
+    """The ``BaseTaskStatus`` values known in 2.5.0 (Temporal workflow states); the server may send others."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"
+    CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
+    TIMED_OUT = "TIMED_OUT"
+    UNKNOWN = "UNKNOWN"
+
+
+# CONTINUED_AS_NEW, UNKNOWN and unknown strings are not here: the task may still be working, keep polling.
+TERMINAL_TASK_STATUSES: Final[frozenset[str]] = frozenset(
+    {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"}
+)
+
+
+def is_terminal(status: str) -> bool:
+    """True when a task in ``status`` will not change any more."""
+    return str(status) in TERMINAL_TASK_STATUSES
+
+
+class RecordSources(StrEnum):
+    """Known ``source`` values of a record (``ConversationSource``; 3.x adds ``TELEMETRY_SPAN``)."""
+
+    EXPLORER = "EXPLORER"
+    UPLOADED_FILE = "UPLOADED_FILE"
+    DIRECT_INPUT = "DIRECT_INPUT"
+    PLAYGROUND = "PLAYGROUND"
+    TELEMETRY_SPAN = "TELEMETRY_SPAN"
+
+
+class ResponseModel(BaseModel):
+    """Base of every response object: immutable, unknown keys ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class Dataset(ResponseModel):
+    """A dataset (``Dataset`` from create, ``DatasetPreview`` from fetch/update/list: the same fields)."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    name: str
+    description: str
+    owner_id: str
+    workspace_id: str
+    # Required from 3.x on, absent in 2.5.0.
+    slug: str | None = None
+
+
+DatasetPreview: TypeAlias = Dataset
+
+
+class ConversationPayload(BaseModel):
+    """A record's content: chat messages, plus any extra top-level keys, which are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    messages: list[dict[str, Any]]
+
+
+class DatasetRecord(ResponseModel):
+    """One record of a dataset."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    dataset_id: str
+    payload: ConversationPayload
+    properties: dict[str, Any]
+    source: RecordSource
+
+
+class DatasetImportResult(ResponseModel):
+    """Counts of a completed import (sent from 3.x on)."""
+
+    requested_record_count: int
+    imported_record_count: int
+    skipped_record_count: int
+
+
+class DatasetImportTask(ResponseModel):
+    """A remote import task, polled until its status is terminal."""
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    creator_id: str
+    dataset_id: str
+    workspace_id: str
+    status: TaskStatus
+    # Units undocumented; None means unknown, not zero.
+    progress: int | None = None
+    message: str | None = None
+    result: DatasetImportResult | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the task will not change any more."""
+        return is_terminal(self.status)
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(ResponseModel, Generic[ItemT]):
+    """One page of a list (``PaginatedResult*``). ``count`` is the total over all pages."""
+
+    count: int
+    results: list[ItemT] = Field(default_factory=list)
+    # Format undocumented (URL or token): only its presence is meaningful.
+    next: str | None = None
+    previous: str | None = None
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _null_results_are_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class ExportDatasetResponse(ResponseModel):
+    """Where to download a dataset's JSONL export (a presigned URL)."""
+
+    file_url: str

@@ -1,0 +1,274 @@
+"""The Datasets endpoints (contract §1-2, §8), each described once, and one request builder per public method.
+
+A builder checks its arguments and returns a :class:`RequestSpec`; it performs no I/O. The clients expose each
+builder as a method of the same name and signature (see :mod:`api_client.binding`), so the docstrings here are
+the methods' docstrings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal, get_args
+
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import InvalidRequestError
+from .models import ConversationPayload, Dataset, DatasetImportTask, DatasetRecord, ExportDatasetResponse, Page
+from .pagination import PageWalk
+from .responses import JsonBody, NoBody, RawBody, summarize_validation_error
+from .spec import UNSET, Endpoint, RequestSpec, Unset
+
+__all__ = [
+    "CREATE_DATASET",
+    "CREATE_RECORD",
+    "DELETE_DATASET",
+    "DOWNLOAD_EXPORT",
+    "EXPORT_TO_JSONL",
+    "FETCH_DATASET",
+    "FETCH_TASK",
+    "IMPORT_BODY_FIELDS",
+    "IMPORT_ENDPOINTS",
+    "IMPORT_KINDS",
+    "LIST_DATASETS",
+    "LIST_RECORDS",
+    "LIST_TASKS",
+    "UPDATE_DATASET",
+    "ImportKind",
+    "create_dataset",
+    "create_record",
+    "delete_dataset",
+    "download_export_from",
+    "export_to_jsonl",
+    "fetch_dataset",
+    "fetch_task",
+    "import_from_campaign",
+    "import_from_dataset_records",
+    "import_from_explorer",
+    "import_from_file",
+    "import_from_playground",
+    "iter_datasets",
+    "iter_records",
+    "iter_tasks",
+    "list_datasets",
+    "list_records",
+    "list_tasks",
+    "page_query",
+    "start_import",
+    "update_dataset",
+]
+
+ImportKind = Literal["campaign", "explorer", "file", "playground", "dataset"]
+IMPORT_KINDS: Final[tuple[ImportKind, ...]] = get_args(ImportKind)
+
+# The single body field of each import request.
+IMPORT_BODY_FIELDS: Final[dict[ImportKind, str]] = {
+    "campaign": "campaign_id",
+    "explorer": "completion_event_ids",
+    "file": "file_id",
+    "playground": "conversation_ids",
+    "dataset": "dataset_record_ids",
+}
+# Kinds whose field is a list of ids; the others take one id.
+_LIST_KINDS: Final[frozenset[str]] = frozenset({"explorer", "playground", "dataset"})
+
+_DATASETS = "/v1/observability/datasets"
+_DATASET = _DATASETS + "/{dataset_id}"
+
+_DATASET_BODY = JsonBody(TypeAdapter(Dataset))
+_TASK_BODY = JsonBody(TypeAdapter(DatasetImportTask))
+
+LIST_DATASETS: Final = Endpoint(
+    "list_datasets", "GET", _DATASETS, 200, JsonBody(TypeAdapter(Page[Dataset]), key="datasets")
+)
+CREATE_DATASET: Final = Endpoint("create_dataset", "POST", _DATASETS, 201, _DATASET_BODY, creates=True)
+FETCH_DATASET: Final = Endpoint("fetch_dataset", "GET", _DATASET, 200, _DATASET_BODY)
+DELETE_DATASET: Final = Endpoint("delete_dataset", "DELETE", _DATASET, 204, NoBody())
+UPDATE_DATASET: Final = Endpoint("update_dataset", "PATCH", _DATASET, 200, _DATASET_BODY)
+LIST_RECORDS: Final = Endpoint(
+    "list_records", "GET", _DATASET + "/records", 200, JsonBody(TypeAdapter(Page[DatasetRecord]), key="records")
+)
+CREATE_RECORD: Final = Endpoint(
+    "create_record", "POST", _DATASET + "/records", 201, JsonBody(TypeAdapter(DatasetRecord)), creates=True
+)
+IMPORT_ENDPOINTS: Final[dict[ImportKind, Endpoint[DatasetImportTask]]] = {
+    kind: Endpoint(
+        "import_from_dataset_records" if kind == "dataset" else f"import_from_{kind}",
+        "POST",
+        f"{_DATASET}/imports/from-{kind}",
+        202,
+        _TASK_BODY,
+        creates=True,
+    )
+    for kind in IMPORT_KINDS
+}
+EXPORT_TO_JSONL: Final = Endpoint(
+    "export_to_jsonl", "GET", _DATASET + "/exports/to-jsonl", 200, JsonBody(TypeAdapter(ExportDatasetResponse))
+)
+# The export's file_url is presigned: a plain GET, and the API key must not travel to wherever it points.
+DOWNLOAD_EXPORT: Final = Endpoint("download_export", "GET", "{url}", 200, RawBody(), authenticated=False)
+FETCH_TASK: Final = Endpoint("fetch_task", "GET", _DATASET + "/tasks/{task_id}", 200, _TASK_BODY)
+LIST_TASKS: Final = Endpoint(
+    "list_tasks", "GET", _DATASET + "/tasks", 200, JsonBody(TypeAdapter(Page[DatasetImportTask]), key="tasks")
+)
+
+
+def page_query(page: int, page_size: int, **extra: str | None) -> tuple[tuple[str, str], ...]:
+    """``page_size`` then ``page`` (the SDK's order, both always sent), then the extra params that are set."""
+    for name, value in (("page", page), ("page_size", page_size)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRequestError(f"{name} must be an int, got {value!r}")
+    query = [("page_size", str(page_size)), ("page", str(page))]
+    query.extend((name, value) for name, value in extra.items() if value is not None)
+    return tuple(query)
+
+
+def list_datasets(page: int = 1, page_size: int = 50, q: str | None = None) -> RequestSpec[Page[Dataset]]:
+    """One page of datasets (1-based ``page``); ``q`` filters them (server-defined match, sent only when set)."""
+    return LIST_DATASETS.request(query=page_query(page, page_size, q=q))
+
+
+def iter_datasets(q: str | None = None, page_size: int = 100) -> PageWalk[Dataset]:
+    """Every dataset, page after page."""
+    return PageWalk(lambda page: list_datasets(page, page_size, q), page_size)
+
+
+def create_dataset(name: str, description: str) -> RequestSpec[Dataset]:
+    """Create a dataset (201). Not retried by default: a retry could create a second dataset."""
+    return CREATE_DATASET.request(json_body={"name": name, "description": description})
+
+
+def fetch_dataset(dataset_id: str) -> RequestSpec[Dataset]:
+    """One dataset by id."""
+    return FETCH_DATASET.request({"dataset_id": dataset_id})
+
+
+def update_dataset(
+    dataset_id: str, *, name: str | Unset | None = UNSET, description: str | Unset | None = UNSET
+) -> RequestSpec[Dataset]:
+    """Change a dataset; only the fields given are sent, and ``None`` is sent as ``null``."""
+    body: dict[str, str | None] = {}
+    if name is not UNSET:
+        body["name"] = name
+    if description is not UNSET:
+        body["description"] = description
+    return UPDATE_DATASET.request({"dataset_id": dataset_id}, json_body=body)
+
+
+def delete_dataset(dataset_id: str) -> RequestSpec[None]:
+    """Delete a dataset (204, no body)."""
+    return DELETE_DATASET.request({"dataset_id": dataset_id})
+
+
+def list_records(dataset_id: str, page: int = 1, page_size: int = 50) -> RequestSpec[Page[DatasetRecord]]:
+    """One page of a dataset's records (1-based ``page``)."""
+    return LIST_RECORDS.request({"dataset_id": dataset_id}, query=page_query(page, page_size))
+
+
+def iter_records(dataset_id: str, page_size: int = 100) -> PageWalk[DatasetRecord]:
+    """Every record of a dataset, page after page."""
+    return PageWalk(lambda page: list_records(dataset_id, page, page_size), page_size)
+
+
+def create_record(
+    dataset_id: str, payload: Mapping[str, Any] | ConversationPayload, properties: Mapping[str, Any]
+) -> RequestSpec[DatasetRecord]:
+    """Add one record (201); ``payload`` needs ``messages`` (a list of objects), ``properties`` may be ``{}``."""
+    try:
+        checked = payload if isinstance(payload, ConversationPayload) else ConversationPayload.model_validate(payload)
+    except PydanticValidationError as exc:
+        raise InvalidRequestError(f"create_record: invalid payload: {summarize_validation_error(exc)}") from exc
+    if not isinstance(properties, Mapping):
+        raise InvalidRequestError(f"create_record: properties must be a mapping, got {type(properties).__name__}")
+    body = {"payload": checked.model_dump(mode="json"), "properties": dict(properties)}
+    return CREATE_RECORD.request({"dataset_id": dataset_id}, json_body=body)
+
+
+def start_import(dataset_id: str, kind: ImportKind | str, params: Mapping[str, Any]) -> RequestSpec[DatasetImportTask]:
+    """Start an import of ``kind`` (202); ``params`` holds exactly the body field of that kind
+    (see ``IMPORT_BODY_FIELDS``). Not retried by default: see :class:`~api_client.retry.RetryPolicy`.
+    """
+    known_kind = _import_kind(kind)
+    field = IMPORT_BODY_FIELDS[known_kind]
+    if not isinstance(params, Mapping) or set(params) != {field}:
+        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+        raise InvalidRequestError(f"start_import: a {known_kind!r} import takes exactly {{{field!r}}}, got {got}")
+    value = params[field]
+    body_value: str | list[str]
+    if known_kind in _LIST_KINDS:
+        body_value = _id_list(field, value)
+    elif isinstance(value, str) and value:
+        body_value = value
+    else:
+        raise InvalidRequestError(f"start_import: {field} must be a non-empty string, got {value!r}")
+    return IMPORT_ENDPOINTS[known_kind].request({"dataset_id": dataset_id}, json_body={field: body_value})
+
+
+def import_from_campaign(dataset_id: str, campaign_id: str) -> RequestSpec[DatasetImportTask]:
+    """Import the events a campaign selected."""
+    return start_import(dataset_id, "campaign", {"campaign_id": campaign_id})
+
+
+def import_from_explorer(dataset_id: str, completion_event_ids: Iterable[str]) -> RequestSpec[DatasetImportTask]:
+    """Import chat completion events by ``event_id``."""
+    return start_import(dataset_id, "explorer", {"completion_event_ids": completion_event_ids})
+
+
+def import_from_file(dataset_id: str, file_id: str) -> RequestSpec[DatasetImportTask]:
+    """Import the lines of an uploaded JSONL file."""
+    return start_import(dataset_id, "file", {"file_id": file_id})
+
+
+def import_from_playground(dataset_id: str, conversation_ids: Iterable[str]) -> RequestSpec[DatasetImportTask]:
+    """Import playground conversations."""
+    return start_import(dataset_id, "playground", {"conversation_ids": conversation_ids})
+
+
+def import_from_dataset_records(
+    dataset_id: str, dataset_record_ids: Iterable[str]
+) -> RequestSpec[DatasetImportTask]:
+    """Copy records from other datasets into this one."""
+    return start_import(dataset_id, "dataset", {"dataset_record_ids": dataset_record_ids})
+
+
+def export_to_jsonl(dataset_id: str) -> RequestSpec[ExportDatasetResponse]:
+    """Export a dataset; the answer holds a presigned ``file_url``."""
+    return EXPORT_TO_JSONL.request({"dataset_id": dataset_id})
+
+
+def download_export_from(file_url: str) -> RequestSpec[bytes]:
+    """A plain GET of an export's presigned URL, without the API key."""
+    return DOWNLOAD_EXPORT.request_to_url(file_url)
+
+
+def fetch_task(dataset_id: str, task_id: str) -> RequestSpec[DatasetImportTask]:
+    """One import task."""
+    return FETCH_TASK.request({"dataset_id": dataset_id, "task_id": task_id})
+
+
+def list_tasks(dataset_id: str, page: int = 1, page_size: int = 50) -> RequestSpec[Page[DatasetImportTask]]:
+    """One page of a dataset's import tasks (1-based ``page``)."""
+    return LIST_TASKS.request({"dataset_id": dataset_id}, query=page_query(page, page_size))
+
+
+def iter_tasks(dataset_id: str, page_size: int = 100) -> PageWalk[DatasetImportTask]:
+    """Every import task of a dataset, page after page."""
+    return PageWalk(lambda page: list_tasks(dataset_id, page, page_size), page_size)
+
+
+def _import_kind(kind: str) -> ImportKind:
+    # Accepts any str equal to a kind, e.g. a StrEnum member read from a database.
+    for known in IMPORT_KINDS:
+        if kind == known:
+            return known
+    raise InvalidRequestError(f"start_import: unknown import kind {kind!r}; expected one of {IMPORT_KINDS}")
+
+
+def _id_list(field: str, value: Any) -> list[str]:
+    # A lone string is iterable too: without this check "evt-1" would become ["e", "v", "t", ...].
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidRequestError(f"start_import: {field} must be a list of strings, got {value!r}")
+    ids = list(value)
+    if not all(isinstance(item, str) and item for item in ids):
+        raise InvalidRequestError(f"start_import: {field} must hold non-empty strings, got {ids!r}")
+    return ids

@@ -110,8 +110,16 @@ def _resolve_submitting(
         job.lease_owner = None
         job.lease_expires_at = None
         if candidate is None:
-            apply_transition(job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit")
-            report.reset.append(job.id)
+            if job.attempts > runtime.tuning.submit_max_retries:
+                apply_transition(
+                    job, JobStatus.FAILED, now=at, message=f"gave up after {job.attempts} interrupted submits"
+                )
+                report.finished.append((job.id, str(JobStatus.FAILED)))
+            else:
+                apply_transition(
+                    job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit"
+                )
+                report.reset.append(job.id)
             session.commit()
             return
         job.remote_task_id = candidate.id

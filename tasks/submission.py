@@ -5,11 +5,11 @@ lease) before the request and to RUNNING, with the remote task id, right after. 
 
 - accepted: RUNNING, first poll scheduled;
 - refused (4xx other than 408/429): REJECTED with the API's message and error code, never retried;
-- failed before the API could have acted (5xx, 429, 408, connection refused): back to PENDING and retried with
-  backoff by the caller; after the last retry, FAILED with the reason;
-- ambiguous (the request may have reached the API: a read timeout, a reset, an unreadable answer): the job stays
-  SUBMITTING with its lease dropped, and the recovery sweep first looks for the remote task it may have started
-  (see :mod:`tasks.recovery`) before it ever POSTs again.
+- failed before the API could have acted (502, 503, 504, 429, 408, connection refused): back to PENDING and
+  retried with backoff by the caller; after the last retry, FAILED with the reason;
+- ambiguous (the request may have reached the API: a 500, a read timeout, a reset, an unreadable answer): the
+  job stays SUBMITTING under its lease, and once the lease runs out the recovery sweep first looks for the remote
+  task it may have started (see :mod:`tasks.recovery`) before it ever POSTs again.
 """
 
 from __future__ import annotations
@@ -116,6 +116,10 @@ def _may_have_arrived(exc: ApiError) -> bool:
     """True when the API may have started an import although we saw no accepted answer."""
     if isinstance(exc, UnexpectedResponseError):
         return True
+    if isinstance(exc, ServerError) and exc.status_code == 500:
+        # 502/503/504 come from a gateway or an unavailable service that did not act; a 500 may have been
+        # raised after the import was started.
+        return True
     if isinstance(exc, TransportError):
         # Only a failure to connect proves the request never left.
         return exc.may_have_reached_server
@@ -142,10 +146,10 @@ def _record_failure(
         assert job is not None
         at = now()
         job.last_error = reason
-        job.lease_owner = None
-        job.lease_expires_at = None
         if _may_have_arrived(exc):
-            # Leave it SUBMITTING: recovery must look for the remote task before any second POST.
+            # Leave it SUBMITTING and keep the lease: when the lease runs out, every POST that was in flight at
+            # the same time has been answered and recorded, so the recovery sweep can tell an orphan remote task
+            # of this job from another job's, and adopt it before any second POST.
             session.commit()
             log.warning(
                 "job %s: submit outcome unknown (%s); recovery will check",
@@ -160,6 +164,8 @@ def _record_failure(
                 apply_transition(job, JobStatus.FAILED, now=at, message=f"gave up submitting: {reason}")
                 session.commit()
                 return SubmitResult(SubmitOutcome.FAILED, job_id, reason, finished=True)
+            job.lease_owner = None
+            job.lease_expires_at = None
             apply_transition(job, JobStatus.PENDING, now=at, message=f"submit will be retried: {reason}")
             session.commit()
             retry_after = exc.retry_after_s if isinstance(exc, RateLimitedError) else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from api_client import ApiError, DatasetImportTask, DatasetsClient
-from store.jobs import remote_task_ids_for_dataset, stale_jobs
+from store.jobs import overdue_jobs, remote_task_ids_for_dataset, stale_jobs
 from store.leases import acquire_lease, release_lease
 from store.models import ImportJob, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
@@ -55,7 +55,15 @@ def recover(
         stale_pending = stale_jobs(
             session, status=JobStatus.PENDING, older_than=at - timedelta(seconds=tuning.stale_pending_s), limit=limit
         )
+        # A request nobody could submit before its deadline is not sent late: it ends EXPIRED. (A SUBMITTING job
+        # may have a remote task, so it goes through adoption below; RUNNING ones expire at their next poll.)
+        for job in overdue_jobs(session, now=at, limit=limit):
+            if job.status == JobStatus.PENDING:
+                apply_transition(job, JobStatus.EXPIRED, now=at, message="never submitted before its deadline")
+                report.finished.append((job.id, str(JobStatus.EXPIRED)))
         for job in stale_pending:
+            if job.status != JobStatus.PENDING:
+                continue
             job.updated_at = at
             report.resent.append(job.id)
         stuck = stale_jobs(session, status=JobStatus.SUBMITTING, older_than=at, limit=limit)

@@ -1,0 +1,196 @@
+"""The functions behind the Celery tasks, called directly: a real emulator socket and a real ledger, no broker."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
+from emulator import EmulatorClock
+from emulator.testing import EmulatorServer
+from store.jobs import create_job, get_job, job_events
+from store.models import ImportKind, JobStatus
+from store.scheduling import PollPolicy
+from tasks.polling import run_poll_rounds
+from tasks.recovery import recover
+from tasks.runtime import JobTuning, Runtime
+from tasks.submission import SubmitOutcome, submit_job
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EVENTS = [f"evt-{n}" for n in range(6)]
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
+    fixture = {
+        "events": [
+            {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
+            for e in EVENTS
+        ]
+    }
+    with EmulatorServer(seed=fixture, task_duration_s=10, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
+    retry = RetryPolicy.none()
+    return Runtime(
+        session_factory=session_factory,
+        client_factory=lambda: DatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
+        async_client_factory=lambda: AsyncDatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
+        poll_policy=PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0),
+        tuning=JobTuning(lease_s=30.0, poll_group_threshold=3, submit_max_retries=2, stale_pending_s=60.0),
+    )
+
+
+@pytest.fixture
+def dataset_id(runtime: Runtime) -> str:
+    with runtime.client_factory() as client:
+        return client.create_dataset("target", "d").id
+
+
+def new_job(
+    runtime: Runtime,
+    dataset_id: str,
+    params: dict[str, object],
+    *,
+    kind: ImportKind = ImportKind.EXPLORER,
+    now: datetime = T0,
+    deadline: timedelta = timedelta(hours=1),
+) -> str:
+    with runtime.session_factory() as session:
+        job, _ = create_job(
+            session,
+            kind=kind,
+            dataset_id=dataset_id,
+            params=params,
+            idempotency_key=f"k-{random.random()}",
+            origin="test",
+            deadline_at=now + deadline,
+            now=now,
+        )
+        session.commit()
+        return job.id
+
+
+def submit(runtime: Runtime, job_id: str, *, now: datetime = T0, final: bool = False) -> SubmitOutcome:
+    with runtime.client_factory() as client:
+        return submit_job(
+            job_id,
+            session_factory=runtime.session_factory,
+            client=client,
+            owner="w1",
+            now=lambda: now,
+            policy=runtime.poll_policy,
+            lease_s=runtime.tuning.lease_s,
+            final_attempt=final,
+        ).outcome
+
+
+def status(runtime: Runtime, job_id: str) -> JobStatus:
+    with runtime.session_factory() as session:
+        job = get_job(session, job_id)
+        assert job is not None
+        return job.status
+
+
+def test_an_accepted_submit_is_running_with_its_remote_task(runtime: Runtime, dataset_id: str) -> None:
+    job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:2]})
+    assert submit(runtime, job_id) is SubmitOutcome.ACCEPTED
+    with runtime.session_factory() as session:
+        job = get_job(session, job_id)
+        assert job is not None and job.status is JobStatus.RUNNING
+        assert job.remote_task_id and job.remote_status == "RUNNING" and job.progress == 0
+        assert job.next_poll_at == T0 + timedelta(seconds=1)
+    # A second delivery of the same submit message does nothing.
+    assert submit(runtime, job_id) is SubmitOutcome.SKIPPED
+
+
+def test_a_refused_submit_is_rejected_with_the_api_error_code(runtime: Runtime, dataset_id: str) -> None:
+    job_id = new_job(
+        runtime, dataset_id, {"campaign_id": "0b7e8f0e-1f1e-4d7a-9a0e-3c5d1e0f9a77"}, kind=ImportKind.CAMPAIGN
+    )
+    assert submit(runtime, job_id) is SubmitOutcome.REJECTED
+    with runtime.session_factory() as session:
+        job = get_job(session, job_id)
+        assert job is not None and job.status is JobStatus.REJECTED and job.error_code == "CAMPAIGN_NOT_FOUND"
+
+
+def test_a_503_goes_back_to_pending_then_fails_on_the_last_attempt(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    emulator.configure(faults={"import_from_explorer": {"status": 503}})
+    job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    assert submit(runtime, job_id) is SubmitOutcome.RETRY
+    assert status(runtime, job_id) is JobStatus.PENDING
+    assert submit(runtime, job_id, final=True) is SubmitOutcome.FAILED
+    assert status(runtime, job_id) is JobStatus.FAILED
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {}
+
+
+def test_a_lost_answer_is_adopted_by_recovery_only_after_the_lease(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    emulator.configure(faults={"import_from_explorer": {"status": 500, "next": 1, "phase": "after"}})
+    job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    assert submit(runtime, job_id) is SubmitOutcome.AMBIGUOUS
+    assert status(runtime, job_id) is JobStatus.SUBMITTING
+    resent: list[str] = []
+    early = recover(runtime, owner="sweeper", now=lambda: T0 + timedelta(seconds=5), resend=resent.append)
+    assert early.adopted == [] and status(runtime, job_id) is JobStatus.SUBMITTING
+    late = recover(runtime, owner="sweeper", now=lambda: T0 + timedelta(seconds=31), resend=resent.append)
+    assert [job for job, _ in late.adopted] == [job_id] and resent == []
+    assert status(runtime, job_id) is JobStatus.RUNNING
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {dataset_id: 1}
+
+
+def test_recovery_resends_a_stale_pending_job_and_expires_an_overdue_one(runtime: Runtime, dataset_id: str) -> None:
+    stale = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    overdue = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[1:2]}, deadline=timedelta(seconds=30))
+    resent: list[str] = []
+    report = recover(runtime, owner="sweeper", now=lambda: T0 + timedelta(seconds=90), resend=resent.append)
+    assert resent == [stale]
+    assert report.finished == [(overdue, "EXPIRED")]
+    assert status(runtime, overdue) is JobStatus.EXPIRED
+
+
+def test_poll_rounds_follow_jobs_to_the_end_with_grouped_calls(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    job_ids = [new_job(runtime, dataset_id, {"completion_event_ids": [e]}) for e in EVENTS[:5]]
+    for job_id in job_ids:
+        assert submit(runtime, job_id) is SubmitOutcome.ACCEPTED
+    emulator.reset_stats()
+    clock = {"now": T0 + timedelta(seconds=1)}
+    first = run_poll_rounds(runtime, owner="w1", now=lambda: clock["now"])
+    assert first.claimed == 5 and first.finished == []
+    # Five due jobs on one dataset: one list_tasks page instead of five fetch_task calls.
+    assert first.api_calls == 1
+    assert emulator.stats(include_tasks=False)["requests"] == {"list_tasks": 1}
+
+    emulator.advance_clock(11)
+    clock["now"] = T0 + timedelta(seconds=4)
+    finished: list[tuple[str, str]] = []
+    run_poll_rounds(runtime, owner="w1", now=lambda: clock["now"], on_finished=finished.extend)
+    assert sorted(finished) == sorted((job_id, "COMPLETED") for job_id in job_ids)
+    with runtime.session_factory() as session:
+        for job_id in job_ids:
+            events = [(str(e.old_status), str(e.new_status)) for e in job_events(session, job_id)]
+            assert events[-1] == ("RUNNING", "COMPLETED")
+            job = get_job(session, job_id)
+            assert job is not None and job.imported_count == 1 and job.progress == 100
+
+
+def test_a_job_not_yet_due_is_not_polled(runtime: Runtime, dataset_id: str, emulator: EmulatorServer) -> None:
+    job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    submit(runtime, job_id)
+    emulator.reset_stats()
+    report = run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(milliseconds=500))
+    assert report.claimed == 0
+    assert emulator.stats(include_tasks=False)["requests_total"] == 0

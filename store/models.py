@@ -11,7 +11,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.coltypes import UTCDateTime
@@ -20,10 +33,17 @@ __all__ = [
     "ACTIVE_JOB_STATUSES",
     "TERMINAL_JOB_STATUSES",
     "Base",
+    "DeadLetter",
     "ImportJob",
     "ImportKind",
     "JobEvent",
     "JobStatus",
+    "RunStatus",
+    "Schedule",
+    "ScheduleItem",
+    "ScheduleKind",
+    "ScheduleRun",
+    "ScheduleSource",
 ]
 
 
@@ -204,3 +224,155 @@ class JobEvent(Base):
             f"JobEvent(job_id={self.job_id!r}, at={self.at.isoformat()}, {old} -> {self.new_status!s}, "
             f"progress={self.progress!r})"
         )
+
+
+class DeadLetter(Base):
+    """An import request that could not become a job, kept with its raw body and the reason it was refused.
+
+    ``body`` is the raw body as text when it is UTF-8 without NUL bytes (PostgreSQL text cannot hold NUL), else
+    its base64 with ``body_base64`` set. ``body_size`` is the size of the body as received, in bytes: a body
+    over the size limit is kept truncated, and the two lengths tell so. ``(stream, entry_id)`` is unique so an
+    entry delivered twice (its consumer died before acknowledging it) is recorded once.
+    """
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    stream: Mapped[str] = mapped_column(String(255))
+    entry_id: Mapped[str | None] = mapped_column(String(255))
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    body_base64: Mapped[bool] = mapped_column(Boolean)
+    body_size: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    retried_at: Mapped[datetime | None]
+    retried_job_id: Mapped[str | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
+
+    __table_args__ = (UniqueConstraint("stream", "entry_id"),)
+
+    def __repr__(self) -> str:
+        # The body stays out: it is arbitrary producer data and may be large.
+        return (
+            f"DeadLetter(id={self.id!r}, stream={self.stream!r}, entry_id={self.entry_id!r}, "
+            f"message_id={self.message_id!r}, reason={self.reason!r})"
+        )
+
+
+class ScheduleKind(StrEnum):
+    """What a schedule does when it fires."""
+
+    PLAIN = "plain"
+    """One import of a fixed kind with fixed params per fire."""
+    EXPLORER_WINDOW = "explorer-window"
+    """Import the explorer events created since the watermark, in chunks."""
+    CAMPAIGN_WHEN_DONE = "campaign-when-done"
+    """Wait for a campaign to complete, import it once, then stop."""
+    DATASET_COPY = "dataset-copy"
+    """Copy the records of a dataset this schedule has not copied yet."""
+
+
+class ScheduleSource(StrEnum):
+    """Where a schedule is defined: the command line (the table is the truth) or the schedules file."""
+
+    CLI = "cli"
+    FILE = "file"
+
+
+class RunStatus(StrEnum):
+    """What one fire of a schedule came to."""
+
+    STARTED = "STARTED"
+    """Claimed by a firing task that has not finished (or died: its lease says when another may take over)."""
+    SUBMITTED = "SUBMITTED"
+    """Jobs were requested (their own statuses tell how the imports went)."""
+    EMPTY = "EMPTY"
+    """Nothing new to import."""
+    WAITING = "WAITING"
+    """The campaign is not COMPLETED yet; nothing was requested."""
+    FAILED = "FAILED"
+    """The run could not plan its imports (for example the API was down); the next fire tries again."""
+
+
+class Schedule(Base):
+    """A beat schedule: when it fires (cron or period), what it imports, and its progress (watermark, last fire).
+
+    ``fires_after`` is the moment before which beat never fires it (creation, or the last resume), so a schedule
+    never catches up on fire times from before it existed or while it was paused.
+    """
+
+    __tablename__ = "schedules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=_new_job_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    source: Mapped[ScheduleSource] = mapped_column(_str_enum(ScheduleSource))
+    kind: Mapped[ScheduleKind] = mapped_column(_str_enum(ScheduleKind))
+    import_kind: Mapped[ImportKind] = mapped_column(_str_enum(ImportKind))
+    dataset_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    cron: Mapped[str | None] = mapped_column(String(255))
+    every_s: Mapped[int | None] = mapped_column(Integer)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    fires_after: Mapped[datetime]
+    watermark: Mapped[datetime | None]
+    last_fire_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    finished_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"
+        return (
+            f"Schedule(name={self.name!r}, kind={self.kind!s}, {timing}, dataset_id={self.dataset_id!r}, "
+            f"paused={self.paused!r}, source={self.source!s})"
+        )
+
+
+class ScheduleRun(Base):
+    """One fire of a schedule. Unique on (schedule, fire time): the firing task inserts it first, and a second
+    task for the same fire (two beats, a redelivered message) finds it and does nothing."""
+
+    __tablename__ = "schedule_runs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    fire_time: Mapped[datetime]
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RunStatus] = mapped_column(_str_enum(RunStatus))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    lease_expires_at: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    job_ids: Mapped[list[str]] = mapped_column(JSON)
+    item_count: Mapped[int | None] = mapped_column(Integer)
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScheduleRun(schedule_id={self.schedule_id!r}, fire_time={self.fire_time.isoformat()}, "
+            f"status={self.status!s}, jobs={len(self.job_ids or [])})"
+        )
+
+
+class ScheduleItem(Base):
+    """A source item (explorer event id, dataset record id) a schedule has already put in a job: never again."""
+
+    __tablename__ = "schedule_items"
+
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    added_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"

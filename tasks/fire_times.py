@@ -67,7 +67,7 @@ def parse_fire_time(text: str) -> datetime:
 
 
 def parse_every(text: str | int) -> int:
-    """A period in whole seconds from ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"``, ``"1w"`` or a bare number of seconds."""
+    """A period in whole seconds from ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"``, ``"1w"`` or a number of seconds."""
     if isinstance(text, int) and not isinstance(text, bool):
         seconds = text
     else:

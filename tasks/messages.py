@@ -12,6 +12,7 @@ it never raises anything else, whatever the bytes.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -23,8 +24,8 @@ from .requests import InvalidImportRequest
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "MAX_ID_CHARS",
     "MAX_IDS",
+    "MAX_ID_CHARS",
     "MAX_SOURCE_ID_CHARS",
     "SCHEMA_ID",
     "CampaignRequest",
@@ -47,9 +48,11 @@ MAX_IDS = 1000
 """Most source ids in one message; a larger import is several messages."""
 MAX_SOURCE_ID_CHARS = 256
 SCHEMA_ID = "https://dsimport.invalid/schemas/import-request.schema.json"
+_ID_PATTERN = r"^[!-~]+$"
+_ID_CHARS = re.compile(_ID_PATTERN)
 
 # Printable ASCII, no spaces: an id shows up in keys, logs and command lines, and must survive all three.
-MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[!-~]+$")]
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_ID_PATTERN)]
 # Source ids are the API's business; only refuse what no id can hold (control characters, blank ends).
 _SOURCE_ID_PATTERN = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
 SourceId = Annotated[
@@ -179,7 +182,7 @@ def parse_message(body: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     except _NonFiniteNumber as exc:
         raise InvalidMessage(f"invalid JSON: {exc.constant} is not a JSON number") from None
     except json.JSONDecodeError as exc:
-        raise InvalidMessage(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidMessage(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise InvalidMessage("invalid JSON: nested too deeply") from None
     return parse_payload(payload)
@@ -192,11 +195,18 @@ def parse_payload(payload: Any) -> ImportRequestMessage:
     """
     if not isinstance(payload, dict):
         raise InvalidMessage(f"not a JSON object: got {_json_type(payload)}")
-    message_id = payload.get("id") if isinstance(payload.get("id"), str) else None
+    message_id = _usable_id(payload.get("id"))
     try:
         return _ADAPTER.validate_python(payload)
     except ValidationError as exc:
         _raise_schema_error(exc, payload, message_id)
+
+
+def _usable_id(value: Any) -> str | None:
+    # The id of a refused message is kept to find its dead letter by; only one valid as an id is worth keeping.
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and _ID_CHARS.fullmatch(value):
+        return value
+    return None
 
 
 def _raise_schema_error(exc: ValidationError, payload: dict[str, Any], message_id: str | None) -> NoReturn:
@@ -217,7 +227,12 @@ def _location(loc: tuple[int | str, ...]) -> str:
     # The first element is the kind the union picked; the reader wants the field path.
     path = ""
     for part in loc[1:]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        # An unexpected key is the producer's text: keep the reason one printable line.
+        name = part if part.isprintable() else json.dumps(part)
+        path += f".{name}" if path else name
     return path or "message"
 
 

@@ -33,11 +33,20 @@ from store.models import Base, ImportKind
 from .conftest import NOW, add_job
 
 REPO = Path(__file__).resolve().parents[2]
-LEDGER_TABLES = {"alembic_version", "import_jobs", "job_events"}
+LEDGER_TABLES = {
+    "alembic_version",
+    "import_jobs",
+    "job_events",
+    "dead_letters",
+    "schedules",
+    "schedule_runs",
+    "schedule_items",
+}
+HEAD = "0003"
 
 
-def test_head_is_the_initial_revision() -> None:
-    assert head_revision() == "0001"
+def test_head_is_the_newest_revision() -> None:
+    assert head_revision() == HEAD
 
 
 def test_upgrade_migrates_an_empty_database_and_is_idempotent(empty_database_url: str) -> None:
@@ -63,10 +72,10 @@ def test_check_migrated_refuses_an_unmigrated_database_and_names_the_fix(empty_d
         engine.dispose()
     assert isinstance(caught.value, StoreError)
     assert str(caught.value) == (
-        f"database {mask_url(empty_database_url)} is not migrated (at None, head is 0001): "
+        f"database {mask_url(empty_database_url)} is not migrated (at None, head is {HEAD}): "
         "run `dsimport db upgrade`"
     )
-    assert (caught.value.current, caught.value.head) == (None, "0001")
+    assert (caught.value.current, caught.value.head) == (None, HEAD)
 
 
 def test_check_migrated_refuses_a_database_newer_than_the_code(engine: Engine) -> None:

@@ -1,0 +1,180 @@
+"""One row per fire of a schedule: the exactly-once guard for the run, and the schedule's visible history.
+
+A firing task starts by claiming the run for its (schedule, fire time). The unique index decides between two
+tasks for the same fire (sent by two beats, or redelivered): the first inserts the row and holds a lease on it;
+the second finds the row and does nothing, or, when the row is still STARTED and its lease has run out (its task
+died), takes it over under a new owner token. Every write a run makes at the end is conditional on that token
+(:func:`lock_run`), so a task that was taken over cannot commit anything: at most one owner ever finishes a run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import ImportJob, RunStatus, Schedule, ScheduleRun
+
+__all__ = [
+    "RunClaim",
+    "claim_run",
+    "jobs_of_runs",
+    "last_run",
+    "list_runs",
+    "lock_run",
+    "new_owner_token",
+    "prune_runs",
+]
+
+
+def new_owner_token() -> str:
+    """An owner token for one attempt at a run."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """The outcome of :func:`claim_run`: ``run`` is set when the caller now owns the run.
+
+    Otherwise ``existing`` is the row someone else holds (or finished), so the caller can say why it stopped.
+    """
+
+    run: ScheduleRun | None
+    existing: ScheduleRun | None
+    taken_over: bool = False
+
+
+def claim_run(
+    session: Session,
+    schedule: Schedule,
+    fire_time: datetime,
+    *,
+    trigger: str,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+) -> RunClaim:
+    """Insert the run row for ``fire_time``, or take over a STARTED one whose lease expired.
+
+    Also moves the schedule's ``last_fire_at`` forward. The caller commits.
+    """
+    run = ScheduleRun(
+        schedule_id=schedule.id,
+        fire_time=fire_time,
+        trigger=trigger,
+        status=RunStatus.STARTED,
+        owner=owner,
+        attempts=1,
+        lease_expires_at=now + timedelta(seconds=lease_s),
+        started_at=now,
+        job_ids=[],
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+    except IntegrityError:
+        return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+    if schedule.last_fire_at is None or schedule.last_fire_at < fire_time:
+        schedule.last_fire_at = fire_time
+    return RunClaim(run=run, existing=None)
+
+
+def _take_over(
+    session: Session, schedule_id: str, fire_time: datetime, *, owner: str, now: datetime, lease_s: float
+) -> RunClaim:
+    stmt = (
+        update(ScheduleRun)
+        .where(
+            ScheduleRun.schedule_id == schedule_id,
+            ScheduleRun.fire_time == fire_time,
+            ScheduleRun.status == RunStatus.STARTED,
+            ScheduleRun.lease_expires_at <= now,
+        )
+        .values(
+            owner=owner,
+            attempts=ScheduleRun.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            started_at=now,
+        )
+        .returning(ScheduleRun)
+        .execution_options(populate_existing=True)
+    )
+    taken = session.scalars(stmt).one_or_none()
+    if taken is not None:
+        return RunClaim(run=taken, existing=None, taken_over=True)
+    existing = session.scalars(
+        select(ScheduleRun)
+        .where(ScheduleRun.schedule_id == schedule_id, ScheduleRun.fire_time == fire_time)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    return RunClaim(run=None, existing=existing)
+
+
+def lock_run(session: Session, run_id: int, *, owner: str) -> ScheduleRun | None:
+    """The run, row-locked, if ``owner`` still holds it and it is STARTED; None when it was taken over or finished.
+
+    Call it first in the transaction that records a run's outcome, and write nothing when it returns None.
+    """
+    return session.scalars(
+        select(ScheduleRun)
+        .where(ScheduleRun.id == run_id, ScheduleRun.owner == owner, ScheduleRun.status == RunStatus.STARTED)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def list_runs(session: Session, schedule_id: str, *, limit: int = 20) -> list[ScheduleRun]:
+    """A schedule's runs, latest fire first."""
+    return list(
+        session.scalars(
+            select(ScheduleRun)
+            .where(ScheduleRun.schedule_id == schedule_id)
+            .order_by(ScheduleRun.fire_time.desc())
+            .limit(limit)
+        )
+    )
+
+
+def last_run(session: Session, schedule_id: str) -> ScheduleRun | None:
+    """The run with the latest fire time, or None."""
+    runs = list_runs(session, schedule_id, limit=1)
+    return runs[0] if runs else None
+
+
+def jobs_of_runs(session: Session, runs: Iterable[ScheduleRun]) -> dict[str, ImportJob]:
+    """The jobs the given runs requested, by id (a job deleted since is simply missing)."""
+    ids = list(dict.fromkeys(job_id for run in runs for job_id in run.job_ids or []))
+    found: dict[str, ImportJob] = {}
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        found.update((job.id, job) for job in session.scalars(select(ImportJob).where(ImportJob.id.in_(batch))))
+    return found
+
+
+def prune_runs(session: Session, schedule_id: str, *, keep: int) -> int:
+    """Delete all but the ``keep`` latest finished runs of a schedule; returns how many went.
+
+    Old runs are history, not protection: a very late duplicate of a pruned fire still finds its job by
+    idempotency key, its window behind the watermark, or its items in the imported list.
+    """
+    cutoff = (
+        select(ScheduleRun.fire_time)
+        .where(ScheduleRun.schedule_id == schedule_id)
+        .order_by(ScheduleRun.fire_time.desc())
+        .offset(keep)
+        .limit(1)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        delete(ScheduleRun).where(
+            ScheduleRun.schedule_id == schedule_id,
+            ScheduleRun.status != RunStatus.STARTED,
+            ScheduleRun.fire_time <= cutoff,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

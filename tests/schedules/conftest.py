@@ -1,0 +1,215 @@
+"""Schedule test fixtures: a fake API client for the firing functions, and real services for the beat tests.
+
+The real-service fixtures mirror tests/integration/conftest.py, on Redis database 4 by default
+(``DSIMPORT_TEST_REDIS_URL``), so these tests can run next to the other suites.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_client import DatasetsClient, ServerError
+from emulator.testing import EmulatorServer
+from store.db import make_engine, make_session_factory
+from store.models import ScheduleSource
+from store.schedules import ScheduleDefinition, create_schedule
+from tasks.schedule_firing import FireContext
+from tasks.schedule_specs import build_definition
+from tests.integration.service import ServiceProcesses
+from worker.settings import Settings
+
+TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TARGET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
+SOURCE = "71a2e42d-7414-4fe6-89cb-44a2122b6f6b"
+CAMPAIGN = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeRecord:
+    id: str
+
+
+@dataclass
+class FakeApi:
+    """The three reads the schedules make, answered from lists; every call is recorded."""
+
+    events: dict[str, datetime] = field(default_factory=dict)
+    records: list[str] = field(default_factory=list)
+    campaign_statuses: list[str] = field(default_factory=lambda: ["COMPLETED"])
+    fail_next: int = 0
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def __call__(self) -> FakeApi:  # the client factory
+        return self
+
+    def __enter__(self) -> FakeApi:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def _maybe_fail(self) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ServerError("search is down", status_code=503)
+
+    def search_event_ids(self, filters: dict[str, Any] | None) -> list[str]:
+        self.calls.append(("search", filters))
+        self._maybe_fail()
+        assert filters is not None
+        conditions = filters["AND"]
+        start = datetime.fromisoformat(conditions[0]["value"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(conditions[1]["value"].replace("Z", "+00:00"))
+        assert conditions[0]["op"] == "gte" and conditions[1]["op"] == "lt"
+        return [event_id for event_id, created in self.events.items() if start <= created < end]
+
+    def fetch_campaign_status(self, campaign_id: str) -> str:
+        self.calls.append(("campaign_status", campaign_id))
+        self._maybe_fail()
+        return self.campaign_statuses.pop(0) if len(self.campaign_statuses) > 1 else self.campaign_statuses[0]
+
+    def iter_records(self, dataset_id: str) -> Iterator[FakeRecord]:
+        self.calls.append(("iter_records", dataset_id))
+        self._maybe_fail()
+        return iter([FakeRecord(record_id) for record_id in self.records])
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Harness:
+    """Everything a unit test of firing needs: the ledger, a fake API, a clock, and the submits sent."""
+
+    sessions: sessionmaker[Session]
+    api: FakeApi
+    clock: Clock
+    sent: list[str] = field(default_factory=list)
+    lease_s: float = 30.0
+
+    @property
+    def context(self) -> FireContext:
+        return FireContext(
+            session_factory=self.sessions,
+            client_factory=self.api,  # type: ignore[arg-type]
+            send=self.sent.append,
+            now=self.clock,
+            lease_s=self.lease_s,
+            deadline_s=3600.0,
+        )
+
+    def add(self, name: str, kind: str, *, every: str | None = "1m", cron: str | None = None, **options: Any) -> str:
+        definition = build_definition(
+            name, kind=kind, dataset=TARGET, every=None if cron else every, cron=cron, options=options
+        )
+        return self.add_definition(definition)
+
+    def add_definition(self, definition: ScheduleDefinition, source: ScheduleSource = ScheduleSource.CLI) -> str:
+        with self.sessions() as session:
+            schedule = create_schedule(session, definition, source=source, now=self.clock())
+            session.commit()
+            return schedule.id
+
+
+@pytest.fixture
+def harness(session_factory: sessionmaker[Session]) -> Harness:
+    return Harness(sessions=session_factory, api=FakeApi(), clock=Clock())
+
+
+# --- real services ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_url() -> Iterator[str]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # a missing Redis is a broken setup, not a skip
+        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(task_duration_s=(0.3, 0.8)) as server:
+        yield server
+
+
+@pytest.fixture
+def api(emulator: EmulatorServer) -> Iterator[DatasetsClient]:
+    with DatasetsClient(emulator.api_key, base_url=emulator.url) as client:
+        yield client
+
+
+@pytest.fixture
+def service_env(tmp_path: Path, database_url: str, broker_url: str, emulator: EmulatorServer) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    env.update(
+        {
+            "DSIMPORT_HOME": str(tmp_path / "home"),
+            "DSIMPORT_DATABASE_URL": database_url,
+            "DSIMPORT_BROKER_URL": broker_url,
+            "DSIMPORT_API_BASE_URL": emulator.url,
+            "MISTRAL_API_KEY": emulator.api_key,
+            "DSIMPORT_POLL_TICK_S": "0.5",
+            "DSIMPORT_POLL_INITIAL_INTERVAL_S": "0.5",
+            "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
+            "DSIMPORT_RECOVERY_INTERVAL_S": "5",
+            "DSIMPORT_SCHEDULES_REFRESH_S": "0.5",
+            "DSIMPORT_LEASE_S": "5",
+            "DSIMPORT_LOG_LEVEL": "INFO",
+        }
+    )
+    (tmp_path / "home").mkdir()
+    return env
+
+
+@pytest.fixture
+def settings(service_env: dict[str, str]) -> Settings:
+    fields: dict[str, Any] = {
+        key.removeprefix("DSIMPORT_").lower(): value
+        for key, value in service_env.items()
+        if key.startswith("DSIMPORT_")
+    }
+    return Settings(api_key=service_env["MISTRAL_API_KEY"], **fields)
+
+
+@pytest.fixture
+def ledger(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def processes(service_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcesses]:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    service = ServiceProcesses(service_env, log_dir)
+    yield service
+    service.stop()

@@ -1,0 +1,264 @@
+"""Schedules end to end: real `python -m worker beat` and worker processes on Redis, the emulator on a socket, and
+both ledgers. Two beats at once must not double an import; every kind must import each thing exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_client import DatasetsClient
+from emulator.testing import EmulatorServer
+from store.models import ImportJob, JobStatus, RunStatus, Schedule, ScheduleItem, ScheduleRun, ScheduleSource
+from store.schedules import create_schedule, get_schedule, set_paused
+from tasks.fire_times import fire_time_iso, parse_fire_time
+from tasks.schedule_specs import build_definition
+from tests.integration.service import ServiceProcesses
+
+pytestmark = pytest.mark.integration
+
+SENT_RE = re.compile(r"firing schedule ([\w.-]+) at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add(sessions: sessionmaker[Session], name: str, kind: str, dataset: str, **options: Any) -> None:
+    definition = build_definition(name, kind=kind, dataset=dataset, every="1s", options=options)
+    with sessions() as session:
+        create_schedule(session, definition, source=ScheduleSource.CLI, now=_now())
+        session.commit()
+
+
+def pause(sessions: sessionmaker[Session], name: str, paused: bool) -> None:
+    with sessions() as session:
+        set_paused(session, name, paused, now=_now())
+        session.commit()
+
+
+def runs_of(sessions: sessionmaker[Session], name: str) -> list[ScheduleRun]:
+    with sessions() as session:
+        schedule = get_schedule(session, name)
+        assert schedule is not None
+        query = select(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id).order_by(ScheduleRun.fire_time)
+        return list(session.scalars(query))
+
+
+def jobs_of(sessions: sessionmaker[Session], name: str) -> list[ImportJob]:
+    with sessions() as session:
+        return list(session.scalars(select(ImportJob).where(ImportJob.origin == f"schedule:{name}")))
+
+
+def items_of(sessions: sessionmaker[Session], name: str) -> list[str]:
+    with sessions() as session:
+        query = select(ScheduleItem.item_id).join(Schedule).where(Schedule.name == name)
+        return sorted(session.scalars(query))
+
+
+def sent_fires(log_dir: Path, beat: str) -> list[str]:
+    text = (log_dir / f"{beat}.log").read_text(errors="replace")
+    return [fire for name, fire in SENT_RE.findall(text) if name == "often"]
+
+
+def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, logs: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{logs()}")
+        time.sleep(0.2)
+
+
+def stop(process: Any) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=15)
+
+
+def test_two_beats_at_once_fire_each_time_once(
+    emulator: EmulatorServer,
+    api: DatasetsClient,
+    processes: ServiceProcesses,
+    ledger: sessionmaker[Session],
+    tmp_path: Path,
+) -> None:
+    emulator.seed({"events": [{"event_id": "evt-1", "request_messages": [{"role": "user", "content": "q"}]}]})
+    target = api.create_dataset("target", "filled every second").id
+    processes.start_worker(concurrency=4)
+    beat_a = processes.start("beat-a", "beat")
+    beat_b = processes.start("beat-b", "beat")
+    log_dir = tmp_path / "logs"
+    for beat in ("beat-a", "beat-b"):
+        wait_until(
+            lambda beat=beat: "beat: Starting" in (log_dir / f"{beat}.log").read_text(errors="replace"),  # type: ignore[misc]
+            timeout_s=30,
+            what=f"{beat} to start",
+            logs=processes.logs,
+        )
+
+    # Added while both beats run: they pick it up from the table, no restart.
+    add(ledger, "often", "explorer", target, events=["evt-1"])
+    wait_until(lambda: len(runs_of(ledger, "often")) >= 4, timeout_s=20, what="four fires", logs=processes.logs)
+
+    pause(ledger, "often", True)
+    paused_at = _now()
+    time.sleep(2.5)
+    pause(ledger, "often", False)
+    resumed_at = _now()
+    wait_until(
+        lambda: any(run.fire_time > resumed_at for run in runs_of(ledger, "often")),
+        timeout_s=20,
+        what="a fire after the resume",
+        logs=processes.logs,
+    )
+    time.sleep(1.5)
+    stop(beat_a)
+    stop(beat_b)
+
+    sent_a, sent_b = sent_fires(log_dir, "beat-a"), sent_fires(log_dir, "beat-b")
+    sent = {parse_fire_time(fire) for fire in sent_a + sent_b}
+    # Both beats really sent the same fires: each of those reached the worker twice.
+    assert len(set(sent_a) & set(sent_b)) >= 3, (sent_a, sent_b)
+    # Neither beat sent anything while the schedule was paused (allowing one table refresh to notice).
+    assert [fire for fire in sent if paused_at + timedelta(seconds=1.5) < fire <= resumed_at] == []
+    # A fire sent just before a beat noticed the pause finds the schedule paused when it runs: no run, no job.
+    maybe_paused = {fire for fire in sent if paused_at < fire <= resumed_at + timedelta(seconds=1)}
+    expected = sent - maybe_paused
+
+    def fired() -> set[datetime]:
+        return {run.fire_time for run in runs_of(ledger, "often")}
+
+    wait_until(lambda: expected <= fired(), timeout_s=30, what="the worker to run every fire sent", logs=processes.logs)
+    runs = runs_of(ledger, "often")
+    jobs = jobs_of(ledger, "often")
+    fire_times = [fire_time_iso(run.fire_time) for run in runs]
+    assert len(fire_times) == len(set(fire_times))
+    assert set(fired()) <= sent
+    assert len(jobs) == len(fire_times), "one job per distinct fire time"
+    assert sorted(job.idempotency_key for job in jobs) == sorted(f"schedule:often:{fire}" for fire in fire_times)
+    assert all(run.status == RunStatus.SUBMITTED and len(run.job_ids) == 1 for run in runs)
+    seconds = sorted(int(run.fire_time.timestamp()) for run in runs)
+    assert any(b - a > 1 for a, b in itertools.pairwise(seconds)), "the pause left a gap"
+
+
+def _event(event_id: str, offset_s: float) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "created_at_offset_s": offset_s,
+        "request_messages": [{"role": "user", "content": f"question {event_id}"}],
+        "response_messages": [{"role": "assistant", "content": f"answer {event_id}"}],
+    }
+
+
+def test_each_kind_imports_everything_once_while_beat_fires_every_second(
+    emulator: EmulatorServer,
+    api: DatasetsClient,
+    processes: ServiceProcesses,
+    ledger: sessionmaker[Session],
+    service_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    # Without the emulator's own dedupe, a record imported twice shows up twice in the target.
+    emulator.configure(dedupe_imports=False)
+    campaign = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"
+    emulator.seed(
+        {
+            "events": [
+                _event("old", -1000),  # before the window's start: never imported by the window
+                _event("camp-1", -1000),
+                _event("camp-2", -1000),
+                _event("w-1", -20),
+                _event("w-2", -15),
+                _event("w-3", -10),
+            ],
+        }
+    )
+    target = api.create_dataset("target", "filled by schedules").id
+    source = api.create_dataset("source", "copied").id
+    for n in range(5):
+        api.create_record(source, {"messages": [{"role": "user", "content": f"r{n}"}]}, {"n": n})
+
+    since = (_now() - timedelta(seconds=25)).isoformat()
+    add(ledger, "window", "explorer-window", target, since=since, chunk_size=2)
+    # The copy schedule comes from the schedules file, synced by beat when it starts.
+    schedules_file = tmp_path / "schedules.toml"
+    schedules_file.write_text(
+        f'[schedules.mirror]\nevery = "1s"\nkind = "dataset-copy"\ndataset = "{target}"\n'
+        f'from_dataset = "{source}"\nchunk_size = 2\n'
+    )
+    processes.env["DSIMPORT_SCHEDULES_FILE"] = str(schedules_file)
+    processes.start_worker(concurrency=4)
+    processes.start_beat()
+
+    wait_until(lambda: len(items_of(ledger, "window")) >= 3, timeout_s=30, what="the first window", logs=processes.logs)
+    # Things that appear while the schedules run: picked up by the next fires, once. The campaign completes a few
+    # seconds after its schedule is added (at run time, like the command line does).
+    emulator.seed({"events": [_event("w-4", 0), _event("w-5", 0)]})
+    emulator.seed(
+        {
+            "campaigns": [
+                {"id": campaign, "name": "late review", "selected_event_ids": ["camp-1", "camp-2"],
+                 "status": "RUNNING", "completes_after_s": 4},
+            ]
+        }
+    )  # fmt: skip
+    add(ledger, "late", "campaign-when-done", target, campaign=campaign)
+    for n in range(5, 7):
+        api.create_record(source, {"messages": [{"role": "user", "content": f"r{n}"}]}, {"n": n})
+
+    def settled() -> bool:
+        with ledger() as session:
+            late = get_schedule(session, "late")
+            finished = late is not None and late.finished_at is not None
+        jobs = [job for name in ("window", "late", "mirror") for job in jobs_of(ledger, name)]
+        return (
+            finished
+            and items_of(ledger, "window") == ["w-1", "w-2", "w-3", "w-4", "w-5"]
+            and len(items_of(ledger, "mirror")) == 7
+            and all(job.status in {JobStatus.COMPLETED} for job in jobs)
+        )
+
+    wait_until(settled, timeout_s=60, what="every schedule to finish its imports", logs=processes.logs)
+    time.sleep(2.5)  # a few more fires of each, which must find nothing new
+
+    # explorer-window: each event in exactly one job, chunks of at most 2, watermark near now.
+    window_jobs = jobs_of(ledger, "window")
+    imported = Counter(e for job in window_jobs for e in job.params["completion_event_ids"])
+    assert imported == Counter({"w-1": 1, "w-2": 1, "w-3": 1, "w-4": 1, "w-5": 1})
+    assert all(len(job.params["completion_event_ids"]) <= 2 for job in window_jobs)
+    with ledger() as session:
+        window = get_schedule(session, "window")
+        assert window is not None and window.watermark is not None
+        assert _now() - window.watermark < timedelta(seconds=5)
+    assert RunStatus.EMPTY in {run.status for run in runs_of(ledger, "window")}
+
+    # campaign-when-done: waited (no job) while RUNNING, then one import, then stopped.
+    late_runs = runs_of(ledger, "late")
+    statuses = [run.status for run in late_runs]
+    assert statuses[0] == RunStatus.WAITING and statuses.count(RunStatus.SUBMITTED) == 1
+    assert statuses[-1] == RunStatus.SUBMITTED, "no fire after the import"
+    [late_job] = jobs_of(ledger, "late")
+    assert late_job.idempotency_key == f"schedule:late:campaign:{campaign}"
+
+    # dataset-copy (from the file): every source record copied once.
+    mirror_jobs = jobs_of(ledger, "mirror")
+    copied = Counter(r for job in mirror_jobs for r in job.params["dataset_record_ids"])
+    assert sorted(copied.values()) == [1] * 7
+    with ledger() as session:
+        mirror = get_schedule(session, "mirror")
+        assert mirror is not None and mirror.source == ScheduleSource.FILE
+
+    # The target holds each imported thing exactly once: 5 events, 2 campaign events, 7 records.
+    records = list(api.iter_records(target))
+    assert len(records) == 5 + 2 + 7
+    assert sum(job.imported_count or 0 for job in window_jobs + mirror_jobs + [late_job]) == 14

@@ -13,8 +13,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The whole local stack until Ctrl-C; `make run ARGS="--concurrency 4"` passes options to `dsimport up`.
 run: install
-	$(BIN)/dsimport up
+	$(BIN)/dsimport up $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -26,7 +27,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/emulator_rps.py
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .dsimport .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from celery import Task, shared_task
 
 from store.jobs import get_job
 
+from . import metrics
 from .polling import run_poll_rounds
 from .recovery import recover as run_recovery
 from .runtime import get_runtime
@@ -31,6 +33,11 @@ SUBMIT = "dsimport.submit"
 POLL_DUE = "dsimport.poll_due"
 FINALIZE = "dsimport.finalize"
 RECOVER = "dsimport.recover"
+
+# Submit outcomes that mean the API call failed (for the API error counter of /metrics); SKIPPED made no call.
+_SUBMIT_API_ERRORS = frozenset(
+    {SubmitOutcome.REJECTED, SubmitOutcome.RETRY, SubmitOutcome.FAILED, SubmitOutcome.AMBIGUOUS}
+)
 
 
 def utcnow() -> datetime:
@@ -66,6 +73,8 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
             lease_s=tuning.lease_s,
             final_attempt=self.request.retries >= tuning.submit_max_retries,
         )
+    if result.outcome != SubmitOutcome.SKIPPED:
+        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
     if result.outcome == SubmitOutcome.RETRY:
         backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)
         countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
@@ -85,7 +94,14 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
 @shared_task(name=POLL_DUE, ignore_result=True)
 def poll_due() -> dict[str, Any]:
     runtime = get_runtime()
+    started = time.monotonic()
     report = run_poll_rounds(runtime, owner=worker_identity(), now=utcnow, on_finished=send_finalize)
+    metrics.record_poll(
+        duration_s=time.monotonic() - started,
+        claimed=report.claimed,
+        api_calls=report.api_calls,
+        errors=report.errors,
+    )
     return {"claimed": report.claimed, "api_calls": report.api_calls, "finished": len(report.finished)}
 
 

@@ -10,9 +10,13 @@ from typing import Any
 from celery import Celery, signals
 
 from tasks import runtime as task_runtime
+from tasks.message_tasks import MAX_BYTES_CONF_KEY
 
+from . import celery_hooks
+from .beat_scheduler import SETTINGS_CONF_KEY as SCHEDULER_SETTINGS_KEY
 from .runtime_builder import build_runtime
 from .settings import Settings, load_settings
+from .stream_bootstep import make_stream_step
 
 
 def configure(app: Celery, settings: Settings) -> None:
@@ -52,6 +56,9 @@ def configure(app: Celery, settings: Settings) -> None:
         task_send_sent_event=True,
         beat_schedule=beat_schedule(settings),
         beat_schedule_filename=str(settings.home / "celerybeat-schedule"),
+        # Beat fires the entries above plus the schedules table, re-read every schedules_refresh_s, so schedules
+        # change without a restart. https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html#using-custom-scheduler-classes
+        beat_scheduler="worker.beat_scheduler:LedgerScheduler",
     )
 
 
@@ -73,9 +80,16 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
-    app = Celery("dsimport", include=["tasks.imports"])
+    app = Celery("dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules"])
     configure(app, settings)
+    # Celery builds the beat scheduler from the app alone; it finds its database and schedules file here.
+    app.conf[SCHEDULER_SETTINGS_KEY] = settings
+    # The queue-message intake: the request task's size limit, and the stream consumer in each worker.
+    app.conf[MAX_BYTES_CONF_KEY] = settings.message_max_bytes
+    app.steps["worker"].add(make_stream_step(settings))
     task_runtime.install(lambda: build_runtime(settings))
+    # Structured, redacted log lines and the metrics the jobs page exports (see worker.celery_hooks).
+    celery_hooks.install(settings)
     return app
 
 

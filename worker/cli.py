@@ -9,10 +9,15 @@ from __future__ import annotations
 import sys
 
 import click
+
 from emulator.cli import emulator_command
 
+from .cli_check import check_group
 from .cli_imports import import_group
 from .cli_jobs import jobs_group
+from .cli_messages import messages_group
+from .cli_monitor import dashboard_command, flower_command
+from .cli_schedules import schedules_group
 from .cli_service import beat_command, db_group, up_command, worker_command
 from .settings import SettingsError
 
@@ -26,10 +31,15 @@ def cli() -> None:
 cli.add_command(emulator_command, name="emulator")
 cli.add_command(import_group, name="import")
 cli.add_command(jobs_group, name="jobs")
+cli.add_command(messages_group, name="messages")
+cli.add_command(schedules_group, name="schedules")
 cli.add_command(worker_command, name="worker")
 cli.add_command(beat_command, name="beat")
 cli.add_command(db_group, name="db")
 cli.add_command(up_command, name="up")
+cli.add_command(flower_command, name="flower")
+cli.add_command(dashboard_command, name="dashboard")
+cli.add_command(check_group, name="check")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from store.db import current_revision, head_revision, make_engine, upgrade
 from store.errors import StoreError
 
 from .cli_common import CommandFailed, ledger, settings_or_fail
+from .cli_schedules import check_schedules_file
 from .preflight import check_broker
 from .settings import Settings, SettingsError, mask_url
 
@@ -59,11 +60,16 @@ def worker_command(ctx: click.Context) -> None:
 @click.command(context_settings=_PASSTHROUGH)
 @click.pass_context
 def beat_command(ctx: click.Context) -> None:
-    """Run Celery beat (exactly one per deployment); Celery's beat options pass through."""
+    """Run Celery beat: the service's periodic tasks and the schedules (see `dsimport schedules`)."""
     if "--help" in ctx.args or "-h" in ctx.args:
-        click.echo("Usage: dsimport beat [CELERY BEAT OPTIONS]\n\nRuns `celery beat` on the dsimport app.")
+        click.echo(
+            "Usage: dsimport beat [CELERY BEAT OPTIONS]\n\nRuns `celery beat` on the dsimport app with the ledger's "
+            "schedules table (and DSIMPORT_SCHEDULES_FILE, when set).\nOne beat is enough; a second one by mistake "
+            "imports nothing twice."
+        )
         return
     settings = settings_or_fail()
+    check_schedules_file(settings)
     preflight(settings, needs_api_key=False)
     settings.home.mkdir(parents=True, exist_ok=True)
     from .celery_app import create_app

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from types import TracebackType
+
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from store.db import make_engine, make_session_factory
 from store.scheduling import PollPolicy
@@ -34,16 +37,35 @@ def poll_policy(settings: Settings) -> PollPolicy:
     )
 
 
+class KeptOpenClient(DatasetsClient):
+    """The runtime's one sync client: tasks use it in a ``with`` block, which leaves it open for the next task.
+
+    Opening an httpx client costs tens of milliseconds (it builds a TLS context) and then a new connection; for a
+    submit, that was most of its time (``bench/submit.py``). One client per runtime, and so per worker process (the
+    runtime is rebuilt after a fork), keeps its connections alive between tasks. httpx clients are thread-safe.
+    """
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
 def build_runtime(settings: Settings) -> Runtime:
     engine = make_engine(settings.database_url)
     api_key = settings.require_api_key()
     # Reads are retried inside the client; a POST import is not (no idempotency key): the submit task retries.
     retry = RetryPolicy(max_attempts=settings.api_max_attempts)
 
+    lock = threading.Lock()
+    kept: list[DatasetsClient] = []
+
     def client() -> DatasetsClient:
-        return DatasetsClient(
-            api_key, base_url=settings.api_base_url, timeout_s=settings.api_timeout_s, retry=retry
-        )
+        with lock:
+            if not kept:
+                timeout_s = settings.api_timeout_s
+                kept.append(KeptOpenClient(api_key, base_url=settings.api_base_url, timeout_s=timeout_s, retry=retry))
+            return kept[0]
 
     def async_client() -> AsyncDatasetsClient:
         return AsyncDatasetsClient(

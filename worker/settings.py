@@ -8,7 +8,7 @@ No other module reads ``os.environ``: settings are built here once and passed do
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     poll_max_interval_s: float = Field(default=10.0, gt=0, description="Cap of the per-job poll backoff.")
     poll_multiplier: float = Field(default=1.5, ge=1.0)
     poll_jitter_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
-    poll_batch_size: int = Field(default=500, ge=1, description="Jobs claimed by one poll round.")
+    # Large enough that a list_tasks page serves many due jobs of its dataset (bench/poll_path.py: 500 -> 2000
+    # took one process from ~600 to ~1,700 job polls/s with 50 jobs per dataset).
+    poll_batch_size: int = Field(default=2000, ge=1, description="Jobs claimed by one poll round.")
     poll_concurrency: int = Field(default=32, ge=1, description="API calls in flight during a poll round.")
     poll_round_budget_s: float = Field(default=5.0, gt=0, description="Time one poll task keeps claiming.")
     poll_group_threshold: int = Field(default=3, ge=2, description="Due jobs on a dataset to use list_tasks.")
@@ -77,7 +79,29 @@ class Settings(BaseSettings):
     recovery_interval_s: float = Field(default=30.0, gt=0)
     stale_pending_s: float = Field(default=60.0, gt=0, description="A PENDING job this old is re-sent.")
 
+    schedules_file: Path | None = Field(
+        default=None, description="TOML file of beat schedules, synced into the schedules table by beat."
+    )
+    schedules_refresh_s: float = Field(
+        default=5.0, gt=0, description="How often beat re-reads the schedules table (and checks the file)."
+    )
+
     log_level: str = Field(default="INFO")
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines as JSON objects, or as key=value text (both carry the job id)."
+    )
+
+    # Monitoring: Flower and the jobs page sit behind the same basic-auth login.
+    ui_user: str = Field(default="admin", min_length=1, description="Login of Flower and the jobs page.")
+    ui_password: SecretStr | None = Field(
+        default=None, description="Password of Flower and the jobs page; `dsimport up` generates one."
+    )
+    flower_address: str = Field(default="127.0.0.1", description="Interface Flower listens on.")
+    flower_port: int = Field(default=5555, ge=0, le=65535)
+    flower_max_tasks: int = Field(default=10_000, ge=100, description="Finished tasks Flower keeps in memory.")
+    dashboard_host: str = Field(default="127.0.0.1", description="Interface the jobs page listens on.")
+    dashboard_port: int = Field(default=8080, ge=0, le=65535)
+    dashboard_refresh_s: int = Field(default=5, ge=1, le=3600, description="How often the jobs page reloads.")
 
     # Import requests as messages on a Redis Stream (see tasks.stream_consumer).
     stream_enabled: bool = Field(default=True, description="Run the stream consumer inside each worker.")
@@ -100,6 +124,14 @@ class Settings(BaseSettings):
     dead_letter_stream_maxlen: int = Field(
         default=100_000, ge=1, description="Approximate cap of the dead-letter stream (the table keeps all)."
     )
+
+    @field_validator("ui_user")
+    @classmethod
+    def _user_has_no_colon(cls, value: str) -> str:
+        # Basic auth joins user and password with a colon; one in the user name cannot be sent.
+        if ":" in value:
+            raise ValueError("the login cannot contain ':'")
+        return value
 
     @field_validator("broker_url")
     @classmethod

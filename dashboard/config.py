@@ -1,0 +1,29 @@
+"""What the jobs page is built with: plain values, so the page depends on no settings module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DashboardConfig"]
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """``database_url`` of the ledger it reads; the basic-auth login it requires (Flower's); how often the page
+    reloads; the Redis where workers publish their metrics (None: /metrics exports the ledger's numbers only)."""
+
+    database_url: str
+    username: str
+    password: str = field(repr=False)
+    refresh_s: int = 5
+    metrics_redis_url: str | None = None
+    page_size: int = 100
+    realm: str = "dsimport"
+
+    def __post_init__(self) -> None:
+        if not self.username or ":" in self.username:
+            raise ValueError("the login must be non-empty and hold no ':'")
+        if not self.password:
+            raise ValueError("the jobs page needs a password (it is never served without authentication)")
+        if self.refresh_s < 1 or self.page_size < 1:
+            raise ValueError("refresh_s and page_size must be at least 1")

@@ -111,7 +111,7 @@ def db_current() -> None:
     "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True, help="Worker processes."
 )
 def up_command(concurrency: int) -> int:
-    """Run the whole local stack (emulator when no key, Redis if none answers, worker, beat) until Ctrl-C."""
+    """Run the whole local stack (emulator when no key, Redis if none answers, worker, beat, Flower, jobs page)."""
     from .stack import run_stack
 
     return run_stack(settings_or_fail(), worker_concurrency=concurrency, echo=click.echo)

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import DashboardConfig, build_app
 from store.jobs import create_job
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition
+from tests.fixtures.redis_db import flushed_redis
 
 from .server import serve
 
@@ -105,12 +105,5 @@ def client(config: DashboardConfig) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def metrics_redis() -> Iterator[str]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI starts Redis; a missing one is a broken setup, not a skip
-        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(TEST_REDIS_URL) as url:
+        yield url

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.db import make_engine, make_session_factory
+from tests.fixtures.redis_db import flushed_redis
 from worker.settings import Settings
 
 from .service import Requester, ServiceProcesses
@@ -22,15 +22,8 @@ TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:63
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI starts Redis; a missing one is a broken setup, not a skip
-        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(TEST_REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,21 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.message_intake import Intake
 from tasks.stream_consumer import StreamConfig, ensure_group
+from tests.fixtures.redis_db import flushed_redis
 
 TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_MESSAGES_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI starts Redis; a missing one is a broken setup, not a skip
-        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(TEST_REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture

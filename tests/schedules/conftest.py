@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient, ServerError
@@ -25,6 +24,7 @@ from store.models import ScheduleSource
 from store.schedules import ScheduleDefinition, create_schedule
 from tasks.schedule_firing import FireContext
 from tasks.schedule_specs import build_definition
+from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import ServiceProcesses
 from worker.settings import Settings
 
@@ -143,15 +143,8 @@ def harness(session_factory: sessionmaker[Session]) -> Harness:
 
 @pytest.fixture
 def broker_url() -> Iterator[str]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # a missing Redis is a broken setup, not a skip
-        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(TEST_REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from store.db import upgrade
 from tasks import metrics
+from tests.fixtures.redis_db import flushed_redis
 from worker.cli import main
 from worker.cli_monitor import flower_argv
 from worker.settings import Settings
@@ -30,15 +30,8 @@ PASSWORD = "MARKER-ui-password-93b1"
 
 @pytest.fixture
 def broker() -> Iterator[str]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # CI starts Redis; a missing one is a broken setup, not a skip
-        pytest.fail(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
-    client.flushdb()
-    yield TEST_REDIS_URL
-    client.flushdb()
-    client.close()
+    with flushed_redis(TEST_REDIS_URL) as url:
+        yield url
 
 
 @pytest.fixture
@@ -63,7 +56,11 @@ def env(tmp_path: Path, broker: str, monkeypatch: pytest.MonkeyPatch) -> dict[st
 def _serve(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker", *argv], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "worker", *argv],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     deadline = time.monotonic() + 60
@@ -135,8 +132,9 @@ def test_flower_argv_bounds_the_tasks_and_holds_no_secret() -> None:
 
 
 @pytest.mark.parametrize("command", ["flower", "dashboard"])
-def test_no_password_no_service(command: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_password_no_service(
+    command: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("DSIMPORT_UI_PASSWORD")
     assert main([command]) == 1
     assert "set DSIMPORT_UI_PASSWORD" in capsys.readouterr().err

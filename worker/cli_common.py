@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import DatasetsClient, RetryPolicy
+from api_client import ApiError, DatasetsClient, RetryPolicy
 from store.db import check_migrated, make_engine, make_session_factory
 from store.errors import StoreError
 
@@ -72,3 +73,41 @@ def api_client(settings: Settings) -> DatasetsClient:
         timeout_s=settings.api_timeout_s,
         retry=RetryPolicy(max_attempts=settings.api_max_attempts),
     )
+
+
+def dataset_record_ids(settings: Settings, record_ids: tuple[str, ...], from_dataset: str | None) -> list[str]:
+    """The records a dataset import copies: the ones named, or every record of ``from_dataset``."""
+    if bool(record_ids) == (from_dataset is not None):
+        raise click.UsageError("give --record (one or more) or --from-dataset, not both")
+    if from_dataset is None:
+        return list(record_ids)
+    with api_client(settings) as client:
+        try:
+            ids = [record.id for record in client.iter_records(from_dataset)]
+        except ApiError as exc:
+            raise CommandFailed(f"cannot list the records of {from_dataset}: {exc}") from None
+    if not ids:
+        raise CommandFailed(f"dataset {from_dataset} has no records to copy")
+    return ids
+
+
+def file_id_to_import(settings: Settings, path: Path | None, file_id: str | None) -> str:
+    """The file a file import reads: ``file_id`` as given, or the id of ``path`` once uploaded."""
+    if (path is None) == (file_id is None):
+        raise click.UsageError("give exactly one of --path and --file-id")
+    if path is None:
+        assert file_id is not None
+        return file_id
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--path") from None
+    if not content.strip():
+        raise click.BadParameter(f"{path} is empty", param_hint="--path")
+    with api_client(settings) as client:
+        try:
+            uploaded = client.upload_file(path.name, content).id
+        except ApiError as exc:
+            raise CommandFailed(f"upload of {path} failed: {exc}") from None
+    click.echo(f"uploaded {path} as file {uploaded}", err=True)
+    return uploaded

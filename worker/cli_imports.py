@@ -10,12 +10,19 @@ from typing import Any
 
 import click
 
-from api_client import ApiError
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportKind, JobStatus
 from tasks.requests import InvalidImportRequest, request_import
 
-from .cli_common import UUID, CommandFailed, api_client, ledger, settings_or_fail, utcnow
+from .cli_common import (
+    UUID,
+    CommandFailed,
+    dataset_record_ids,
+    file_id_to_import,
+    ledger,
+    settings_or_fail,
+    utcnow,
+)
 from .settings import Settings
 
 
@@ -27,9 +34,7 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
         default=None,
         help="Idempotency key: a second request with the same key returns the same job.",
     )(func)
-    func = click.option(
-        "--wait", is_flag=True, help="Follow the job until it ends; exit 1 unless COMPLETED."
-    )(func)
+    func = click.option("--wait", is_flag=True, help="Follow the job until it ends; exit 1 unless COMPLETED.")(func)
     return func
 
 
@@ -40,9 +45,7 @@ def import_group() -> None:
 
 @import_group.command("campaign")
 @_common
-@click.option(
-    "--campaign", "campaign_id", type=UUID, required=True, help="Campaign whose selected events to import."
-)
+@click.option("--campaign", "campaign_id", type=UUID, required=True, help="Campaign whose selected events to import.")
 def import_campaign(dataset_id: str, idempotency_key: str | None, wait: bool, campaign_id: str) -> None:
     """Import a campaign's selected completion events."""
     _run(ImportKind.CAMPAIGN, dataset_id, {"campaign_id": campaign_id}, idempotency_key, wait)
@@ -51,9 +54,7 @@ def import_campaign(dataset_id: str, idempotency_key: str | None, wait: bool, ca
 @import_group.command("explorer")
 @_common
 @click.option("--event", "event_ids", multiple=True, required=True, help="Completion event id (repeatable).")
-def import_explorer(
-    dataset_id: str, idempotency_key: str | None, wait: bool, event_ids: tuple[str, ...]
-) -> None:
+def import_explorer(dataset_id: str, idempotency_key: str | None, wait: bool, event_ids: tuple[str, ...]) -> None:
     """Import chat-completion events from the explorer."""
     _run(ImportKind.EXPLORER, dataset_id, {"completion_event_ids": list(event_ids)}, idempotency_key, wait)
 
@@ -72,24 +73,8 @@ def import_file(
     dataset_id: str, idempotency_key: str | None, wait: bool, path: Path | None, file_id: str | None
 ) -> None:
     """Import a JSONL file (uploaded first with --path, or already uploaded with --file-id)."""
-    if (path is None) == (file_id is None):
-        raise click.UsageError("give exactly one of --path and --file-id")
     settings = settings_or_fail()
-    if path is not None:
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--path") from None
-        if not content.strip():
-            raise click.BadParameter(f"{path} is empty", param_hint="--path")
-        with api_client(settings) as client:
-            try:
-                uploaded = client.upload_file(path.name, content)
-            except ApiError as exc:
-                raise CommandFailed(f"upload of {path} failed: {exc}") from None
-        file_id = uploaded.id
-        click.echo(f"uploaded {path} as file {file_id}", err=True)
-    assert file_id is not None
+    file_id = file_id_to_import(settings, path, file_id)
     _run(ImportKind.FILE, dataset_id, {"file_id": file_id}, idempotency_key, wait, settings=settings)
 
 
@@ -106,17 +91,13 @@ def import_playground(
     dataset_id: str, idempotency_key: str | None, wait: bool, conversation_ids: tuple[str, ...]
 ) -> None:
     """Import playground conversations."""
-    _run(
-        ImportKind.PLAYGROUND, dataset_id, {"conversation_ids": list(conversation_ids)}, idempotency_key, wait
-    )
+    _run(ImportKind.PLAYGROUND, dataset_id, {"conversation_ids": list(conversation_ids)}, idempotency_key, wait)
 
 
 @import_group.command("dataset")
 @_common
 @click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option(
-    "--from-dataset", "from_dataset", type=UUID, default=None, help="Take all records of this dataset."
-)
+@click.option("--from-dataset", "from_dataset", type=UUID, default=None, help="Take all records of this dataset.")
 def import_dataset(
     dataset_id: str,
     idempotency_key: str | None,
@@ -125,21 +106,9 @@ def import_dataset(
     from_dataset: str | None,
 ) -> None:
     """Copy records of another dataset (named one by one, or all of one dataset)."""
-    if bool(record_ids) == (from_dataset is not None):
-        raise click.UsageError("give --record (one or more) or --from-dataset, not both")
     settings = settings_or_fail()
-    ids = list(record_ids)
-    if from_dataset is not None:
-        with api_client(settings) as client:
-            try:
-                ids = [record.id for record in client.iter_records(from_dataset)]
-            except ApiError as exc:
-                raise CommandFailed(f"cannot list the records of {from_dataset}: {exc}") from None
-        if not ids:
-            raise CommandFailed(f"dataset {from_dataset} has no records to copy")
-    _run(
-        ImportKind.DATASET, dataset_id, {"dataset_record_ids": ids}, idempotency_key, wait, settings=settings
-    )
+    ids = dataset_record_ids(settings, record_ids, from_dataset)
+    _run(ImportKind.DATASET, dataset_id, {"dataset_record_ids": ids}, idempotency_key, wait, settings=settings)
 
 
 def _run(
@@ -209,4 +178,3 @@ def _bar(progress: int | None, width: int = 30) -> str:
         return "[" + "?" * width + "]    ?"
     filled = max(0, min(width, round(width * progress / 100)))
     return "[" + "#" * filled + "." * (width - filled) + f"] {progress:3d}%"
-

@@ -19,7 +19,6 @@ import click
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import ApiError
 from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_letter, list_dead_letters
 from store.jobs import get_job_by_key
 from store.models import DeadLetter
@@ -27,7 +26,7 @@ from tasks.message_intake import AlreadyRetried, Intake
 from tasks.messages import InvalidMessage, idempotency_key, json_schema, parse_payload
 from tasks.stream_consumer import read_stats
 
-from .cli_common import UUID, CommandFailed, api_client, ledger, settings_or_fail
+from .cli_common import UUID, CommandFailed, dataset_record_ids, file_id_to_import, ledger, settings_or_fail
 from .cli_imports import follow
 from .settings import Settings, mask_url
 from .stream_bootstep import stream_redis
@@ -100,33 +99,15 @@ def send_explorer(dataset_id: str, message_id: str | None, wait: bool, event_ids
 @click.option("--file-id", "file_id", default=None, help="Id of a file already uploaded.")
 def send_file(dataset_id: str, message_id: str | None, wait: bool, path: Path | None, file_id: str | None) -> None:
     """Request a file import (uploaded first with --path, or already uploaded with --file-id)."""
-    if (path is None) == (file_id is None):
-        raise click.UsageError("give exactly one of --path and --file-id")
     settings = settings_or_fail()
-    if path is not None:
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--path") from None
-        if not content.strip():
-            raise click.BadParameter(f"{path} is empty", param_hint="--path")
-        with api_client(settings) as client:
-            try:
-                file_id = client.upload_file(path.name, content).id
-            except ApiError as exc:
-                raise CommandFailed(f"upload of {path} failed: {exc}") from None
-        click.echo(f"uploaded {path} as file {file_id}", err=True)
+    file_id = file_id_to_import(settings, path, file_id)
     _send("file", dataset_id, {"file_id": file_id}, message_id, wait, settings=settings)
 
 
 @send_group.command("playground")
 @_send_options
-@click.option(
-    "--conversation", "conversation_ids", multiple=True, required=True, help="Conversation id (repeatable)."
-)
-def send_playground(
-    dataset_id: str, message_id: str | None, wait: bool, conversation_ids: tuple[str, ...]
-) -> None:
+@click.option("--conversation", "conversation_ids", multiple=True, required=True, help="Conversation id (repeatable).")
+def send_playground(dataset_id: str, message_id: str | None, wait: bool, conversation_ids: tuple[str, ...]) -> None:
     """Request an import of playground conversations."""
     _send("playground", dataset_id, {"conversation_ids": list(conversation_ids)}, message_id, wait)
 
@@ -139,18 +120,8 @@ def send_dataset(
     dataset_id: str, message_id: str | None, wait: bool, record_ids: tuple[str, ...], from_dataset: str | None
 ) -> None:
     """Request a copy of records of another dataset."""
-    if bool(record_ids) == (from_dataset is not None):
-        raise click.UsageError("give --record (one or more) or --from-dataset, not both")
     settings = settings_or_fail()
-    ids = list(record_ids)
-    if from_dataset is not None:
-        with api_client(settings) as client:
-            try:
-                ids = [record.id for record in client.iter_records(from_dataset)]
-            except ApiError as exc:
-                raise CommandFailed(f"cannot list the records of {from_dataset}: {exc}") from None
-        if not ids:
-            raise CommandFailed(f"dataset {from_dataset} has no records to copy")
+    ids = dataset_record_ids(settings, record_ids, from_dataset)
     _send("dataset", dataset_id, {"dataset_record_ids": ids}, message_id, wait, settings=settings)
 
 
@@ -232,8 +203,7 @@ def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
     for row in rows:
         message = _cut(row["message_id"] or "-", 24)
         click.echo(
-            f"{row['id']:>6}  {row['received_at']:25}  {message:24}  {row['retried_job_id'] or '-':36}  "
-            f"{row['reason']}"
+            f"{row['id']:>6}  {row['received_at']:25}  {message:24}  {row['retried_job_id'] or '-':36}  {row['reason']}"
         )
 
 

@@ -9,6 +9,7 @@ import uvicorn
 
 from .app import build_app
 from .config import ConfigError, EmulatorSettings, Knobs, parse_duration
+from .faults import uvicorn_closer
 from .seed import SeedError
 
 __all__ = ["emulator_command"]
@@ -91,4 +92,14 @@ def emulator_command(
         raise click.ClickException(str(exc)) from exc
     auth = "only the EMULATOR_API_KEY token" if settings.api_key else "any bearer token"
     click.echo(f"Emulator on http://{host}:{port} (accepts {auth}); Ctrl+C to stop.")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    # uvicorn.run, spelled out to keep the server: a `reset` fault drops its request's connection through it.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    )
+    app.state.emulator.faults.closer = uvicorn_closer(server)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it shut down on; the stop was clean
+        pass
+    if not server.started:
+        raise click.ClickException(f"the emulator could not start on {host}:{port} (see the log above)")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FAULT_KINDS",
     "KNOWN_STATUSES",
     "TERMINAL_STATUSES",
     "ConfigError",
@@ -22,6 +23,8 @@ __all__ = [
     "parse_duration",
 ]
 
+# How a fault spoils an answer (see FaultRule).
+FAULT_KINDS = ("status", "reset", "slow")
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
 KNOWN_STATUSES = (
     "RUNNING",
@@ -41,12 +44,19 @@ class ConfigError(ValueError):
 
 @dataclass(slots=True)
 class FaultRule:
-    """An injected error answer for one route name (or ``*`` for all routes).
+    """An injected fault for one route name (or ``*`` for all routes).
 
     With ``next`` set, exactly the next N requests fail and the rule then removes itself;
     otherwise each request fails with probability ``rate``. ``phase="after"`` runs the real
-    handler first (so an import task is created) and then replaces its answer, which imitates
+    handler first (so an import task is created) and then spoils its answer, which imitates
     a response lost after the server committed.
+
+    ``kind`` says how the answer is spoiled:
+
+    - ``status`` (the default): an error answer with ``status`` (and ``Retry-After``, if set);
+    - ``reset``: no answer at all, the connection is reset (TCP RST) as by a crashed proxy;
+    - ``slow``: the real answer, ``delay_ms`` late (before or after the handler ran), for a
+      client timeout. A server does not notice a client that gave up: the handler still runs.
     """
 
     status: int
@@ -54,21 +64,29 @@ class FaultRule:
     next: int | None = None
     retry_after_s: float | None = None
     phase: str = "before"
+    kind: str = "status"
+    delay_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "status": self.status,
             "rate": self.rate,
             "next": self.next,
             "retry_after_s": self.retry_after_s,
             "phase": self.phase,
         }
+        # The other kinds' fields appear only for them, so a status rule reads as it always did.
+        if self.kind != "status":
+            data["kind"] = self.kind
+        if self.delay_ms is not None:
+            data["delay_ms"] = self.delay_ms
+        return data
 
     @classmethod
     def from_json(cls, route: str, raw: object) -> FaultRule:
         if not isinstance(raw, Mapping):
             raise ConfigError(f"faults.{route} must be an object or null")
-        unknown = set(raw) - {"status", "rate", "next", "retry_after_s", "phase"}
+        unknown = set(raw) - {"status", "rate", "next", "retry_after_s", "phase", "kind", "delay_ms"}
         if unknown:
             raise ConfigError(f"faults.{route}: unknown keys {sorted(unknown)}")
         status = raw.get("status", 503)
@@ -88,7 +106,25 @@ class FaultRule:
         phase = raw.get("phase", "before")
         if phase not in ("before", "after"):
             raise ConfigError(f"faults.{route}.phase must be 'before' or 'after'")
-        return cls(status=status, rate=rate, next=nxt, retry_after_s=retry_after, phase=phase)
+        kind = raw.get("kind", "status")
+        if kind not in FAULT_KINDS:
+            raise ConfigError(f"faults.{route}.kind must be one of {', '.join(FAULT_KINDS)}")
+        delay_ms = raw.get("delay_ms")
+        if kind == "slow":
+            if delay_ms is None:
+                raise ConfigError(f"faults.{route}.delay_ms is required for a slow fault")
+            delay_ms = _non_negative(delay_ms, f"faults.{route}.delay_ms")
+        elif delay_ms is not None:
+            raise ConfigError(f"faults.{route}.delay_ms applies to slow faults only")
+        return cls(
+            status=status,
+            rate=rate,
+            next=nxt,
+            retry_after_s=retry_after,
+            phase=phase,
+            kind=kind,
+            delay_ms=delay_ms,
+        )
 
 
 @dataclass(slots=True)

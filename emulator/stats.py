@@ -6,7 +6,7 @@ Shape (``?tasks=false`` leaves out ``tasks``)::
       "now": ISO,                                   # the emulator's clock
       "requests_total": int,                        # API requests (admin routes are not counted)
       "requests": {route_name: int},                # e.g. {"fetch_task": 812, "import_from_file": 40}
-      "responses": {route_name: {"200": int, "503": int, ...}},
+      "responses": {route_name: {"200": int, "503": int, "reset": int, ...}},  # reset: no answer
       "tasks_created": {dataset_id: int},           # import tasks started per dataset
       "tasks_by_status": {status: int},
       "world": {"datasets", "records", "tasks", "campaigns", "events", "conversations", "files": int},
@@ -45,7 +45,7 @@ class Stats:
         self.requests_total += 1
         self.requests[route] = self.requests.get(route, 0) + 1
 
-    def count_response(self, route: str, status: int) -> None:
+    def count_response(self, route: str, status: int | str) -> None:
         by_status = self.responses.setdefault(route, {})
         key = str(status)
         by_status[key] = by_status.get(key, 0) + 1

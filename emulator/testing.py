@@ -24,6 +24,7 @@ import uvicorn
 from .app import build_app
 from .clock import Clock, EmulatorClock
 from .config import EmulatorSettings, Knobs, parse_duration
+from .faults import uvicorn_closer
 from .runtime import Emulator
 
 __all__ = ["DEFAULT_TEST_KEY", "EmulatorServer"]
@@ -107,6 +108,8 @@ class EmulatorServer:
             timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
+        # Lets a `reset` fault drop the connection its request came on.
+        self._emulator.faults.closer = uvicorn_closer(server)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"emulator-{port}", daemon=True)
         self._server, self._thread, self._socket = server, thread, sock
         thread.start()

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .config import FaultRule
 from .errors import (
     AUTH_UNAUTHORIZED,
     ApiProblem,
@@ -71,19 +72,38 @@ class Operations:
                 stats.count_response(name, 401)
                 return response
             rule = faults.take(name)
+            if rule is not None and rule.phase == "before" and rule.kind != "slow":
+                return await self._spoil(name, rule, request, None)
             if rule is not None and rule.phase == "before":
-                response = fault_response(rule)
-            else:
-                try:
-                    response = await handler(request)
-                except ApiProblem as problem:
-                    response = json_response(problem.body, problem.status, problem.headers)
-                if rule is not None:
-                    response = fault_response(rule)
+                # Read the body first: the handler must find it even if the client has given up meanwhile.
+                await request.body()
+                await _delay(rule)
+            try:
+                response = await handler(request)
+            except ApiProblem as problem:
+                response = json_response(problem.body, problem.status, problem.headers)
+            if rule is not None and rule.phase == "after":
+                return await self._spoil(name, rule, request, response)
             stats.count_response(name, response.status_code)
             return response
 
         return endpoint
+
+    async def _spoil(self, name: str, rule: FaultRule, request: Request, response: Response | None) -> Response:
+        """The answer a fault leaves of ``response`` (None: the handler did not run)."""
+        if rule.kind == "slow":
+            await _delay(rule)
+            assert response is not None
+        elif rule.kind == "reset" and self._faults.reset(request.scope.get("client")):
+            self._stats.count_response(name, "reset")
+            # Let the server see the connection gone, so it drops the answer below instead of writing it.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return no_content()
+        else:
+            response = fault_response(rule)
+        self._stats.count_response(name, response.status_code)
+        return response
 
     def _authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization")
@@ -94,6 +114,10 @@ class Operations:
         if scheme.lower() != "bearer" or not token:
             return False
         return self._api_key is None or hmac.compare_digest(token.encode(), self._api_key)
+
+
+async def _delay(rule: FaultRule) -> None:
+    await asyncio.sleep((rule.delay_ms or 0.0) / 1000.0)
 
 
 def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

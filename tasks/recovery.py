@@ -6,14 +6,27 @@
   got the request. The API has no idempotency key, so before any second POST we look for a remote task on that
   dataset created while the job was being submitted and owned by no other job, and adopt it. Only when there is
   none does the job go back to PENDING to be sent again.
+
+Interrupted submits on one dataset whose windows overlap are resolved together, since a task in the window may be
+any one's (tasks do not say what they import), and not while any of them is still being submitted (its lease is
+live: its task, if any, is not recorded yet and could be taken for another's). With as many tasks as jobs, or more,
+every request arrived: tasks are paired with jobs in order of time. With none, none arrived: all are sent again.
+With fewer, identical requests share out the tasks and the rest are sent again. Different requests cannot be told
+apart then: they are paired in order of time too (the request sent first is the likelier to have arrived), and the
+guess is written on each job's history and logged as a warning, because a wrong one imports one request twice and
+another never. Only an idempotency key in the API, or one submit at a time per dataset, would rule it out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api_client import ApiError, DatasetImportTask, DatasetsClient
 from store.jobs import overdue_jobs, remote_task_ids_for_dataset, stale_jobs
@@ -30,6 +43,8 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(seconds=5)
 # Pages of list_tasks read when looking for a task to adopt; recent tasks come first in practice.
 ADOPTION_PAGES = 5
+# Most interrupted submits resolved together (a bound on the lookup, not a limit anyone should reach).
+_MAX_GROUP = 50
 
 
 @dataclass
@@ -80,6 +95,15 @@ def recover(
     return report
 
 
+@dataclass(frozen=True)
+class _Interrupted:
+    """One job of a group of interrupted submits, as plain values read under the group's leases."""
+
+    job_id: str
+    started: datetime | None
+    request: str
+
+
 def _resolve_submitting(
     runtime: Runtime,
     client: DatasetsClient,
@@ -89,88 +113,186 @@ def _resolve_submitting(
     now: Callable[[], datetime],
     report: RecoveryReport,
 ) -> None:
-    # Take the job first, so two sweeps never both adopt or reset it; the lookup happens outside any
+    # Take the jobs first, so two sweeps never both adopt or reset them; the lookup happens outside any
     # transaction (an HTTP call must not hold SQLite's write lock).
+    lease_s = runtime.tuning.lease_s
     with runtime.session_factory() as session:
-        job = acquire_lease(
-            session, job_id, status=JobStatus.SUBMITTING, owner=owner, now=now(), lease_s=runtime.tuning.lease_s
-        )
-        if job is None:
+        at = now()
+        group = _lease_group(session, job_id, owner=owner, now=at, lease_s=lease_s)
+        if group is None:
+            session.rollback()
             return
-        dataset_id, started = job.dataset_id, job.submit_started_at
+        dataset_id = group[0].dataset_id
+        members = sorted(
+            (_Interrupted(job.id, job.submit_started_at, _request_key(job)) for job in group),
+            key=lambda member: (member.started or at, member.job_id),
+        )
         owned = remote_task_ids_for_dataset(session, dataset_id)
         session.commit()
+    starts = [member.started for member in members if member.started is not None]
     try:
-        candidate = find_adoptable_task(client, dataset_id, started, owned=owned, lease_s=runtime.tuning.lease_s)
+        candidates = (
+            find_orphan_tasks(
+                client,
+                dataset_id,
+                since=min(starts) - CLOCK_SKEW,
+                # A request cannot outlive the lease: past it the submitting worker had given up or died. Nor can a
+                # task of ours be younger than this sweep: one that is was started by a submit begun since.
+                until=min(max(starts) + timedelta(seconds=lease_s) + CLOCK_SKEW, at),
+                owned=owned,
+            )
+            if starts
+            else []
+        )
     except ApiError as exc:
-        # Without the list we cannot rule out a remote task: leave the job for the next sweep.
+        # Without the list we cannot rule out a remote task: leave the jobs for the next sweep.
         log.warning("job %s: cannot look for its remote task yet: %s", job_id, exc, extra={"job_id": job_id})
         with runtime.session_factory() as session:
-            release_lease(session, job_id, owner=owner)
+            for member in members:
+                release_lease(session, member.job_id, owner=owner)
             session.commit()
         return
 
+    plan, guessed = pair_tasks(members, candidates)
+    guess = _guess_note(members, candidates) if guessed else None
     with runtime.session_factory() as session:
-        job = session.get(ImportJob, job_id)
-        if job is None or job.status != JobStatus.SUBMITTING or job.lease_owner != owner:
-            return
-        at = now()
-        job.lease_owner = None
-        job.lease_expires_at = None
-        if candidate is None:
-            if job.attempts > runtime.tuning.submit_max_retries:
-                apply_transition(
-                    job, JobStatus.FAILED, now=at, message=f"gave up after {job.attempts} interrupted submits"
-                )
-                report.finished.append((job.id, str(JobStatus.FAILED)))
+        for member in members:
+            job = session.get(ImportJob, member.job_id)
+            if job is None or job.status != JobStatus.SUBMITTING or job.lease_owner != owner:
+                continue
+            job.lease_owner = None
+            job.lease_expires_at = None
+            task = plan[member.job_id]
+            if task is None:
+                _send_again(job, runtime, now=now(), report=report, note=guess)
             else:
-                apply_transition(
-                    job, JobStatus.PENDING, now=at, message="no remote task found after an interrupted submit"
-                )
-                report.reset.append(job.id)
-            session.commit()
-            return
-        job.remote_task_id = candidate.id
-        job.remote_status = str(candidate.status)
-        job.remote_status_since = at
-        job.progress = candidate.progress
-        job.submitted_at = at
-        job.last_error = None
-        apply_transition(job, JobStatus.RUNNING, now=at, message=f"adopted remote task {candidate.id}")
-        terminal = remote_to_job_status(str(candidate.status))
-        if terminal is not None:
-            apply_transition(job, terminal, now=at, progress=candidate.progress, message=candidate.message)
-            report.finished.append((job.id, str(terminal)))
-        else:
-            job.poll_interval_s = runtime.poll_policy.initial_interval_s
-            job.next_poll_at = first_poll_at(at, runtime.poll_policy)
-        report.adopted.append((job.id, candidate.id))
+                _adopt(job, task, runtime, now=now(), report=report, note=guess)
         session.commit()
-    log.info("job %s adopted remote task %s", job_id, candidate.id, extra={"job_id": job_id})
 
 
-def find_adoptable_task(
-    client: DatasetsClient,
-    dataset_id: str,
-    submit_started_at: datetime | None,
-    *,
-    owned: set[str],
-    lease_s: float,
-) -> DatasetImportTask | None:
-    """The earliest remote task on the dataset created during the submit window and owned by no job."""
-    if submit_started_at is None:
+def _lease_group(
+    session: Session, job_id: str, *, owner: str, now: datetime, lease_s: float
+) -> list[ImportJob] | None:
+    """``job_id`` and every interrupted submit on its dataset whose window overlaps, leased to ``owner``.
+
+    None when one of them is still being submitted or resolved (its lease is live): its task, if any, is not
+    recorded yet, so it could be taken for another's. The caller rolls back the leases taken so far.
+    """
+    first = acquire_lease(session, job_id, status=JobStatus.SUBMITTING, owner=owner, now=now, lease_s=lease_s)
+    if first is None:
         return None
-    window_start = submit_started_at - CLOCK_SKEW
-    # A request cannot outlive the lease: past it the submitting worker had given up or died.
-    window_end = submit_started_at + timedelta(seconds=lease_s) + CLOCK_SKEW
+    group = {first.id: first}
+    frontier = [first]
+    # Windows [start - skew, start + lease + skew] of two jobs overlap when their starts are this close.
+    reach = timedelta(seconds=lease_s) + 2 * CLOCK_SKEW
+    while frontier:
+        current = frontier.pop()
+        if current.submit_started_at is None:
+            continue
+        query = (
+            select(ImportJob)
+            .where(
+                ImportJob.dataset_id == first.dataset_id,
+                ImportJob.status == JobStatus.SUBMITTING,
+                ImportJob.submit_started_at >= current.submit_started_at - reach,
+                ImportJob.submit_started_at <= current.submit_started_at + reach,
+                ImportJob.id.not_in(list(group)),
+            )
+            .order_by(ImportJob.submit_started_at, ImportJob.id)
+            .limit(_MAX_GROUP)
+        )
+        for other in session.scalars(query).all():
+            if acquire_lease(session, other.id, status=JobStatus.SUBMITTING, owner=owner, now=now, lease_s=lease_s):
+                group[other.id] = other
+                frontier.append(other)
+            else:
+                return None
+    return list(group.values())
+
+
+def pair_tasks(
+    members: list[_Interrupted], candidates: list[DatasetImportTask]
+) -> tuple[dict[str, DatasetImportTask | None], bool]:
+    """Which task each interrupted submit started (None: none, send it again), and whether that is a guess.
+
+    ``members`` in order of submit start, ``candidates`` in order of creation; they are paired in that order.
+    """
+    tasks: list[DatasetImportTask | None] = [*candidates[: len(members)]]
+    tasks += [None] * (len(members) - len(tasks))
+    plan = {member.job_id: task for member, task in zip(members, tasks, strict=True)}
+    # Exact when every request arrived (as many tasks as jobs), when none did, or when the requests are the same
+    # (any of them may take any task); otherwise nothing says which requests are the ones that arrived.
+    guessed = 0 < len(candidates) < len(members) and len({member.request for member in members}) > 1
+    return plan, guessed
+
+
+def _guess_note(members: list[_Interrupted], candidates: list[DatasetImportTask]) -> str:
+    return (
+        f"a guess: {len(candidates)} remote task(s) for {len(members)} interrupted submits of different imports "
+        f"on this dataset (jobs {', '.join(member.job_id for member in members)}), paired in order of time"
+    )
+
+
+def _request_key(job: ImportJob) -> str:
+    return json.dumps([str(job.kind), job.params], sort_keys=True)
+
+
+def _adopt(
+    job: ImportJob,
+    task: DatasetImportTask,
+    runtime: Runtime,
+    *,
+    now: datetime,
+    report: RecoveryReport,
+    note: str | None = None,
+) -> None:
+    job.remote_task_id = task.id
+    job.remote_status = str(task.status)
+    job.remote_status_since = now
+    job.progress = task.progress
+    job.submitted_at = now
+    job.last_error = note
+    message = f"adopted remote task {task.id}" + (f" ({note})" if note else "")
+    apply_transition(job, JobStatus.RUNNING, now=now, message=message)
+    terminal = remote_to_job_status(str(task.status))
+    if terminal is not None:
+        apply_transition(job, terminal, now=now, progress=task.progress, message=task.message)
+        report.finished.append((job.id, str(terminal)))
+    else:
+        job.poll_interval_s = runtime.poll_policy.initial_interval_s
+        job.next_poll_at = first_poll_at(now, runtime.poll_policy)
+    report.adopted.append((job.id, task.id))
+    if note:
+        log.warning("job %s adopted remote task %s, %s", job.id, task.id, note, extra={"job_id": job.id})
+    else:
+        log.info("job %s adopted remote task %s", job.id, task.id, extra={"job_id": job.id})
+
+
+def _send_again(
+    job: ImportJob, runtime: Runtime, *, now: datetime, report: RecoveryReport, note: str | None = None
+) -> None:
+    if job.attempts > runtime.tuning.submit_max_retries:
+        apply_transition(job, JobStatus.FAILED, now=now, message=f"gave up after {job.attempts} interrupted submits")
+        report.finished.append((job.id, str(JobStatus.FAILED)))
+        return
+    message = "no remote task found after an interrupted submit" + (f" ({note})" if note else "")
+    apply_transition(job, JobStatus.PENDING, now=now, message=message)
+    if note:
+        job.last_error = note
+        log.warning("job %s sent again, %s", job.id, note, extra={"job_id": job.id})
+    report.reset.append(job.id)
+
+
+def find_orphan_tasks(
+    client: DatasetsClient, dataset_id: str, *, since: datetime, until: datetime, owned: set[str]
+) -> list[DatasetImportTask]:
+    """The remote tasks on the dataset created between ``since`` and ``until`` and owned by no job, oldest first."""
     candidates: list[DatasetImportTask] = []
     for page_number in range(1, ADOPTION_PAGES + 1):
         page = client.list_tasks(dataset_id, page=page_number, page_size=100)
         for task in page.results or []:
-            if task.id not in owned and window_start <= task.created_at <= window_end:
+            if task.id not in owned and since <= task.created_at <= until:
                 candidates.append(task)
         if page_number * 100 >= page.count or not page.results:
             break
-    if not candidates:
-        return None
-    return min(candidates, key=lambda task: task.created_at)
+    return sorted(candidates, key=lambda task: (task.created_at, task.id))

@@ -47,6 +47,9 @@ def configure(app: Celery, settings: Settings) -> None:
         # With acks_late on Redis, a task running when the connection drops is re-delivered; cancel it instead of
         # letting it run twice. https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-cancel-long-running-tasks-on-connection-loss
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Celery's consumer, but one that reconnects even when closing the lost connection fails (see
+        # worker.broker_guard). https://docs.celeryq.dev/en/stable/userguide/configuration.html#worker-consumer
+        worker_consumer="worker.broker_guard:GuardedConsumer",
         broker_connection_retry_on_startup=True,
         # Hard and soft limits so a hung HTTP call or database lock never holds a worker slot forever.
         task_soft_time_limit=max(120.0, settings.api_timeout_s * 4),

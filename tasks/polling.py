@@ -2,23 +2,35 @@
 
 No job is waited on by a sleeping task: a job waiting for its remote task is only a row with ``next_poll_at``. A
 periodic task runs rounds; each round claims due RUNNING jobs under a lease (so several workers never poll the same
-job at once), observes them with one async client and a bound on concurrency, and writes every change in one
-transaction. When several due jobs share a dataset, pages of ``list_tasks`` replace their ``fetch_task`` calls.
+job at once), observes them with a bound on concurrency, and writes every change in one transaction. When several
+due jobs share a dataset, pages of ``list_tasks`` replace their ``fetch_task`` calls.
+
+What it costs per job is kept small (``bench/poll_path.py`` and ``bench/inflight.py`` measure it): the event loop
+and the API clients are kept from one poll call to the next, so connections stay open; requests are spread over
+several small clients, because an httpx pool scans every one of its connections on each request; and a round's
+updates go out as one executemany UPDATE, with one savepoint per job only if a row changed under us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import itertools
 import logging
 import math
+import os
 import random
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, inspect, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from api_client import ApiError, AsyncDatasetsClient, DatasetImportTask
@@ -32,6 +44,9 @@ log = logging.getLogger(__name__)
 
 # The largest page the API is known to accept; fewer, fuller pages mean fewer calls.
 LIST_PAGE_SIZE = 100
+# Requests in flight per API client. httpcore walks all of a pool's connections on every request, so one client
+# with many connections spends more time choosing a connection than sending; several small ones do not.
+REQUESTS_PER_CLIENT = 8
 
 
 @dataclass(frozen=True)
@@ -52,9 +67,18 @@ class RoundReport:
 
 
 async def observe(
-    client: AsyncDatasetsClient, due: list[DueJob], *, concurrency: int, group_threshold: int
+    client: AsyncDatasetsClient | Sequence[AsyncDatasetsClient],
+    due: list[DueJob],
+    *,
+    concurrency: int,
+    group_threshold: int,
 ) -> tuple[dict[str, Observation], int]:
-    """Observe each due job's remote task; returns observations by job id and the number of API calls made."""
+    """Observe each due job's remote task; returns observations by job id and the number of API calls made.
+
+    With several clients, calls go to them in turn.
+    """
+    clients = [client] if isinstance(client, AsyncDatasetsClient) else list(client)
+    turn = itertools.cycle(clients)
     semaphore = asyncio.Semaphore(concurrency)
     calls = 0
     observations: dict[str, Observation] = {}
@@ -67,7 +91,7 @@ async def observe(
         async with semaphore:
             calls += 1
             try:
-                task = await client.fetch_task(job.dataset_id, job.remote_task_id)
+                task = await next(turn).fetch_task(job.dataset_id, job.remote_task_id)
             except ApiError as exc:
                 observations[job.job_id] = Observation(error=exc)
             else:
@@ -84,7 +108,7 @@ async def observe(
             async with semaphore:
                 calls += 1
                 try:
-                    page = await client.list_tasks(dataset_id, page=page_number, page_size=LIST_PAGE_SIZE)
+                    page = await next(turn).list_tasks(dataset_id, page=page_number, page_size=LIST_PAGE_SIZE)
                 except ApiError as exc:
                     log.info("list_tasks failed for dataset %s (%s); falling back to fetch_task", dataset_id, exc)
                     break
@@ -131,18 +155,38 @@ def write_back(
     rng: random.Random,
 ) -> list[tuple[str, str]]:
     """Apply every observation in one transaction; returns (job id, status) of the jobs that ended."""
-    finished: list[tuple[str, str]] = []
     if not observations:
-        return finished
+        return []
+    try:
+        return _write_back(runtime, observations, owner=owner, now=now, rng=rng, savepoints=False)
+    except StaleDataError:
+        # A row changed between our read and our write (only possible where rows are not locked): redo the batch
+        # one savepoint per job, so that job fails alone.
+        log.info("a polled job changed during write-back; applying the batch job by job")
+        return _write_back(runtime, observations, owner=owner, now=now, rng=rng, savepoints=True)
+
+
+def _write_back(
+    runtime: Runtime,
+    observations: dict[str, Observation],
+    *,
+    owner: str,
+    now: datetime,
+    rng: random.Random,
+    savepoints: bool,
+) -> list[tuple[str, str]]:
+    finished: list[tuple[str, str]] = []
     with runtime.session_factory() as session:
-        jobs = session.scalars(select(ImportJob).where(ImportJob.id.in_(list(observations)))).all()
-        for job in jobs:
+        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock) keeps the rows as read
+        # until commit, so the whole batch can be written at once.
+        query = select(ImportJob).where(ImportJob.id.in_(list(observations))).with_for_update()
+        applied_to: list[ImportJob] = []
+        for job in session.scalars(query).all():
             # A job cancelled (or re-claimed after our lease ran out) while we were away is no longer ours.
             if job.status != JobStatus.RUNNING or job.lease_owner != owner:
                 continue
             try:
-                # One savepoint per job: a row changed under us fails alone, not the whole batch.
-                with session.begin_nested():
+                with session.begin_nested() if savepoints else contextlib.nullcontext():
                     applied = apply_observation(
                         job,
                         observations[job.id],
@@ -154,29 +198,210 @@ def write_back(
             except StaleDataError:
                 log.info("job %s changed while being polled; its observation is dropped", job.id)
                 continue
+            applied_to.append(job)
             if applied.finished and applied.status is not None:
                 finished.append((job.id, str(applied.status)))
+        if not savepoints:
+            _update_in_one_statement(session, applied_to)
         session.commit()
     return finished
 
 
-async def poll_round(runtime: Runtime, *, owner: str, now: Callable[[], datetime], rng: random.Random) -> RoundReport:
+def _update_in_one_statement(session: Session, jobs: list[ImportJob]) -> None:
+    """Write the jobs' changed columns with one executemany UPDATE, then drop them from the session.
+
+    The ORM would send one UPDATE per job: a versioned row cannot be batched, since each row's version must be
+    checked. The WHERE clause here checks it all the same, and a count short of the batch raises
+    ``StaleDataError`` as the ORM would. Event rows added by the transitions stay in the session and are inserted
+    at commit.
+    """
+    if not jobs:
+        return
+    mapper = inspect(ImportJob)
+    # committed_state holds the attributes set since the job was loaded (the ones the ORM would write).
+    touched = set().union(*(inspect(job).committed_state for job in jobs))
+    changed = [prop for prop in mapper.column_attrs if prop.key in touched and prop.key != "version"]
+    if not changed:
+        return
+    table = ImportJob.__table__
+    assert isinstance(table, Table)
+    values: dict[Any, Any] = {
+        table.c[prop.columns[0].name]: bindparam(f"v_{prop.key}", type_=prop.columns[0].type) for prop in changed
+    }
+    values[table.c.version] = bindparam("v_version", type_=table.c.version.type)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(values)
+    )
+    rows = [
+        {
+            "b_id": job.id,
+            "b_version": job.version,
+            "v_version": job.version + 1,
+            **{f"v_{prop.key}": getattr(job, prop.key) for prop in changed},
+        }
+        for job in jobs
+    ]
+    for job in jobs:
+        session.expunge(job)
+    result = session.connection().execute(statement, rows)
+    if session.get_bind().dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
+        raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} polled jobs changed under the poller")
+
+
+class _Clients:
+    """API clients opened when a round first has work, on the event loop that runs the rounds."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._stack = contextlib.AsyncExitStack()
+        self._clients: list[AsyncDatasetsClient] = []
+
+    async def get(self) -> list[AsyncDatasetsClient]:
+        if not self._clients:
+            count = max(1, math.ceil(self._runtime.tuning.poll_concurrency / REQUESTS_PER_CLIENT))
+            for _ in range(count):
+                self._clients.append(await self._stack.enter_async_context(self._runtime.async_client_factory()))
+        return self._clients
+
+    async def aclose(self) -> None:
+        self._clients = []
+        await self._stack.aclose()
+
+
+async def poll_round(
+    runtime: Runtime,
+    *,
+    owner: str,
+    now: Callable[[], datetime],
+    rng: random.Random,
+    clients: _Clients | None = None,
+) -> RoundReport:
     """Claim, observe and write back one batch of due jobs."""
     report = RoundReport()
     due = claim(runtime, owner=owner, now=now())
     report.claimed = len(due)
     if not due:
         return report
-    async with runtime.async_client_factory() as client:
+    own = clients is None
+    opened = clients or _Clients(runtime)
+    try:
         observations, report.api_calls = await observe(
-            client,
+            await opened.get(),
             due,
             concurrency=runtime.tuning.poll_concurrency,
             group_threshold=runtime.tuning.poll_group_threshold,
         )
+    finally:
+        if own:
+            await opened.aclose()
     report.errors = sum(1 for o in observations.values() if o.error is not None)
     report.finished = write_back(runtime, observations, owner=owner, now=now(), rng=rng)
     return report
+
+
+async def _run_rounds(
+    runtime: Runtime,
+    clients: _Clients,
+    *,
+    owner: str,
+    now: Callable[[], datetime],
+    rng: random.Random,
+    on_finished: Callable[[list[tuple[str, str]]], None] | None,
+) -> RoundReport:
+    total = RoundReport()
+    started = time.monotonic()
+    while True:
+        report = await poll_round(runtime, owner=owner, now=now, rng=rng, clients=clients)
+        total.claimed += report.claimed
+        total.api_calls += report.api_calls
+        total.errors += report.errors
+        total.finished.extend(report.finished)
+        if on_finished is not None and report.finished:
+            on_finished(report.finished)
+        full_batch = report.claimed >= runtime.tuning.poll_batch_size
+        if not full_batch or time.monotonic() - started >= runtime.tuning.poll_round_budget_s:
+            return total
+
+
+class _PollLoop:
+    """An event loop and API clients kept from one poll call to the next in this process.
+
+    Opening an API client costs tens of milliseconds (httpx builds a TLS context for each), and a new loop would
+    also reconnect (and re-handshake) on every tick. One poll call runs on the loop at a time; a second thread that
+    finds it busy runs on a loop of its own, as before.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.pid = os.getpid()
+        self.busy = threading.Lock()
+        self._runner = asyncio.Runner()
+        self.clients = _Clients(runtime)
+        self.closed = False
+
+    def run(self, rounds: Callable[[_Clients], Coroutine[Any, Any, RoundReport]]) -> RoundReport:
+        try:
+            return self._runner.run(rounds(self.clients))
+        except BaseException:
+            # A time limit or a crash may leave requests half done on the loop: start afresh next time.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._runner.run(self._shutdown())
+        except Exception as exc:  # closing must not hide what made us close
+            log.debug("closing the poll loop: %s", exc)
+        finally:
+            self._runner.close()
+
+
+    async def _shutdown(self) -> None:
+        # Whatever an interrupted call left on the loop is cancelled before its clients close under it.
+        current = asyncio.current_task()
+        others = [task for task in asyncio.all_tasks() if task is not current]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await self.clients.aclose()
+
+
+_loop_lock = threading.Lock()
+_loop: _PollLoop | None = None
+
+
+def _acquire_loop(runtime: Runtime) -> _PollLoop | None:
+    """This process's loop for ``runtime``, locked for the caller; None when another thread is using it."""
+    global _loop
+    with _loop_lock:
+        current = _loop
+        if current is not None and current.pid != os.getpid():
+            # Inherited through a fork: the parent's loop and sockets are not ours to use or close.
+            current = _loop = None
+        if current is not None and (current.closed or current.runtime is not runtime):
+            if not current.busy.acquire(blocking=False):
+                return None
+            current.close()
+            current.busy.release()
+            current = _loop = None
+        if current is None:
+            current = _loop = _PollLoop(runtime)
+        return current if current.busy.acquire(blocking=False) else None
+
+
+@atexit.register
+def close_poll_loop() -> None:
+    """Close the kept loop and its connections (at exit; tests may call it too)."""
+    global _loop
+    with _loop_lock:
+        current, _loop = _loop, None
+    if current is not None and current.pid == os.getpid():
+        current.close()
 
 
 def run_poll_rounds(
@@ -189,16 +414,24 @@ def run_poll_rounds(
 ) -> RoundReport:
     """Run rounds while full batches keep coming, within the round budget; returns the totals."""
     rng = rng or random.Random()
-    total = RoundReport()
-    started = time.monotonic()
-    while True:
-        report = asyncio.run(poll_round(runtime, owner=owner, now=now, rng=rng))
-        total.claimed += report.claimed
-        total.api_calls += report.api_calls
-        total.errors += report.errors
-        total.finished.extend(report.finished)
-        if on_finished is not None and report.finished:
-            on_finished(report.finished)
-        full_batch = report.claimed >= runtime.tuning.poll_batch_size
-        if not full_batch or time.monotonic() - started >= runtime.tuning.poll_round_budget_s:
-            return total
+
+    def rounds(clients: _Clients) -> Coroutine[Any, Any, RoundReport]:
+        return _run_rounds(runtime, clients, owner=owner, now=now, rng=rng, on_finished=on_finished)
+
+    loop = _acquire_loop(runtime)
+    if loop is None:
+        return asyncio.run(_run_in_fresh_loop(runtime, rounds))
+    try:
+        return loop.run(rounds)
+    finally:
+        loop.busy.release()
+
+
+async def _run_in_fresh_loop(
+    runtime: Runtime, rounds: Callable[[_Clients], Coroutine[Any, Any, RoundReport]]
+) -> RoundReport:
+    clients = _Clients(runtime)
+    try:
+        return await rounds(clients)
+    finally:
+        await clients.aclose()

@@ -1,0 +1,71 @@
+"""The machine a benchmark ran on, recorded beside its results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import redis
+
+PACKAGES = ("celery", "kombu", "redis", "httpx", "httpcore", "sqlalchemy", "uvicorn", "mistralai", "pydantic")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def redis_version(url: str) -> str:
+    client = redis.Redis.from_url(url)
+    try:
+        info: Any = client.info("server")
+        return str(info.get("redis_version", "unknown"))
+    except redis.RedisError:
+        return "unreachable"
+    finally:
+        client.close()
+
+
+def describe(redis_url: str) -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    versions["redis-server"] = redis_version(redis_url)
+    versions["sqlite"] = __import__("sqlite3").sqlite_version
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "cpu": cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "load_average_at_start": load_average(),
+    }
+
+
+def one_line(machine: dict[str, Any]) -> str:
+    v = machine["versions"]
+    return (
+        f"{machine['date']} · {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB · "
+        f"Python {machine['python']} · celery {v['celery']}, kombu {v['kombu']}, redis-py {v['redis']} "
+        f"(server {v['redis-server']}), httpx {v['httpx']}, SQLAlchemy {v['sqlalchemy']} "
+        f"(SQLite {v['sqlite']}) · load average at start {machine['load_average_at_start']}"
+    )

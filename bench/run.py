@@ -1,0 +1,124 @@
+"""Run the benchmarks of issue 6 and write bench/results/<profile>.json and .md.
+
+    python -m bench.run            # quick profile (make bench): N = 1,000, under 5 minutes
+    python -m bench.run --full     # adds N = 5,000 and 10,000 (ours, the poll-queue variant, the thread loops), ~25 min
+    python -m bench.run --only inflight economy submit
+
+Every benchmark starts its own emulator, Redis database (5 to 8, flushed) and SQLite ledger in a temporary folder.
+Our worker runs as ONE process, ``dsimport worker --pool prefork --concurrency 1`` (the pool's parent receives
+messages while its single child runs the poll rounds, and prefork is the pool that enforces the hard time limit),
+plus ``dsimport beat`` for the poll tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import economy, submit
+from .harness import REDIS_BASE_URL
+from .inflight import POLICY, Case, run_naive_prefork, run_ours, run_sdk_script, run_threads_loop
+from .machine import describe, load_average
+from .report import markdown, write
+
+QUICK_N = (1000,)
+FULL_N = (1000, 5000, 10000)
+
+
+def poll_tick_routed() -> bool:
+    """True when the service already puts the poll tick on a queue of its own (then the variant is moot)."""
+    from worker.celery_app import app
+
+    routes = app.conf.task_routes or {}
+    return isinstance(routes, dict) and "queue" in dict(routes.get("dsimport.poll_due", {}))
+
+
+def naive_for(measured: dict[str, Any], case: Case) -> dict[str, Any]:
+    """The naive loop's row for N imports, from its measured capacity."""
+    capacity = max(1, measured["in_flight"])
+    row = dict(measured, n=case.n, time_to_all_s=round(case.n * case.mean_duration_s / capacity, 0))
+    row["notes"] = measured["notes"].replace("N x mean", f"N = {case.n:,} x mean")
+    return row
+
+
+def step(name: str, run: Callable[[], Any], log: list[str]) -> Any:
+    started = time.monotonic()
+    print(f"-- {name} (load average {load_average()})", flush=True)
+    result = run()
+    log.append(f"{name}: {time.monotonic() - started:.0f} s")
+    print(f"   done in {time.monotonic() - started:.0f} s", flush=True)
+    return result
+
+
+def run(profile: str, only: set[str], variants: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "profile": profile,
+        "machine": describe(f"{REDIS_BASE_URL}/5"),
+        "worker_pool": "`dsimport worker --pool prefork --concurrency 1` + `dsimport beat`, default settings",
+        "policy": {
+            "initial_interval_s": POLICY.initial_interval_s,
+            "multiplier": POLICY.multiplier,
+            "max_interval_s": POLICY.max_interval_s,
+            "jitter_ratio": POLICY.jitter_ratio,
+        },
+        "steps": [],
+    }
+    log: list[str] = results["steps"]
+    sizes = FULL_N if profile == "full" else QUICK_N
+    if "inflight" in only:
+        rows: list[dict[str, Any]] = []
+        results["inflight"] = rows
+        # The naive loop's capacity does not depend on N: measured once, its time extrapolated for each N.
+        naive = step("in-flight naive prefork", lambda: run_naive_prefork(Case(n=sizes[0])), log)
+        for n in sizes:
+            case = Case(n=n)
+            rows.append(step(f"in-flight ours N={n}", lambda case=case: run_ours(case), log))
+            if variants and not poll_tick_routed():
+                rows.append(
+                    step(f"in-flight ours+poll queue N={n}", lambda case=case: run_ours(case, routed=True), log)
+                )
+            rows.append(step(f"in-flight threads N={n}", lambda case=case: run_threads_loop(case), log))
+            rows.append(step(f"in-flight SDK N={n}", lambda case=case: run_sdk_script(case), log))
+            rows.append(naive_for(naive, case))
+    if "economy" in only:
+        results["economy"] = step("economy", lambda: economy.run(), log)
+    if "submit" in only:
+        m = 2000 if profile == "full" else 500
+        results["submit"] = step(f"submit M={m}", lambda: submit.run(m), log)
+    results["load_average_at_end"] = load_average()
+    results["seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="N = 1,000, 5,000 and 10,000")
+    parser.add_argument("--only", nargs="+", choices=["inflight", "economy", "submit"], default=None)
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        default=None,
+        help="also run ours with the poll tick on its own queue (bench/routed_app.py); on by default with --full",
+    )
+    parser.add_argument("--name", default=None, help="results file name (default: the profile)")
+    parser.add_argument("--note", default="", help="a line written with the results (e.g. what else was running)")
+    args = parser.parse_args()
+    profile = "full" if args.full else "quick"
+    variants = args.full if args.variants is None else args.variants
+    only = set(args.only or ["inflight", "economy", "submit"])
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    results = run(profile, only, variants)
+    if args.note:
+        results["notes"] = args.note
+    json_path, md_path = write(results, args.name or profile)
+    print()
+    print(markdown(results))
+    print(f"\nwritten: {json_path.relative_to(json_path.parents[2])}, {md_path.relative_to(md_path.parents[2])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from celery import Task, shared_task
 from store.jobs import get_job
 
 from . import metrics
-from .polling import run_poll_rounds
+from .poll_loop import run_poll_rounds
 from .recovery import recover as run_recovery
 from .runtime import get_runtime
 from .submission import SubmitOutcome, submit_job

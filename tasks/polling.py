@@ -5,26 +5,22 @@ periodic task runs rounds; each round claims due RUNNING jobs under a lease (so 
 job at once), observes them with a bound on concurrency, and writes every change in one transaction. When several
 due jobs share a dataset, pages of ``list_tasks`` replace their ``fetch_task`` calls.
 
-What it costs per job is kept small (``bench/poll_path.py`` and ``bench/inflight.py`` measure it): the event loop
-and the API clients are kept from one poll call to the next, so connections stay open; requests are spread over
-several small clients, because an httpx pool scans every one of its connections on each request; and a round's
-updates go out as one executemany UPDATE, with one savepoint per job only if a row changed under us.
+What it costs per job is kept small (``bench/poll_path.py`` and ``bench/inflight.py`` measure it): requests are
+spread over several small clients, because an httpx pool scans every one of its connections on each request; a
+round's updates go out as one executemany UPDATE, with one savepoint per job only if a row changed under us; and
+:mod:`tasks.poll_loop` keeps the event loop and these clients from one poll call to the next.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import itertools
 import logging
 import math
-import os
 import random
-import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -230,9 +226,7 @@ def _update_in_one_statement(session: Session, jobs: list[ImportJob]) -> None:
     }
     values[table.c.version] = bindparam("v_version", type_=table.c.version.type)
     statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-        .values(values)
+        update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version")).values(values)
     )
     rows = [
         {
@@ -250,7 +244,7 @@ def _update_in_one_statement(session: Session, jobs: list[ImportJob]) -> None:
         raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} polled jobs changed under the poller")
 
 
-class _Clients:
+class PollClients:
     """API clients opened when a round first has work, on the event loop that runs the rounds."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -276,7 +270,7 @@ async def poll_round(
     owner: str,
     now: Callable[[], datetime],
     rng: random.Random,
-    clients: _Clients | None = None,
+    clients: PollClients | None = None,
 ) -> RoundReport:
     """Claim, observe and write back one batch of due jobs."""
     report = RoundReport()
@@ -285,7 +279,7 @@ async def poll_round(
     if not due:
         return report
     own = clients is None
-    opened = clients or _Clients(runtime)
+    opened = clients or PollClients(runtime)
     try:
         observations, report.api_calls = await observe(
             await opened.get(),
@@ -299,139 +293,3 @@ async def poll_round(
     report.errors = sum(1 for o in observations.values() if o.error is not None)
     report.finished = write_back(runtime, observations, owner=owner, now=now(), rng=rng)
     return report
-
-
-async def _run_rounds(
-    runtime: Runtime,
-    clients: _Clients,
-    *,
-    owner: str,
-    now: Callable[[], datetime],
-    rng: random.Random,
-    on_finished: Callable[[list[tuple[str, str]]], None] | None,
-) -> RoundReport:
-    total = RoundReport()
-    started = time.monotonic()
-    while True:
-        report = await poll_round(runtime, owner=owner, now=now, rng=rng, clients=clients)
-        total.claimed += report.claimed
-        total.api_calls += report.api_calls
-        total.errors += report.errors
-        total.finished.extend(report.finished)
-        if on_finished is not None and report.finished:
-            on_finished(report.finished)
-        full_batch = report.claimed >= runtime.tuning.poll_batch_size
-        if not full_batch or time.monotonic() - started >= runtime.tuning.poll_round_budget_s:
-            return total
-
-
-class _PollLoop:
-    """An event loop and API clients kept from one poll call to the next in this process.
-
-    Opening an API client costs tens of milliseconds (httpx builds a TLS context for each), and a new loop would
-    also reconnect (and re-handshake) on every tick. One poll call runs on the loop at a time; a second thread that
-    finds it busy runs on a loop of its own, as before.
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.pid = os.getpid()
-        self.busy = threading.Lock()
-        self._runner = asyncio.Runner()
-        self.clients = _Clients(runtime)
-        self.closed = False
-
-    def run(self, rounds: Callable[[_Clients], Coroutine[Any, Any, RoundReport]]) -> RoundReport:
-        try:
-            return self._runner.run(rounds(self.clients))
-        except BaseException:
-            # A time limit or a crash may leave requests half done on the loop: start afresh next time.
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self._runner.run(self._shutdown())
-        except Exception as exc:  # closing must not hide what made us close
-            log.debug("closing the poll loop: %s", exc)
-        finally:
-            self._runner.close()
-
-
-    async def _shutdown(self) -> None:
-        # Whatever an interrupted call left on the loop is cancelled before its clients close under it.
-        current = asyncio.current_task()
-        others = [task for task in asyncio.all_tasks() if task is not current]
-        for task in others:
-            task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        await self.clients.aclose()
-
-
-_loop_lock = threading.Lock()
-_loop: _PollLoop | None = None
-
-
-def _acquire_loop(runtime: Runtime) -> _PollLoop | None:
-    """This process's loop for ``runtime``, locked for the caller; None when another thread is using it."""
-    global _loop
-    with _loop_lock:
-        current = _loop
-        if current is not None and current.pid != os.getpid():
-            # Inherited through a fork: the parent's loop and sockets are not ours to use or close.
-            current = _loop = None
-        if current is not None and (current.closed or current.runtime is not runtime):
-            if not current.busy.acquire(blocking=False):
-                return None
-            current.close()
-            current.busy.release()
-            current = _loop = None
-        if current is None:
-            current = _loop = _PollLoop(runtime)
-        return current if current.busy.acquire(blocking=False) else None
-
-
-@atexit.register
-def close_poll_loop() -> None:
-    """Close the kept loop and its connections (at exit; tests may call it too)."""
-    global _loop
-    with _loop_lock:
-        current, _loop = _loop, None
-    if current is not None and current.pid == os.getpid():
-        current.close()
-
-
-def run_poll_rounds(
-    runtime: Runtime,
-    *,
-    owner: str,
-    now: Callable[[], datetime],
-    rng: random.Random | None = None,
-    on_finished: Callable[[list[tuple[str, str]]], None] | None = None,
-) -> RoundReport:
-    """Run rounds while full batches keep coming, within the round budget; returns the totals."""
-    rng = rng or random.Random()
-
-    def rounds(clients: _Clients) -> Coroutine[Any, Any, RoundReport]:
-        return _run_rounds(runtime, clients, owner=owner, now=now, rng=rng, on_finished=on_finished)
-
-    loop = _acquire_loop(runtime)
-    if loop is None:
-        return asyncio.run(_run_in_fresh_loop(runtime, rounds))
-    try:
-        return loop.run(rounds)
-    finally:
-        loop.busy.release()
-
-
-async def _run_in_fresh_loop(
-    runtime: Runtime, rounds: Callable[[_Clients], Coroutine[Any, Any, RoundReport]]
-) -> RoundReport:
-    clients = _Clients(runtime)
-    try:
-        return await rounds(clients)
-    finally:
-        await clients.aclose()

@@ -15,7 +15,7 @@ from emulator.testing import EmulatorServer
 from store.jobs import create_job, get_job, job_events
 from store.models import ImportKind, JobStatus
 from store.scheduling import PollPolicy
-from tasks.polling import run_poll_rounds
+from tasks.poll_loop import run_poll_rounds
 from tasks.recovery import recover
 from tasks.runtime import JobTuning, Runtime
 from tasks.submission import SubmitOutcome, submit_job
@@ -194,3 +194,73 @@ def test_a_job_not_yet_due_is_not_polled(runtime: Runtime, dataset_id: str, emul
     report = run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(milliseconds=500))
     assert report.claimed == 0
     assert emulator.stats(include_tasks=False)["requests_total"] == 0
+
+
+def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from api_client import DatasetImportTask
+    from tasks import polling
+    from tasks.outcomes import Observation
+
+    job_ids = [new_job(runtime, dataset_id, {"completion_event_ids": [e]}) for e in EVENTS[:3]]
+    for job_id in job_ids:
+        submit(runtime, job_id)
+    due = polling.claim(runtime, owner="w1", now=T0 + timedelta(seconds=2))
+    assert {d.job_id for d in due} == set(job_ids)
+    done = {
+        d.job_id: Observation(
+            task=DatasetImportTask.model_validate(
+                {
+                    "id": d.remote_task_id,
+                    "created_at": "2026-01-01T00:00:00Z",
+                    "updated_at": "2026-01-01T00:00:10Z",
+                    "deleted_at": None,
+                    "creator_id": "u",
+                    "dataset_id": dataset_id,
+                    "workspace_id": "w",
+                    "status": "COMPLETED",
+                    "progress": 100,
+                }
+            )
+        )
+        for d in due
+    }
+    calls = {"n": 0}
+    real = polling._update_in_one_statement
+
+    def stale_once(session: Session, jobs: list[object]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise StaleDataError("a row changed")
+        real(session, jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(polling, "_update_in_one_statement", stale_once)
+    finished = polling.write_back(runtime, done, owner="w1", now=T0 + timedelta(seconds=3), rng=random.Random(1))
+    assert sorted(finished) == sorted((job_id, "COMPLETED") for job_id in job_ids)
+    assert all(status(runtime, job_id) is JobStatus.COMPLETED for job_id in job_ids)
+
+
+def test_the_kept_poll_loop_is_closed_and_rebuilt(runtime: Runtime, dataset_id: str) -> None:
+    from tasks.poll_loop import close_poll_loop
+
+    job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    submit(runtime, job_id)
+    assert run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(seconds=2)).claimed == 1
+    close_poll_loop()
+    # A closed loop is replaced on the next call, with fresh clients.
+    assert run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(seconds=9)).claimed == 1
+    close_poll_loop()
+
+
+def test_the_runtime_sync_client_stays_open_after_a_with_block(emulator: EmulatorServer) -> None:
+    from worker.runtime_builder import KeptOpenClient
+
+    client = KeptOpenClient(emulator.api_key, base_url=emulator.url)
+    with client:
+        assert client.list_datasets().count == 0
+    with client:
+        assert client.list_datasets().count == 0
+    client.close()

@@ -32,7 +32,7 @@ from tests.integration.service import ServiceProcesses, wait_for_jobs
 from .harness import STREAM, all_jobs, count, events_fixture, explorer_message, message_jobs, wait_until
 from .harness import shared_redis_url as redis_db
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 SCHEDULE = "often"
 MESSAGES = 24
@@ -118,11 +118,12 @@ def test_two_beats_and_two_workers_import_each_fire_and_each_message_once(
     wait_until(
         lambda: surely_run <= {fire_time_iso(run.fire_time) for run in runs(ledger)}
         and None not in message_jobs(ledger, sent).values(),
-        timeout_s=60,
+        # Generous: on a loaded 2-core CI machine the fires queue behind the submits; what is asserted is "once".
+        timeout_s=180,
         what="every fire sent by both beats to run and every message to become a job",
         logs=processes.logs,
     )
-    jobs = wait_for_jobs(ledger, all_jobs(ledger), timeout_s=60, on_timeout=processes.logs)
+    jobs = wait_for_jobs(ledger, all_jobs(ledger), timeout_s=120, on_timeout=processes.logs)
     assert all(process.poll() is None for process in workers + beats), processes.logs()
 
     schedule_runs = runs(ledger)

@@ -139,7 +139,7 @@ class ClientCore:
             method=request.method,
             url=safe_url(spec, request),
             status_code=response.status_code,
-            body=body_excerpt(response) if reason == "decoding" else None,
+            body=_excerpt_if_read(response) if reason == "decoding" else None,
         )
 
     def interpret(self, spec: RequestSpec[T], response: httpx.Response, started: float) -> T:
@@ -196,3 +196,11 @@ class Attempts:
 def _authorization_value(key: str) -> str:
     # A key that already carries the scheme is sent unchanged, as the SDK does.
     return key if key[:7].lower() == "bearer " else f"Bearer {key}"
+
+
+def _excerpt_if_read(response: httpx.Response) -> str | None:
+    # A streamed body that failed to decode on a real socket was never read whole: there is nothing to show.
+    try:
+        return body_excerpt(response)
+    except httpx.ResponseNotRead:
+        return None

@@ -45,8 +45,10 @@ class JsonBody(Generic[T]):
             raise DecodeFailure("content_type", f"expected application/json, got {content_type or 'nothing'!r}")
         try:
             data = json.loads(response.content)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
             raise DecodeFailure("json", f"malformed JSON: {exc}") from exc
+        except RecursionError as exc:  # arrays or objects nested thousands deep
+            raise DecodeFailure("json", "malformed JSON: nested too deeply") from exc
         if self._key is not None:
             if not isinstance(data, dict) or self._key not in data:
                 raise DecodeFailure("model", f"expected an object with key {self._key!r}")
@@ -132,7 +134,7 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     fallback = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return fallback, None
     detail = data.get("detail") if isinstance(data, dict) else None
     if isinstance(detail, dict) and isinstance(detail.get("message"), str):
@@ -143,7 +145,7 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     if isinstance(detail, list):
         # FastAPI's HTTPValidationError (the Conversations API uses it for 422).
         messages = [
-            f"{'.'.join(str(part) for part in item.get('loc', []))}: {item.get('msg')}"
+            f"{_location(item.get('loc'))}: {item.get('msg')}"
             for item in detail[:_MAX_VALIDATION_ERRORS]
             if isinstance(item, dict)
         ]
@@ -152,6 +154,11 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return data["message"], None
     return fallback, None
+
+
+def _location(loc: Any) -> str:
+    # A server's error body is not ours to trust: a location that is not a list is shown as it is.
+    return ".".join(str(part) for part in loc) if isinstance(loc, list) else str(loc if loc is not None else "")
 
 
 def summarize_validation_error(exc: pydantic.ValidationError) -> str:

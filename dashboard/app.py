@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -124,8 +125,11 @@ class _Pages:
 
     def job(self, request: Request) -> Response:
         job_id = str(request.path_params["job_id"])
-        with self.sessions() as session:
-            detail = queries.job_detail(session, job_id)
+        detail = None
+        # Job ids are UUIDs: anything else names no job, and must not reach the database (PostgreSQL refuses NUL).
+        if _is_uuid(job_id):
+            with self.sessions() as session:
+                detail = queries.job_detail(session, job_id)
         if detail is None:
             return self._page(
                 request, "error.html", {"title": "No such job", "message": f"no job {job_id}"}, status_code=404
@@ -175,6 +179,13 @@ def _schedule_states(session: Session) -> dict[str, int]:
         state = "finished" if finished else ("paused" if paused else "active")
         states[state] = states.get(state, 0) + int(count)
     return states
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _utcnow() -> datetime:

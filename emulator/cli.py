@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -13,6 +14,13 @@ from .faults import uvicorn_closer
 from .seed import SeedError
 
 __all__ = ["emulator_command"]
+
+
+def _not_nan(_: click.Context, __: click.Parameter, value: float) -> float:
+    # NaN compares false with both bounds, so click's FloatRange lets it through.
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number")
+    return value
 
 
 def _duration(_: click.Context, __: click.Parameter, value: str) -> tuple[float, float]:
@@ -46,6 +54,7 @@ def _duration(_: click.Context, __: click.Parameter, value: str) -> tuple[float,
     default=0.0,
     show_default=True,
     type=click.FloatRange(0.0, 1.0),
+    callback=_not_nan,
     help="Probability that an import task ends FAILED.",
 )
 @click.option(
@@ -53,6 +62,7 @@ def _duration(_: click.Context, __: click.Parameter, value: str) -> tuple[float,
     default=0.0,
     show_default=True,
     type=click.FloatRange(min=0.0),
+    callback=_not_nan,
     help="Latency added to every API request.",
 )
 @click.option(

@@ -84,7 +84,8 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            # A PRAGMA takes no bind parameter; the statement stays a literal (SQLITE_BUSY_TIMEOUT_MS, tested).
+            cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
@@ -96,7 +97,7 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else 'IMMEDIATE'}")
+        conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
 
     return engine
 

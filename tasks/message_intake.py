@@ -9,6 +9,7 @@ invalid one becomes a row in ``dead_letters`` with its raw body and reason. Eith
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,14 +78,21 @@ class AlreadyRetried(InvalidImportRequest):
 
 
 def kept_body(body: bytes | None, *, fallback: bytes, max_bytes: int) -> bytes:
-    """What a dead letter keeps of a body: the body, cut at ``max_bytes``; ``fallback`` when there is none."""
-    if body is None:
-        return fallback
-    return body[:max_bytes]
+    """What a dead letter keeps of a body: the body (``fallback`` when there is none), cut at ``max_bytes``."""
+    # The fallback (an entry's other fields) is the producer's too: as unbounded as a body, and cut the same.
+    return (fallback if body is None else body)[:max_bytes]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _printed(payload: Any) -> bytes:
+    """What a dead letter keeps of a payload that is not JSON: its repr, or its type when even that fails."""
+    try:
+        return repr(payload).encode("utf-8", errors="backslashreplace")
+    except (ValueError, RecursionError):  # an int of 4,300+ digits, a structure nested thousands deep
+        return f"<{type(payload).__name__} that cannot be printed>".encode()
 
 
 @dataclass(frozen=True)
@@ -124,12 +132,14 @@ class Intake:
         """Like :meth:`accept` for a value already decoded from JSON (what the Celery task receives)."""
         try:
             text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raw = repr(payload).encode("utf-8", errors="backslashreplace")
+        except (TypeError, ValueError, RecursionError) as exc:
+            # The first clause only: Python's message about a long integer goes on to suggest raising a limit.
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else re.split("[:;]", str(exc))[0]
+            raw = _printed(payload)
             return self.dead_letter(
                 raw[: self.max_bytes],
                 body_size=len(raw),
-                reason=f"invalid JSON: {exc}",
+                reason=f"invalid JSON: {reason}",
                 source=source,
                 entry_id=entry_id,
                 message_id=None,

@@ -185,6 +185,10 @@ def parse_message(body: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         raise InvalidMessage(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise InvalidMessage("invalid JSON: nested too deeply") from None
+    except ValueError as exc:
+        # An integer of more than 4,300 digits: Python refuses to convert it (CVE-2020-10735), with a message
+        # that tells the reader to raise a limit; only its first clause says what is wrong with the message.
+        raise InvalidMessage(f"invalid JSON: {str(exc).split(':')[0]}") from None
     return parse_payload(payload)
 
 

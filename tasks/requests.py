@@ -22,6 +22,9 @@ from store.models import ImportKind, JobStatus
 
 log = logging.getLogger(__name__)
 
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+"""The ledger's ``import_jobs.idempotency_key`` column width."""
+
 # The body field each import kind sends, with the kind of value it holds.
 SOURCE_FIELDS: dict[ImportKind, tuple[str, type]] = {
     ImportKind.CAMPAIGN: ("campaign_id", str),
@@ -56,6 +59,16 @@ def validate_params(kind: ImportKind, params: Mapping[str, Any]) -> dict[str, An
     return {field_name: value}
 
 
+def check_idempotency_key(key: str) -> str:
+    """``key`` if the ledger can hold it, else :class:`InvalidImportRequest`."""
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        # The column holds 255 characters: PostgreSQL refuses more, SQLite would keep them silently.
+        raise InvalidImportRequest(
+            f"the idempotency key is {len(key)} characters long, the limit is {MAX_IDEMPOTENCY_KEY_CHARS}"
+        )
+    return key
+
+
 def request_import(
     session_factory: sessionmaker[Session],
     *,
@@ -70,7 +83,7 @@ def request_import(
 ) -> ImportRequested:
     """Write (or find) the job for this request, then ask a worker to submit it."""
     clean = validate_params(kind, params)
-    key = idempotency_key or f"{origin}:{uuid.uuid4()}"
+    key = check_idempotency_key(idempotency_key or f"{origin}:{uuid.uuid4()}")
     with session_factory() as session:
         job, created = create_job(
             session,

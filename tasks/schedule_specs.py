@@ -18,6 +18,7 @@ the same option names and refuse the same mistakes with the same words. Kinds:
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -106,6 +107,15 @@ def check_filter(value: Any, *, where: str = "filter") -> dict[str, Any]:
         value = value["filters"]
     if not isinstance(value, Mapping):
         raise InvalidSchedule(f"{where} must be an object (a condition or an AND/OR group)")
+    if where == "filter":
+        # Once, for the whole filter: it is stored as JSON and sent as JSON on every fire. NaN, Infinity (1e999)
+        # or a TOML date would be stored, then refused by the API (or by PostgreSQL) at each fire.
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidSchedule(
+                "filter values must be JSON: strings, finite numbers, booleans, null, lists and objects"
+            ) from None
     keys = set(value)
     if keys and keys <= {"AND", "OR"}:
         for key in sorted(keys):

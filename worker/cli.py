@@ -49,9 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("dsimport: aborted", err=True)
         code = 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # Click's message is the whole help page; the error stays one line, the help one option away.
+        click.echo(f"dsimport: error: {_missing_arguments(exc.ctx)} (see '{exc.ctx.command_path} --help')", err=True)
+        code = 2
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"dsimport: error: {exc.format_message()}{hint}", err=True)
+        # One line, even for a message Celery spreads over two (its worker's "extra configuration" error).
+        message = " ".join(exc.format_message().split())
+        click.echo(f"dsimport: error: {message}{hint}", err=True)
         code = 2
     except click.ClickException as exc:
         click.echo(f"dsimport: error: {exc.format_message()}", err=True)
@@ -64,3 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         sys.exit(code)
     return code
+
+
+def _missing_arguments(ctx: click.Context) -> str:
+    """One line for a command given nothing: its usage, and the subcommands of a group."""
+    usage = " ".join([ctx.command_path, *ctx.command.collect_usage_pieces(ctx)])
+    if isinstance(ctx.command, click.Group):
+        return f"missing command: {usage}; commands: {', '.join(ctx.command.list_commands(ctx))}"
+    return f"missing arguments: {usage}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
+from urllib.parse import urlsplit
 
 import click
 import httpx
@@ -16,7 +17,7 @@ import redis
 from store.db import check_migrated, make_engine
 from store.errors import StoreError
 
-from .cli_common import CommandFailed, settings_or_fail
+from .cli_common import CommandFailed, FiniteFloatRange, settings_or_fail
 from .preflight import check_broker
 from .settings import mask_url
 
@@ -59,7 +60,7 @@ def check_db_command() -> None:
     help="Worker node name to ping [default: dsimport@<this host>, the name `dsimport up` and compose give].",
 )
 @click.option("--any", "any_worker", is_flag=True, help="Succeed when any worker replies.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 60.0), default=5.0, show_default=True)
+@click.option("--timeout", "timeout_s", type=FiniteFloatRange(0.1, 60.0), default=5.0, show_default=True)
 def check_worker_command(name: str | None, any_worker: bool, timeout_s: float) -> None:
     """A worker replies to a Celery ping through the broker (`celery inspect ping`)."""
     settings = settings_or_fail()
@@ -85,7 +86,7 @@ def check_worker_command(name: str | None, any_worker: bool, timeout_s: float) -
 @click.option(
     "--max-age",
     "max_age_s",
-    type=click.FloatRange(1.0),
+    type=FiniteFloatRange(1.0),
     default=60.0,
     show_default=True,
     help="Seconds since beat's last tick that still count as alive.",
@@ -110,9 +111,19 @@ def check_beat_command(max_age_s: float) -> None:
     click.echo(f"ok: beat ticked {max(age_s, 0.0):.1f} s ago")
 
 
+def _http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter("not an http(s):// URL")
+    return value
+
+
 @check_group.command("url")
-@click.argument("url")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1, 60.0), default=5.0, show_default=True)
+@click.argument("url", callback=_http_url)
+@click.option("--timeout", "timeout_s", type=FiniteFloatRange(0.1, 60.0), default=5.0, show_default=True)
 def check_url_command(url: str, timeout_s: float) -> None:
     """URL answers below 400 when sent the UI login (Flower's /api/workers, the jobs page's /healthz)."""
     settings = settings_or_fail()

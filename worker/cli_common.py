@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,16 @@ class UuidParam(click.ParamType[str, Any]):
 UUID = UuidParam()
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses NaN, which compares false with both bounds and so passes."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -60,6 +73,27 @@ def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Sessi
     except StoreError as exc:
         raise CommandFailed(str(exc)) from None
     return make_session_factory(engine, read_only=read_only)
+
+
+def check_ledger(settings: Settings) -> None:
+    """Refuse an unreachable or unmigrated ledger with one line saying what to do; keep no connection open."""
+    engine = make_engine(settings.database_url)
+    try:
+        check_migrated(engine)
+    except StoreError as exc:
+        raise CommandFailed(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def ledger_sessions(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
+    """:func:`ledger`, with the engine's connections closed on the way out (PostgreSQL counts them)."""
+    sessions = ledger(settings, read_only=read_only)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()
 
 
 def api_client(settings: Settings) -> DatasetsClient:

@@ -12,14 +12,14 @@ import click
 
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportKind, JobStatus
-from tasks.requests import InvalidImportRequest, request_import
+from tasks.requests import InvalidImportRequest, check_idempotency_key, request_import, validate_params
 
 from .cli_common import (
     UUID,
     CommandFailed,
     dataset_record_ids,
     file_id_to_import,
-    ledger,
+    ledger_sessions,
     settings_or_fail,
     utcnow,
 )
@@ -120,34 +120,44 @@ def _run(
     *,
     settings: Settings | None = None,
 ) -> None:
-    settings = settings or settings_or_fail()
-    sessions = ledger(settings)
-    from .celery_app import create_app
-
-    app = create_app(settings)
-
-    def send(job_id: str) -> None:
-        app.send_task("dsimport.submit", args=[job_id])
-
+    # What the request itself gets wrong is a bad argument, said before the ledger is opened.
     try:
-        requested = request_import(
-            sessions,
-            kind=kind,
-            dataset_id=dataset_id,
-            params=params,
-            origin="cli",
-            now=utcnow(),
-            deadline_s=settings.job_deadline_s,
-            send=send,
-            idempotency_key=idempotency_key,
-        )
+        validate_params(kind, params)
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
     except InvalidImportRequest as exc:
         raise click.UsageError(str(exc)) from None
+    settings = settings or settings_or_fail()
+    from .celery_app import create_app
+
+    with ledger_sessions(settings) as sessions:
+        app = create_app(settings)
+
+        def send(job_id: str) -> None:
+            app.send_task("dsimport.submit", args=[job_id])
+
+        try:
+            requested = request_import(
+                sessions,
+                kind=kind,
+                dataset_id=dataset_id,
+                params=params,
+                origin="cli",
+                now=utcnow(),
+                deadline_s=settings.job_deadline_s,
+                send=send,
+                idempotency_key=idempotency_key,
+            )
+        except InvalidImportRequest as exc:
+            raise click.UsageError(str(exc)) from None
+        finally:
+            app.close()
     click.echo(requested.job_id)
     if not requested.created:
         click.echo(f"an import with this key exists already ({requested.status})", err=True)
     if wait:
-        status = follow(ledger(settings, read_only=True), requested.job_id)
+        with ledger_sessions(settings, read_only=True) as sessions:
+            status = follow(sessions, requested.job_id)
         if status != JobStatus.COMPLETED:
             raise CommandFailed(f"job {requested.job_id} ended {status}")
 

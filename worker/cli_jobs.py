@@ -12,7 +12,7 @@ from store.errors import StoreError
 from store.jobs import cancel_job, get_job, job_events, list_jobs
 from store.models import ImportJob, ImportKind, JobEvent, JobStatus
 
-from .cli_common import CommandFailed, ledger, settings_or_fail, utcnow
+from .cli_common import UUID, CommandFailed, ledger_sessions, settings_or_fail, utcnow
 
 
 @click.group()
@@ -27,8 +27,7 @@ def jobs_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_command(status: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
-    sessions = ledger(settings_or_fail(), read_only=True)
-    with sessions() as session:
+    with ledger_sessions(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         jobs = list_jobs(
             session,
             status=JobStatus(status.upper()) if status else None,
@@ -49,12 +48,11 @@ def list_command(status: str | None, kind: str | None, limit: int, as_json: bool
 
 
 @jobs_group.command("show")
-@click.argument("job_id")
+@click.argument("job_id", type=UUID)
 @click.option("--json", "as_json", is_flag=True)
 def show_command(job_id: str, as_json: bool) -> None:
     """Show one job with its history."""
-    sessions = ledger(settings_or_fail(), read_only=True)
-    with sessions() as session:
+    with ledger_sessions(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         job = get_job(session, job_id)
         if job is None:
             raise CommandFailed(f"no job {job_id}")
@@ -76,11 +74,10 @@ def show_command(job_id: str, as_json: bool) -> None:
 
 
 @jobs_group.command("cancel")
-@click.argument("job_id")
+@click.argument("job_id", type=UUID)
 def cancel_command(job_id: str) -> None:
     """Stop tracking a job (the API has no cancel: the remote import, if started, goes on)."""
-    sessions = ledger(settings_or_fail())
-    with sessions() as session:
+    with ledger_sessions(settings_or_fail()) as sessions, sessions() as session:
         try:
             job = cancel_job(session, job_id, now=utcnow())
         except StoreError as exc:

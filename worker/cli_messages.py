@@ -23,7 +23,7 @@ from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_le
 from store.jobs import get_job_by_key
 from store.models import DeadLetter
 from tasks.message_intake import AlreadyRetried, Intake
-from tasks.messages import InvalidMessage, idempotency_key, json_schema, parse_payload
+from tasks.messages import InvalidMessage, idempotency_key, json_schema, parse_message, parse_payload
 from tasks.stream_consumer import read_stats
 
 from .cli_common import UUID, CommandFailed, dataset_record_ids, file_id_to_import, ledger, settings_or_fail
@@ -32,6 +32,9 @@ from .settings import Settings, mask_url
 from .stream_bootstep import stream_redis
 
 __all__ = ["messages_group"]
+
+# The ledger's ids are 64-bit: a larger number would reach the database and fail there, not here.
+DEAD_LETTER_ID = click.IntRange(1, 2**63 - 1)
 
 
 @contextmanager
@@ -208,7 +211,7 @@ def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
 
 
 @messages_group.command("show")
-@click.argument("dead_letter_id", type=int)
+@click.argument("dead_letter_id", type=DEAD_LETTER_ID)
 @click.option("--json", "as_json", is_flag=True)
 def show_command(dead_letter_id: int, as_json: bool) -> None:
     """Show one dead letter; its raw body goes to stdout as it was received."""
@@ -229,11 +232,19 @@ def show_command(dead_letter_id: int, as_json: bool) -> None:
 
 
 @messages_group.command("retry")
-@click.argument("dead_letter_id", type=int)
+@click.argument("dead_letter_id", type=DEAD_LETTER_ID)
 @click.option("--body", default=None, help="The corrected message (JSON) to submit instead of the original.")
 def retry_command(dead_letter_id: int, body: str | None) -> None:
     """Re-submit a dead letter after a fix; prints the job id."""
     settings = settings_or_fail()
+    # Text that is not UTF-8 (argv bytes Python kept as surrogates) becomes bytes the check below refuses as such.
+    corrected = None if body is None else body.encode("utf-8", "surrogatepass")
+    if corrected is not None:
+        # A corrected body that is itself refused is a bad argument: say so before touching the ledger.
+        try:
+            parse_message(corrected, max_bytes=settings.message_max_bytes)
+        except InvalidMessage as exc:
+            raise click.BadParameter(exc.reason, param_hint="--body") from None
     from .celery_app import create_app
 
     app = create_app(settings)
@@ -245,7 +256,7 @@ def retry_command(dead_letter_id: int, body: str | None) -> None:
                 deadline_s=settings.job_deadline_s,
                 max_bytes=settings.message_max_bytes,
             )
-            result = intake.retry(dead_letter_id, body=None if body is None else body.encode("utf-8"))
+            result = intake.retry(dead_letter_id, body=corrected)
     except DeadLetterNotFoundError as exc:
         raise CommandFailed(str(exc)) from None
     except AlreadyRetried as exc:

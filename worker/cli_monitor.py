@@ -11,11 +11,11 @@ import os
 
 import click
 
-from .cli_common import CommandFailed, ledger, settings_or_fail
+from .cli_common import CommandFailed, check_ledger, settings_or_fail
 from .preflight import check_broker
 from .settings import Settings
 
-__all__ = ["dashboard_command", "flower_argv", "flower_command", "ui_credentials"]
+__all__ = ["check_flower_options", "dashboard_command", "flower_argv", "flower_command", "ui_credentials"]
 
 _PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -31,6 +31,21 @@ def ui_credentials(settings: Settings) -> tuple[str, str]:
         # Flower reads a list of logins from FLOWER_BASIC_AUTH, separated by commas.
         raise CommandFailed("DSIMPORT_UI_PASSWORD cannot contain ',' (Flower would split the login there)")
     return settings.ui_user, password
+
+
+def check_flower_options(extra: list[str]) -> None:
+    """Refuse what Flower would silently drop (an unknown option) or die on with a traceback (a malformed value)."""
+    from flower.options import options  # importing the module defines Flower's options
+    from tornado.options import Error as OptionError
+
+    for arg in extra:
+        name = arg[2:].partition("=")[0] if arg.startswith("--") else ""
+        if not name or name not in options:
+            raise click.UsageError(f"{arg!r} is not a Flower option (they are spelled --name=value)")
+    try:
+        options.parse_command_line(["flower", *extra], final=False)
+    except (OptionError, ValueError) as exc:
+        raise click.UsageError(f"bad Flower option: {exc}") from None
 
 
 def flower_argv(settings: Settings, *, address: str | None, port: int | None, extra: list[str]) -> list[str]:
@@ -54,6 +69,7 @@ def flower_argv(settings: Settings, *, address: str | None, port: int | None, ex
 @click.pass_context
 def flower_command(ctx: click.Context, address: str | None, port: int | None) -> None:
     """Run Flower on the service's broker, with basic auth; other Flower options pass through."""
+    check_flower_options(list(ctx.args))
     settings = settings_or_fail()
     user, password = ui_credentials(settings)
     problem = check_broker(settings.broker_url)
@@ -78,7 +94,7 @@ def dashboard_command(host: str | None, port: int | None) -> None:
     """Serve the read-only jobs page (jobs, history, schedules, dead letters, /metrics) with basic auth."""
     settings = settings_or_fail()
     user, password = ui_credentials(settings)
-    ledger(settings, read_only=True)  # refuses an unmigrated ledger with the command that fixes it
+    check_ledger(settings)  # refuses an unmigrated ledger with the command that fixes it
     import uvicorn
 
     from dashboard import DashboardConfig, build_app

@@ -194,6 +194,10 @@ def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: in
             filters = json.loads(filter_json)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--filter") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits; the message's first clause says so
+            raise click.BadParameter(f"not valid JSON: {str(exc).split(':')[0]}", param_hint="--filter") from None
+        except RecursionError:
+            raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
     _add("explorer-window", dataset_id, {"filter": filters, "chunk_size": chunk_size, "since": since})
 
 

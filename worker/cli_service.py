@@ -11,7 +11,7 @@ import click
 from store.db import current_revision, head_revision, make_engine, upgrade
 from store.errors import StoreError
 
-from .cli_common import CommandFailed, ledger, settings_or_fail
+from .cli_common import CommandFailed, check_ledger, settings_or_fail
 from .cli_schedules import check_schedules_file
 from .preflight import check_broker
 from .settings import Settings, SettingsError, mask_url
@@ -20,7 +20,7 @@ _PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_
 
 
 def preflight(settings: Settings, *, needs_api_key: bool) -> None:
-    ledger(settings)
+    check_ledger(settings)
     if needs_api_key:
         try:
             settings.require_api_key()
@@ -99,10 +99,13 @@ def db_upgrade() -> None:
 def db_current() -> None:
     """Print the ledger's migration revision and the newest one."""
     settings = settings_or_fail()
+    engine = make_engine(settings.database_url)
     try:
-        revision = current_revision(make_engine(settings.database_url))
+        revision = current_revision(engine)
     except StoreError as exc:
         raise CommandFailed(str(exc)) from None
+    finally:
+        engine.dispose()
     click.echo(f"current: {revision or 'none'}  head: {head_revision()}")
 
 
@@ -114,4 +117,9 @@ def up_command(concurrency: int) -> int:
     """Run the whole local stack (emulator when no key, Redis if none answers, worker, beat, Flower, jobs page)."""
     from .stack import run_stack
 
-    return run_stack(settings_or_fail(), worker_concurrency=concurrency, echo=click.echo)
+    return run_stack(
+        settings_or_fail(),
+        worker_concurrency=concurrency,
+        echo=click.echo,
+        fail=lambda line: click.echo(line, err=True),
+    )

@@ -7,14 +7,22 @@ No other module reads ``os.environ``: settings are built here once and passed do
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_API_BASE_URL = "https://api.mistral.ai"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The drivers installed with dsimport (pysqlite is Python's own; psycopg 3 for PostgreSQL).
+_DATABASE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"})
+_URL_FIELDS = frozenset({"database_url", "broker_url", "stream_redis_url", "api_base_url"})
+_DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
 
 
 class SettingsError(ValueError):
@@ -138,6 +146,9 @@ class Settings(BaseSettings):
     def _broker_is_redis(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
             raise ValueError(f"broker URL must be a redis:// URL, got {mask_url(value)!r}")
+        problem = _redis_url_problem(value)
+        if problem is not None:
+            raise ValueError(f"broker URL {mask_url(value)!r} is malformed: {problem}")
         return value
 
     @field_validator("stream_redis_url")
@@ -145,7 +156,52 @@ class Settings(BaseSettings):
     def _stream_is_redis(cls, value: str) -> str:
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"stream Redis URL must be a redis:// URL, got {mask_url(value)!r}")
+        problem = _redis_url_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(f"stream Redis URL {mask_url(value)!r} is malformed: {problem}")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_is_supported(cls, value: str) -> str:
+        # Refused here, the mistake is one line naming the setting; later it is a traceback from SQLAlchemy.
+        if not value:
+            return value
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018  (a port that is not a number fails here)
+        except (ArgumentError, ValueError):
+            raise ValueError(f"{mask_url(value)!r} is not a database URL: {_DATABASE_URL_FORMS}") from None
+        if url.drivername not in _DATABASE_DRIVERS:
+            raise ValueError(f"unsupported database {url.drivername!r}: {_DATABASE_URL_FORMS}")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api_is_http(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"API base URL must be an http(s):// URL, got {mask_url(value)!r}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_is_known(cls, value: str) -> str:
+        # Celery, uvicorn and Flower each refuse an unknown level in their own way, some with a traceback.
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"log level must be one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+        return level
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        # A repr reaches logs, tracebacks and Flower (a worker's configuration, shown to anyone logged in to Flower,
+        # holds these settings): URL passwords are masked there as everywhere else.
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in _URL_FIELDS and isinstance(value, str) else value
 
     def resolved_stream_redis_url(self) -> str:
         """The Redis holding the request stream: ``stream_redis_url``, else the broker's."""
@@ -201,12 +257,25 @@ def mask_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    if parts.password is None:
+    # Read the user part as written: a URL with a malformed port must be masked too (it is shown in the error).
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What redis-py or kombu would choke on later (a port or database number that is not one), or None."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError as exc:
+        return str(exc)
+    database = parts.path.strip("/")
+    if parts.scheme in ("redis", "rediss") and database and not database.isdigit():
+        return f"the database {database!r} is not a number"
+    return None
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -218,4 +287,4 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise SettingsError(f"invalid setting {where}: {first['msg']}") from None
+        raise SettingsError(f"invalid setting {where}: {first['msg'].removeprefix('Value error, ')}") from None

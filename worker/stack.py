@@ -218,9 +218,17 @@ def _answers(url: str, child: Child) -> bool:
 
 
 def run_stack(
-    settings: Settings, *, worker_concurrency: int = 2, echo: object = print, grace_s: float = STOP_GRACE_S
+    settings: Settings,
+    *,
+    worker_concurrency: int = 2,
+    echo: object = print,
+    grace_s: float = STOP_GRACE_S,
+    fail: Say | None = None,
 ) -> int:
-    """Start everything, print the addresses, wait for Ctrl-C or a child's death, stop everything."""
+    """Start everything, print the addresses, wait for Ctrl-C or a child's death, stop everything.
+
+    ``fail`` prints the line that says why the stack could not start (``echo`` when not given).
+    """
     say: Say = echo if callable(echo) else print
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -229,13 +237,17 @@ def run_stack(
     try:
         return _run(settings, home, stack, signals, worker_concurrency, say)
     except (StackError, StoreError) as exc:
-        say(f"dsimport up: {exc}")
+        (fail or say)(f"dsimport up: {exc}")
         return 1
     finally:
-        say("stopping")
+        # A start-up refused before any child ran (an unreachable database) stays the one line that says why.
+        started = bool(stack.children)
+        if started:
+            say("stopping")
         stack.stop(hurry=lambda: signals.hurry, say=say)
         signals.restore()
-        say("stopped")
+        if started:
+            say("stopped")
 
 
 def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, concurrency: int, say: Say) -> int:

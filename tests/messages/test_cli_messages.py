@@ -182,7 +182,7 @@ def test_retry_resubmits_a_fixed_message_once(
     assert f"dead letter {letter_id} is still refused: schema: file_id: Input should be a valid string" in err
 
     code, _, err = run(capsys, "messages", "retry", str(letter_id), "--body", "{not json")
-    assert code == 1 and "invalid JSON" in err
+    assert code == 2 and "Invalid value for --body: invalid JSON" in err  # a bad argument, not a failure
 
     fixed = json.dumps(good("file", message_id="fix-9"))
     code, out, err = run(capsys, "messages", "retry", str(letter_id), "--body", fixed)

@@ -17,6 +17,7 @@ from .web import (
     Operations,
     json_object,
     json_response,
+    name_search_page,
     no_content,
     page_links,
     page_params,
@@ -67,18 +68,8 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
         return raw_json(task_page_body(texts, count, next_url, previous_url))
 
     async def list_datasets(request: Request) -> Response:
-        page, size = page_params(request)
-        query = (request.query_params.get("q") or "").lower()
         with lock:
-            items = [
-                d for d in world.datasets.values() if d.deleted_at is None and (not query or query in d.name.lower())
-            ]
-            # Newest first; equal times keep the newest insertion first.
-            items.reverse()
-            items.sort(key=lambda d: d.created_at, reverse=True)
-            results = [dataset_json(d) for d in items[(page - 1) * size : page * size]]
-        next_url, previous_url = page_links(request, page, size, len(items))
-        return json_response({"datasets": page_json(results, len(items), next_url, previous_url)})
+            return name_search_page(request, world.datasets.values(), key="datasets", to_json=dataset_json)
 
     async def create_dataset(request: Request) -> Response:
         body = await json_object(request)

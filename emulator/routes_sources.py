@@ -25,6 +25,7 @@ from .web import (
     Operations,
     json_object,
     json_response,
+    name_search_page,
     no_content,
     page_links,
     page_params,
@@ -97,18 +98,8 @@ def source_routes(world: World, ops: Operations) -> list[Route]:
             return json_response(campaign_json(campaign), 201)
 
     async def list_campaigns(request: Request) -> Response:
-        page, size = page_params(request)
-        query = (request.query_params.get("q") or "").lower()
         with lock:
-            items = [
-                c for c in world.campaigns.values() if c.deleted_at is None and (not query or query in c.name.lower())
-            ]
-            # Newest first; equal times keep the newest insertion first.
-            items.reverse()
-            items.sort(key=lambda c: c.created_at, reverse=True)
-            results = [campaign_json(c) for c in items[(page - 1) * size : page * size]]
-        next_url, previous_url = page_links(request, page, size, len(items))
-        return json_response({"campaigns": page_json(results, len(items), next_url, previous_url)})
+            return name_search_page(request, world.campaigns.values(), key="campaigns", to_json=campaign_json)
 
     async def fetch_campaign(request: Request) -> Response:
         with lock:

@@ -8,8 +8,8 @@ import hmac
 import json
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,7 +23,7 @@ from .errors import (
 )
 from .faults import FaultInjector, fault_response
 from .stats import Stats
-from .wire import dumps
+from .wire import dumps, page_json
 
 __all__ = [
     "Handler",
@@ -232,3 +232,28 @@ def page_links(request: Request, page: int, size: int, count: int) -> tuple[str 
         str(request.url.include_query_params(page=min(page - 1, max(last, 1)), page_size=size)) if page > 1 else None
     )
     return next_url, previous_url
+
+
+class _Named(Protocol):
+    name: str
+    created_at: float
+    deleted_at: float | None
+
+
+_T = TypeVar("_T", bound=_Named)
+
+
+def name_search_page(request: Request, objects: Iterable[_T], *, key: str, to_json: Callable[[_T], object]) -> Response:
+    """A 1-based page of live ``objects`` whose name holds ``q`` (any case), newest first, wrapped under ``key``.
+
+    The caller holds the world's lock: the objects are read here.
+    """
+    page, size = page_params(request)
+    query = (request.query_params.get("q") or "").lower()
+    items = [o for o in objects if o.deleted_at is None and (not query or query in o.name.lower())]
+    # Newest first; equal times keep the newest insertion first.
+    items.reverse()
+    items.sort(key=lambda o: o.created_at, reverse=True)
+    results = [to_json(o) for o in items[(page - 1) * size : page * size]]
+    next_url, previous_url = page_links(request, page, size, len(items))
+    return json_response({key: page_json(results, len(items), next_url, previous_url)})

@@ -15,7 +15,7 @@ from store.db import make_engine, make_session_factory
 from tests.fixtures.redis_db import flushed_redis
 from worker.settings import Settings
 
-from .service import Requester, ServiceProcesses
+from .service import Requester, ServiceProcesses, service_environment, settings_from_env
 
 TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
@@ -40,34 +40,19 @@ def api(emulator: EmulatorServer) -> Iterator[DatasetsClient]:
 
 @pytest.fixture
 def service_env(tmp_path: Path, database_url: str, broker_url: str, emulator: EmulatorServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
-    env.update(
-        {
-            "DSIMPORT_HOME": str(tmp_path / "home"),
-            "DSIMPORT_DATABASE_URL": database_url,
-            "DSIMPORT_BROKER_URL": broker_url,
-            "DSIMPORT_API_BASE_URL": emulator.url,
-            "MISTRAL_API_KEY": emulator.api_key,
-            "DSIMPORT_POLL_TICK_S": "0.5",
-            "DSIMPORT_POLL_INITIAL_INTERVAL_S": "0.5",
-            "DSIMPORT_POLL_MAX_INTERVAL_S": "2",
-            "DSIMPORT_RECOVERY_INTERVAL_S": "5",
-            "DSIMPORT_SUBMIT_RETRY_BACKOFF_S": "0.5",
-            "DSIMPORT_LOG_LEVEL": "INFO",
-        }
+    return service_environment(
+        tmp_path / "home",
+        database_url=database_url,
+        broker_url=broker_url,
+        api_url=emulator.url,
+        api_key=emulator.api_key,
+        **{"DSIMPORT_POLL_MAX_INTERVAL_S": "2", "DSIMPORT_SUBMIT_RETRY_BACKOFF_S": "0.5"},
     )
-    (tmp_path / "home").mkdir()
-    return env
 
 
 @pytest.fixture
 def settings(service_env: dict[str, str]) -> Settings:
-    fields: dict[str, Any] = {
-        key.removeprefix("DSIMPORT_").lower(): value
-        for key, value in service_env.items()
-        if key.startswith("DSIMPORT_")
-    }
-    return Settings(api_key=service_env["MISTRAL_API_KEY"], **fields)
+    return settings_from_env(service_env)
 
 
 @pytest.fixture

@@ -23,6 +23,37 @@ from worker.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 
 
+def service_environment(
+    home: Path, *, database_url: str, broker_url: str, api_url: str, api_key: str, **overrides: str
+) -> dict[str, str]:
+    """The environment of service processes under test: this one's, minus our own settings, plus fast polling."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    env.update(
+        {
+            "DSIMPORT_HOME": str(home),
+            "DSIMPORT_DATABASE_URL": database_url,
+            "DSIMPORT_BROKER_URL": broker_url,
+            "DSIMPORT_API_BASE_URL": api_url,
+            "MISTRAL_API_KEY": api_key,
+            "DSIMPORT_POLL_TICK_S": "0.5",
+            "DSIMPORT_POLL_INITIAL_INTERVAL_S": "0.5",
+            "DSIMPORT_RECOVERY_INTERVAL_S": "5",
+            "DSIMPORT_LOG_LEVEL": "INFO",
+            **overrides,
+        }
+    )
+    home.mkdir(exist_ok=True)
+    return env
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The settings those processes read, for requests made from the test process."""
+    fields: dict[str, Any] = {
+        key.removeprefix("DSIMPORT_").lower(): value for key, value in env.items() if key.startswith("DSIMPORT_")
+    }
+    return Settings(api_key=env["MISTRAL_API_KEY"], **fields)
+
+
 @dataclass
 class ServiceProcesses:
     """Workers and one beat on the given environment; stopped (and reaped) by ``stop``."""

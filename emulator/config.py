@@ -141,6 +141,13 @@ class Knobs:
     terminal_status: str = "COMPLETED"
     latency_ms: float = 0.0
     route_latency_ms: dict[str, float] = field(default_factory=dict)
+    # When injected latency is spent: "after" the handler acted (a slow answer to a request the server already
+    # carried out, the case that hurts a client without idempotency) or "before" it (a slow server that has not
+    # started yet).
+    latency_phase: str = "after"
+    # Order of list_tasks pages: "newest" first (what the API does in practice) or "oldest" first (the contract
+    # promises no order; clients must not rely on one).
+    task_list_order: str = "newest"
     faults: dict[str, FaultRule] = field(default_factory=dict)
     # Skip records whose origin (event, conversation, file line, record) is already in the dataset.
     dedupe_imports: bool = True
@@ -157,6 +164,8 @@ class Knobs:
             "terminal_status": self.terminal_status,
             "latency_ms": self.latency_ms,
             "route_latency_ms": dict(self.route_latency_ms),
+            "latency_phase": self.latency_phase,
+            "task_list_order": self.task_list_order,
             "faults": {route: rule.to_json() for route, rule in self.faults.items()},
             "dedupe_imports": self.dedupe_imports,
             "campaign_duration_s": self.campaign_duration_s,
@@ -194,6 +203,14 @@ class Knobs:
                 new.latency_ms = _non_negative(value, key)
             elif key == "route_latency_ms":
                 new.route_latency_ms = _merge_latency(new.route_latency_ms, value)
+            elif key == "latency_phase":
+                if value not in ("before", "after"):
+                    raise ConfigError("latency_phase must be 'before' or 'after'")
+                new.latency_phase = value
+            elif key == "task_list_order":
+                if value not in ("newest", "oldest"):
+                    raise ConfigError("task_list_order must be 'newest' or 'oldest'")
+                new.task_list_order = value
             elif key == "faults":
                 new.faults = _merge_faults(new.faults, value)
             elif key == "dedupe_imports":

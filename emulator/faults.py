@@ -63,6 +63,10 @@ class FaultInjector:
             return False
         return self.closer((str(client[0]), int(client[1])))
 
+    def latency_after(self) -> bool:
+        """True when injected latency is spent after the handler acted (the default)."""
+        return self._world.knobs.latency_phase == "after"
+
     def latency_s(self, route: str) -> float:
         knobs = self._world.knobs
         total_ms = knobs.latency_ms

@@ -60,9 +60,12 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
             settle_dataset(world, dataset_id, now)
             tasks = world.tasks_by_dataset.get(dataset_id, [])
             count = len(tasks)
-            # Newest first, so a client looking for a task it may have created finds it on page 1.
-            start, stop = count - (page - 1) * size, count - page * size
-            chunk = tasks[max(stop, 0) : max(start, 0)][::-1]
+            if world.knobs.task_list_order == "oldest":
+                chunk = tasks[(page - 1) * size : page * size]
+            else:
+                # Newest first, so a client looking for a task it may have created finds it on page 1.
+                start, stop = count - (page - 1) * size, count - page * size
+                chunk = tasks[max(stop, 0) : max(start, 0)][::-1]
             texts = [(task.body_cache or task_body(task, view(task, now))).decode() for task in chunk]
         next_url, previous_url = page_links(request, page, size, count)
         return raw_json(task_page_body(texts, count, next_url, previous_url))

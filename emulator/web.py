@@ -60,7 +60,8 @@ class Operations:
         async def endpoint(request: Request) -> Response:
             stats.count_request(name)
             delay = faults.latency_s(name)
-            if delay > 0:
+            late = delay > 0 and faults.latency_after()
+            if delay > 0 and not late:
                 await asyncio.sleep(delay)
             if auth and not self._authorized(request):
                 response = Response(
@@ -82,6 +83,10 @@ class Operations:
                 response = await handler(request)
             except ApiProblem as problem:
                 response = json_response(problem.body, problem.status, problem.headers)
+            if late:
+                # The work is done (an import task exists); only the answer is slow, as when an upstream keeps
+                # working while a gateway or a client gives up on it.
+                await asyncio.sleep(delay)
             if rule is not None and rule.phase == "after":
                 return await self._spoil(name, rule, request, response)
             stats.count_response(name, response.status_code)

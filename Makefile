@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install run test lint typecheck unit bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: lint typecheck
 
 bench: install
 	$(BIN)/python -m bench.run
+
+# The long fault campaign (tests/faultsim): `make soak SEEDS=1-300`; one seed again: python -m tests.faultsim --seed N
+SEEDS ?= 1-300
+soak: install
+	$(BIN)/python -m bench.soak --seeds $(SEEDS)
 
 clean:
 	rm -rf $(VENV) .dsimport .pytest_cache .mypy_cache .ruff_cache

@@ -60,6 +60,7 @@ def create_task(
         end_progress=min(99, int(fraction * 100)),
         plan=plan,
         requested=requested,
+        origins=tuple(record.origin for record in plan if record.origin is not None),
     )
     world.add_task(task)
     return task

@@ -79,6 +79,9 @@ class Task:
     result: JsonObject | None = None
     observed_at: float | None = None
     fetch_count: int = 0
+    # Origins of the planned records (``event:<id>`` ...), kept after settling empties the plan: what the task
+    # imported, for ``GET /_emulator/task-origins``.
+    origins: tuple[str, ...] = ()
     # Serialised body once settled, and the constant head of the body while running.
     body_cache: bytes | None = field(default=None, repr=False)
     head_cache: str | None = field(default=None, repr=False)

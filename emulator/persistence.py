@@ -90,12 +90,14 @@ def _task_state(task: Task) -> dict[str, Any]:
     state.pop("body_cache")
     state.pop("head_cache")
     state["sequence"] = list(task.sequence)
+    state["origins"] = list(task.origins)
     return state
 
 
 def _task_from_state(raw: dict[str, Any]) -> Task:
     plan = [PlannedRecord(**p) for p in raw.pop("plan")]
-    return Task(plan=plan, sequence=tuple(raw.pop("sequence")), **raw)
+    origins = tuple(raw.pop("origins", ()))  # absent from state files written before origins were kept
+    return Task(plan=plan, sequence=tuple(raw.pop("sequence")), origins=origins, **raw)
 
 
 def _file_state(stored: StoredFile) -> dict[str, Any]:

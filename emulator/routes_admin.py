@@ -7,6 +7,11 @@
 - ``GET|POST /_emulator/config`` partial knobs (see `emulator.config.Knobs`) -> all knobs
 - ``POST /_emulator/clock`` ``{"advance_s"?: float, "frozen"?: bool}`` -> ``{"now", "now_ts", "frozen"}``
 - ``DELETE /_emulator/tasks/{task_id}`` -> 204 (404 if unknown)
+- ``POST /_emulator/tasks`` ``{"dataset_id", "count", "kind"?}`` -> ``{"ids": [...]}``: tasks of another user
+  (``creator_id`` ``emulator-other-client``, nothing to import, not counted in ``tasks_created``), to crowd a
+  dataset's task list
+- ``GET /_emulator/task-origins`` -> ``{"tasks": {task_id: {"dataset_id", "kind", "origins": [...]}}}``: what each
+  task imports (``event:<id>``, ``conversation:<id>``, ...), to tie a task to its request without the client's help
 - ``GET /_emulator/stats[?tasks=false]``, ``POST /_emulator/stats/reset``
 """
 
@@ -23,6 +28,7 @@ from starlette.routing import Route
 from .clock import EmulatorClock, iso
 from .config import ConfigError
 from .errors import DATASET_TASK_NOT_FOUND, ApiProblem, observability_error, validation_error
+from .lifecycle import create_task
 from .runtime import Emulator
 from .seed import SeedError, apply_seed
 from .web import Handler, canonical_uuid, json_response, no_content
@@ -31,6 +37,8 @@ from .wire import dumps
 __all__ = ["admin_routes"]
 
 ADMIN = "/_emulator"
+# The creator of tasks started through POST /_emulator/tasks: another user of the workspace.
+FOREIGN_CREATOR_ID = "emulator-other-client"
 
 
 async def _optional_object(request: Request) -> dict[str, Any]:
@@ -127,6 +135,34 @@ def admin_routes(emulator: Emulator) -> list[Route]:
                 raise observability_error(404, DATASET_TASK_NOT_FOUND, f"Task {task_id} not found")
         return no_content()
 
+    async def add_foreign_tasks(request: Request) -> Response:
+        body = await _optional_object(request)
+        dataset_id, count, kind = body.get("dataset_id"), body.get("count"), body.get("kind", "explorer")
+        if not isinstance(dataset_id, str):
+            raise validation_error("body.dataset_id: Input should be a string")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
+            raise validation_error("body.count: Input should be an integer in 1..10000")
+        if not isinstance(kind, str):
+            raise validation_error("body.kind: Input should be a string")
+        with world.lock:
+            world.live_dataset(dataset_id)
+            tasks = [create_task(world, dataset_id=dataset_id, kind=kind, plan=[], requested=0) for _ in range(count)]
+            for task in tasks:
+                task.creator_id = FOREIGN_CREATOR_ID  # before any read caches the task's body
+        return json_response({"ids": [task.id for task in tasks]})
+
+    async def task_origins(_: Request) -> Response:
+        with world.lock:
+            tasks = {
+                task.id: {
+                    "dataset_id": task.dataset_id,
+                    "kind": task.kind,
+                    "origins": list(task.origins),
+                }
+                for task in world.tasks.values()
+            }
+        return Response(dumps({"tasks": tasks}), media_type="application/json")
+
     async def stats(request: Request) -> Response:
         include_tasks = request.query_params.get("tasks", "true").lower() not in ("0", "false", "no")
         snapshot = emulator.stats.snapshot(world, include_tasks=include_tasks)
@@ -148,6 +184,8 @@ def admin_routes(emulator: Emulator) -> list[Route]:
         route("/config", set_config, "POST", "set_config"),
         route("/clock", clock, "POST", "clock"),
         route("/tasks/{task_id}", delete_task, "DELETE", "delete_task"),
+        route("/tasks", add_foreign_tasks, "POST", "add_foreign_tasks"),
+        route("/task-origins", task_origins, "GET", "task_origins"),
         route("/stats", stats, "GET", "stats"),
         route("/stats/reset", reset_stats, "POST", "reset_stats"),
     ]

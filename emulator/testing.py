@@ -184,6 +184,16 @@ class EmulatorServer:
     def delete_task(self, task_id: str) -> None:
         self._call("DELETE", f"/tasks/{task_id}")
 
+    def add_foreign_tasks(self, dataset_id: str, count: int) -> list[str]:
+        """Start ``count`` tasks on ``dataset_id`` as another client would (not counted in ``tasks_created``)."""
+        result: dict[str, Any] = self._call("POST", "/tasks", json={"dataset_id": dataset_id, "count": count})
+        return [str(task_id) for task_id in result["ids"]]
+
+    def task_origins(self) -> dict[str, dict[str, Any]]:
+        """What each live task imports: ``{task_id: {"dataset_id", "kind", "origins": [...]}}``."""
+        result: dict[str, dict[str, dict[str, Any]]] = self._call("GET", "/task-origins")
+        return result["tasks"]
+
     def save(self, path: Path | None = None) -> str:
         body = {"path": str(path)} if path is not None else {}
         result: dict[str, Any] = self._call("POST", "/save", json=body)

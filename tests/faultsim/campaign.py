@@ -1,0 +1,528 @@
+"""One run of the fault campaign: start everything, play the plan of a seed, quiet down, collect, check.
+
+A run owns all its servers, so it can break them: a Redis of its own (append-only, restartable), a SQLite file or a
+PostgreSQL cluster of its own (crashable), the emulator on a loopback socket, and the worker and beat processes of
+:mod:`tests.faultsim.fleet`. Requests come in as stream messages written by the run (a producer that retries while
+Redis is down, as any producer would).
+
+The timeline: processes start; once a consumer group exists (evidence the service reads), the plan's sends and
+faults are played at their second; at ``fault_window_s`` every emulator fault is switched off, paused processes
+resume, killed ones are back. The quiet period then waits until every request is a job and every job is terminal,
+or ``quiet_timeout_s`` passes. Last comes an idle window: with all jobs terminal, the API should not be called at all.
+What the run saw is handed to :func:`tests.faultsim.checker.check`, which reads it without the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from emulator.testing import EmulatorServer
+from store.db import upgrade
+from tests.integration.service import service_environment
+from tests.reliability.servers import PostgresServer, RedisServer
+
+from .checker import TERMINAL, Observation, Verdict, check
+from .fleet import Fleet
+from .plan import POST_ROUTE, Fault, FaultPlan, Send
+
+STREAM = "dsimport:requests"
+GROUP = "dsimport"
+QUIET_TIMEOUT_S = 45.0
+IDLE_WINDOW_S = 4.0
+
+
+def message_body(send: Send, dataset_ids: list[str]) -> bytes:
+    request = send.request
+    body = {
+        "id": request.message_id,
+        "kind": "explorer",
+        "dataset_id": dataset_ids[request.dataset],
+        "completion_event_ids": [request.event_id],
+    }
+    return json.dumps(body, sort_keys=True).encode()
+
+
+@dataclass
+class Trace:
+    """What the run did and saw while the plan played (input to the checker besides the final state)."""
+
+    injected: Counter[str] = field(default_factory=Counter)
+    foreign_tasks: set[str] = field(default_factory=set)
+    deleted_tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Processes interrupted mid-work (kill, pause) and server restarts, each with the submits it may have cut.
+    interrupted_submits: int = 0
+    # POSTs whose answer the client cannot have used although the server acted (slow past the timeout).
+    late_posts: int = 0
+    notes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, kind: str, amount: int = 1) -> None:
+        with self.lock:
+            self.injected[kind] += amount
+
+
+class Run:
+    def __init__(self, plan: FaultPlan, workdir: Path) -> None:
+        self.plan = plan
+        self.workdir = workdir
+        self.timing = plan.timing
+        self.rng = random.Random(plan.seed * 7919 + 1)
+        self.trace = Trace()
+        self.redis_server: RedisServer | None = None
+        self.postgres: PostgresServer | None = None
+        self.emulator: EmulatorServer | None = None
+        self.fleet: Fleet | None = None
+        self.database_url = ""
+        self.dataset_ids: list[str] = []
+        self.threads: list[threading.Thread] = []
+        self.sent: Counter[str] = Counter()
+        # The import POSTs counted when the POST route turned slow (None while it is not).
+        self.slow_posts_from: int | None = None
+        # Two restarts of one server drawn close together take turns.
+        self.restart_lock = threading.Lock()
+
+    # Setting up -----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.redis_server = RedisServer(self.workdir / "redis")
+        self.redis_server.start()
+        if self.plan.backend == "postgresql":
+            self.postgres = PostgresServer()
+            self.postgres.init()
+            self.postgres.start()
+            self.database_url = self.postgres.url
+        else:
+            self.database_url = f"sqlite:///{self.workdir / 'ledger.db'}"
+        upgrade(self.database_url)
+        self.emulator = EmulatorServer(task_duration_s=self.timing.task_duration_s)
+        self.emulator.start()
+        events = [request.event_id for request in self.plan.requests]
+        self.emulator.seed(
+            {
+                "events": [
+                    {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
+                    for e in events
+                ]
+            }
+        )
+        self.emulator.configure(task_list_order=self.plan.task_list_order, random_seed=self.plan.seed)
+        with httpx.Client(
+            base_url=self.emulator.url, headers={"Authorization": f"Bearer {self.emulator.api_key}"}, timeout=10
+        ) as client:
+            for n in range(self.plan.datasets):
+                response = client.post("/v1/observability/datasets", json={"name": f"target {n}", "description": ""})
+                response.raise_for_status()
+                self.dataset_ids.append(str(response.json()["id"]))
+        env = service_environment(
+            self.workdir / "home",
+            database_url=self.database_url,
+            broker_url=self.redis_server.url(0),
+            api_url=self.emulator.url,
+            api_key=self.emulator.api_key,
+            **self.timing.env(),
+        )
+        skewed = {**env, "DSIMPORT_CLOCK_OFFSET_S": str(self.plan.clock_offset_s)} if self.plan.clock_offset_s else None
+        log_dir = self.workdir / "logs"
+        log_dir.mkdir(exist_ok=True)
+        self.fleet = Fleet(
+            env,
+            log_dir,
+            workers=self.plan.workers,
+            beats=self.plan.beats,
+            concurrency=self.timing.worker_concurrency,
+            skewed_env=skewed,
+        )
+        self.fleet.start()
+        self._wait_for_consumer_group(timeout_s=60)
+
+    def _redis(self) -> redis.Redis:
+        assert self.redis_server is not None
+        return redis.Redis.from_url(self.redis_server.url(0), socket_timeout=3, socket_connect_timeout=3)
+
+    def _wait_for_consumer_group(self, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        client = self._redis()
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if client.exists(STREAM) and any(
+                        group["name"] in (GROUP, GROUP.encode()) for group in client.xinfo_groups(STREAM)
+                    ):
+                        return
+                except redis.RedisError:
+                    pass
+                time.sleep(0.2)
+        finally:
+            client.close()
+        assert self.fleet is not None
+        raise RuntimeError(f"no worker created the consumer group within {timeout_s:g}s\n{self.fleet.logs()}")
+
+    # The timeline ---------------------------------------------------------------------------------------------
+
+    def play(self) -> None:
+        actions: list[tuple[float, int, Callable[[], None]]] = []
+        for n, send in enumerate(self.plan.sends):
+            actions.append((send.at_s, n, lambda send=send: self._send(send)))  # type: ignore[misc]
+        base = len(actions)
+        for n, fault in enumerate(self.plan.faults):
+            for offset, action in self._fault_actions(fault):
+                actions.append((fault.at_s + offset, base + n, action))
+        actions.sort(key=lambda item: (item[0], item[1]))
+        start = time.monotonic()
+        for at_s, _, action in actions:
+            delay = start + at_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            action()
+        remaining = start + self.plan.fault_window_s - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        for thread in self.threads:
+            thread.join(timeout=30)
+        self._faults_off()
+
+    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                work()
+            except Exception as exc:  # a fault that could not be applied is a note, not a crash of the run
+                self.trace.notes.append(f"{name}: {type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=guarded, name=f"fault-{name}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+    def _send(self, send: Send) -> None:
+        body = message_body(send, self.dataset_ids)
+        deadline = time.monotonic() + 30
+        while True:
+            client = self._redis()
+            try:
+                client.xadd(STREAM, {"body": body})
+                self.sent[send.request.message_id] += 1
+                return
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    self.trace.notes.append(f"send {send.request.message_id} failed: {exc}")
+                    return
+                time.sleep(0.2)
+            finally:
+                client.close()
+
+    def _configure(self, **knobs: Any) -> None:
+        assert self.emulator is not None
+        self.emulator.configure(**knobs)
+
+    def _fault_actions(self, fault: Fault) -> list[tuple[float, Callable[[], None]]]:
+        """The actions of ``fault``, each at an offset from its start."""
+        args = fault.args
+        fleet, kind = self.fleet, fault.kind
+        assert fleet is not None
+        if kind == "post_lost_status":
+            rule = {"status": args["status"], "next": args["next"], "phase": "after"}
+            return [(0.0, lambda: self._post_fault(kind, rule))]
+        if kind == "post_lost_reset":
+            rule = {"status": 500, "kind": "reset", "next": args["next"], "phase": "after"}
+            return [(0.0, lambda: self._post_fault(kind, rule))]
+        if kind == "post_lost_timeout":
+            rule = {"status": 503, "kind": "slow", "delay_ms": args["delay_ms"], "next": args["next"], "phase": "after"}
+            return [(0.0, lambda: self._post_fault(kind, rule))]
+        if kind == "post_refused":
+            rule = {"status": args["status"], "next": args["next"], "phase": "before"}
+            return [(0.0, lambda: self._post_fault(kind, rule))]
+        if kind == "slow_over_lease":
+            route, latency = args["route"], args["latency_ms"]
+            return [
+                (0.0, lambda: self._slow_route(route, latency)),
+                (args["for_s"], lambda: self._slow_route(route, None)),
+            ]
+        if kind == "storm_429":
+            rule = {"status": 429, "rate": args["rate"], "retry_after_s": args["retry_after_s"]}
+            return [
+                (0.0, lambda: self._configure_counted(kind, faults={"*": rule})),
+                (args["for_s"], lambda: self._configure(faults={"*": None})),
+            ]
+        if kind == "vanish":
+            return [(0.0, lambda: self._in_background(kind, lambda: self._vanish(args["count"])))]
+        if kind == "unknown_spell":
+            return [
+                (
+                    0.0,
+                    lambda: self._configure_counted(kind, status_sequence=["RUNNING", "UNKNOWN", "UNKNOWN", "RUNNING"]),
+                ),
+                (args["for_s"], lambda: self._configure(status_sequence=["RUNNING"])),
+            ]
+        if kind == "crowd":
+            return [(0.0, lambda: self._in_background(kind, lambda: self._crowd(args["status"], args["tasks"])))]
+        if kind == "kill_worker":
+            slot = fleet.workers[args["worker"]]
+            return [(0.0, lambda: self._kill(kind, slot)), (args["down_s"], slot.ensure_running)]
+        if kind == "kill_beat":
+            slot = fleet.beats[args["beat"]]
+            return [(0.0, lambda: self._kill(kind, slot)), (args["down_s"], slot.ensure_running)]
+        if kind == "pause_worker":
+            slot = fleet.workers[args["worker"]]
+            return [(0.0, lambda: self._pause(slot)), (args["for_s"], slot.resume)]
+        if kind == "redis_restart":
+            return [(0.0, lambda: self._in_background(kind, lambda: self._restart_redis(args["down_s"])))]
+        if kind == "postgres_restart":
+            return [(0.0, lambda: self._in_background(kind, lambda: self._restart_postgres(args["down_s"])))]
+        raise ValueError(f"unknown fault kind {kind}")
+
+    def _configure_counted(self, kind: str, **knobs: Any) -> None:
+        self._configure(**knobs)
+        self.trace.count(kind)
+
+    def _post_fault(self, kind: str, rule: dict[str, Any]) -> None:
+        self._configure(faults={POST_ROUTE: rule})
+        self.trace.count(kind)
+        if rule.get("kind") == "slow":
+            with self.trace.lock:
+                self.trace.late_posts += int(rule["next"])
+
+    def _slow_route(self, route: str, latency_ms: int | None) -> None:
+        self._configure(route_latency_ms={route: latency_ms})
+        if latency_ms is not None:
+            self.trace.count("slow_over_lease")
+            if route == POST_ROUTE:
+                self.slow_posts_from = self._post_count()
+        elif route == POST_ROUTE and self.slow_posts_from is not None:
+            # Every POST sent while the route was slow got its answer after the client's timeout.
+            with self.trace.lock:
+                self.trace.late_posts += self._post_count() - self.slow_posts_from + self.timing.worker_concurrency
+            self.slow_posts_from = None
+
+    def _post_count(self) -> int:
+        assert self.emulator is not None
+        return int(self.emulator.stats(include_tasks=False)["requests"].get(POST_ROUTE, 0))
+
+    def _ledger(self, sql: str) -> list[Any]:
+        engine = create_engine(self.database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        finally:
+            engine.dispose()
+
+    def _vanish(self, count: int) -> None:
+        assert self.emulator is not None
+        stats = self.emulator.stats()
+        owned = {
+            row[0] for row in self._ledger("SELECT remote_task_id FROM import_jobs WHERE remote_task_id IS NOT NULL")
+        }
+        running = sorted(
+            task_id
+            for task_id, task in stats["tasks"].items()
+            if task_id in owned and task["status"] not in TERMINAL and task_id not in self.trace.foreign_tasks
+        )
+        chosen = self.rng.sample(running, k=min(count, len(running)))
+        origins = self.emulator.task_origins()
+        for task_id in chosen:
+            self.emulator.delete_task(task_id)
+            self.trace.deleted_tasks[task_id] = origins.get(task_id, {})
+        self.trace.count("vanish", len(chosen))
+        if len(chosen) < count:
+            self.trace.notes.append(f"vanish: {len(running)} running owned tasks, wanted {count}")
+
+    def _crowd(self, status: int, tasks: int) -> None:
+        assert self.emulator is not None
+        self._configure(faults={POST_ROUTE: {"status": status, "next": 1, "phase": "after"}})
+        deadline = time.monotonic() + 6
+        while POST_ROUTE in self.emulator.configure()["faults"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for dataset_id in self.dataset_ids:
+            self.trace.foreign_tasks.update(self.emulator.add_foreign_tasks(dataset_id, tasks))
+        self.trace.count("crowd")
+
+    def _kill(self, kind: str, slot: Any) -> None:
+        slot.kill()
+        self.trace.count(kind)
+        if slot.role == "worker":
+            with self.trace.lock:
+                self.trace.interrupted_submits += slot.concurrency
+
+    def _pause(self, slot: Any) -> None:
+        slot.pause()
+        self.trace.count("pause_worker")
+        with self.trace.lock:
+            self.trace.interrupted_submits += slot.concurrency
+
+    def _every_submit_slot(self) -> int:
+        return self.plan.workers * self.timing.worker_concurrency
+
+    def _restart_redis(self, down_s: float) -> None:
+        assert self.redis_server is not None
+        with self.restart_lock:
+            self.redis_server.restart(down_s=down_s)
+        self.trace.count("redis_restart")
+        with self.trace.lock:
+            self.trace.interrupted_submits += self._every_submit_slot()
+
+    def _restart_postgres(self, down_s: float) -> None:
+        assert self.postgres is not None
+        with self.restart_lock:
+            self.postgres.restart(down_s=down_s)
+        self.trace.count("postgres_restart")
+        with self.trace.lock:
+            self.trace.interrupted_submits += self._every_submit_slot()
+
+    def _faults_off(self) -> None:
+        self._configure(faults=None, route_latency_ms=None, status_sequence=["RUNNING"])
+        assert self.fleet is not None
+        self.fleet.ensure_running()
+
+    # Quiet period and collection ------------------------------------------------------------------------------
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        rows = self._ledger(
+            "SELECT id, idempotency_key, kind, dataset_id, params, status, remote_task_id FROM import_jobs"
+        )
+        jobs = []
+        for row in rows:
+            params = row[4] if isinstance(row[4], dict) else json.loads(row[4])
+            jobs.append(
+                {"id": row[0], "key": row[1], "kind": row[2], "dataset_id": row[3], "params": params,
+                 "status": row[5], "remote_task_id": row[6]}
+            )  # fmt: skip
+        return jobs
+
+    def quiet(self) -> tuple[float, bool]:
+        """Wait for the end; returns (seconds waited, whether every job ended)."""
+        assert self.fleet is not None
+        started = time.monotonic()
+        keys = {f"message:{request.message_id}" for request in self.plan.requests}
+        while time.monotonic() - started < QUIET_TIMEOUT_S:
+            self.fleet.check()
+            self.fleet.ensure_running()
+            try:
+                jobs = self._jobs()
+            except Exception:  # the ledger can be briefly unreachable right after a restart
+                time.sleep(0.5)
+                continue
+            if keys <= {job["key"] for job in jobs} and all(job["status"] in TERMINAL for job in jobs):
+                return time.monotonic() - started, True
+            time.sleep(0.5)
+        return time.monotonic() - started, False
+
+    def dump(self, stats: dict[str, Any], origins: dict[str, Any]) -> None:
+        """The ledger's jobs and events and the emulator's view, as files next to the logs (for a failing seed)."""
+        tables = {}
+        for table in ("import_jobs", "job_events"):
+            try:
+                rows = self._ledger(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+                tables[table] = [{key: str(value) for key, value in row._mapping.items()} for row in rows]
+            except Exception as exc:
+                tables[table] = [{"error": f"{type(exc).__name__}: {exc}"}]
+        (self.workdir / "ledger.json").write_text(json.dumps(tables, indent=1))
+        (self.workdir / "emulator.json").write_text(json.dumps({"stats": stats, "origins": origins}, indent=1))
+        (self.workdir / "plan.txt").write_text(self.plan.describe() + "\n")
+
+    def observe(self, *, all_ended: bool) -> Observation:
+        assert self.emulator is not None and self.fleet is not None
+        before = self.emulator.stats(include_tasks=False)["requests_total"]
+        if all_ended:
+            # Evidence the service is still live through the idle window: every process is still running.
+            time.sleep(IDLE_WINDOW_S)
+        self.fleet.check()
+        alive = all(slot.process is not None and slot.process.poll() is None for slot in self.fleet.slots)
+        stats = self.emulator.stats()
+        origins = self.emulator.task_origins()
+        self.dump(stats, origins)
+        client = self._redis()
+        try:
+            pending = client.xpending_range(STREAM, GROUP, min="-", max="+", count=1000)
+            groups = client.xinfo_groups(STREAM)
+            length = client.xlen(STREAM)
+            last_id = client.xinfo_stream(STREAM)["last-generated-id"]
+        finally:
+            client.close()
+        group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), {})
+        return Observation(
+            plan=self.plan,
+            dataset_ids=list(self.dataset_ids),
+            sent=dict(self.sent),
+            jobs=self._jobs(),
+            stats=stats,
+            origins=origins,
+            foreign_tasks=set(self.trace.foreign_tasks),
+            deleted_tasks=dict(self.trace.deleted_tasks),
+            interrupted_submits=self.trace.interrupted_submits,
+            late_posts=self.trace.late_posts,
+            pending=[
+                {"id": _text(entry["message_id"]), "idle_ms": int(entry["time_since_delivered"])} for entry in pending
+            ],
+            last_delivered=_text(group.get("last-delivered-id", b"0-0")),
+            stream_length=int(length),
+            last_entry=_text(last_id),
+            calls_in_idle_window=(stats["requests_total"] - before) if all_ended and alive else None,
+            all_ended=all_ended,
+            deaths=self.fleet.deaths(),
+            notes=list(self.trace.notes),
+        )
+
+    def stop(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self.redis_server is not None:
+            self.redis_server.kill()
+        if self.postgres is not None:
+            self.postgres.destroy()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class Outcome:
+    plan: FaultPlan
+    verdict: Verdict
+    injected: dict[str, int]
+    seconds: float
+    workdir: Path | None
+    notes: list[str] = field(default_factory=list)
+
+    def repro(self) -> str:
+        return (
+            f"python -m tests.faultsim --seed {self.plan.seed}   (or: pytest tests/faultsim -k seed_{self.plan.seed})"
+        )
+
+
+def run_seed(plan: FaultPlan, workdir: Path, *, keep: str = "failed") -> Outcome:
+    """Play ``plan`` in ``workdir`` and check it; ``keep`` is "always", "failed" or "never" for the folder."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    run = Run(plan, workdir)
+    try:
+        run.start()
+        run.play()
+        _, all_ended = run.quiet()
+        observation = run.observe(all_ended=all_ended)
+    finally:
+        run.stop()
+    verdict = check(observation)
+    injected = dict(run.trace.injected)
+    for kind, amount in plan.fault_counts().items():
+        if kind not in {fault.kind for fault in plan.faults}:
+            injected[kind] = amount  # message duplicates, reordering, clock offset, list order: always applied
+    keep_folder = keep == "always" or (keep == "failed" and not verdict.ok)
+    if not keep_folder:
+        shutil.rmtree(workdir, ignore_errors=True)
+    seconds = time.monotonic() - started
+    return Outcome(plan, verdict, injected, seconds, workdir if keep_folder else None, list(run.trace.notes))

@@ -15,7 +15,7 @@ from .campaign import run_seed
 from .plan import draw_plan
 from .report import outcome_lines
 
-CI_SEEDS = (2, 3, 11, 14, 21)
+CI_SEEDS = (1, 8, 11, 17)
 
 pytestmark = [pytest.mark.faultsim, pytest.mark.integration]
 

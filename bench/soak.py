@@ -36,11 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--seeds", default="1-300", help="seeds as 1-300 or 1,5,9-12 (default 1-300)")
     parser.add_argument("--workdir", type=Path, help="folder for the runs (default: a temporary one)")
+    parser.add_argument("--budget-min", type=float, help="start no new seed after this many minutes")
     options = parser.parse_args(argv)
     seeds = parse_seeds(options.seeds)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"soak-{min(seeds)}-{max(seeds)}.txt"
     forwarded = ["--seeds", options.seeds] + (["--workdir", str(options.workdir)] if options.workdir else [])
+    if options.budget_min is not None:
+        forwarded += ["--budget-min", str(options.budget_min)]
     with path.open("w") as out, contextlib.redirect_stdout(_Tee(sys.stdout, out)):
         code = faultsim_main(forwarded)
     print(f"written {path}")

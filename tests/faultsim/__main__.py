@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="folder for the runs (default: a temporary one)")
     parser.add_argument("--keep", choices=("always", "failed", "never"), default="failed")
     parser.add_argument("--verbose", action="store_true", help="print every plan, not only failing ones")
+    parser.add_argument("--budget-min", type=float, help="start no new seed after this many minutes")
     options = parser.parse_args(argv)
     seeds = [options.seed] if options.seed is not None else parse_seeds(options.seeds)
     if options.plan_only:
@@ -34,13 +36,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     root = options.workdir or Path(tempfile.mkdtemp(prefix="dsimport-faultsim-"))
     outcomes: list[Outcome] = []
-    for seed in seeds:
-        outcome = run_seed(draw_plan(seed), root / f"seed-{seed}", keep=options.keep)
-        outcomes.append(outcome)
-        load = os.getloadavg()[0]
-        for line in outcome_lines(outcome, with_plan=options.verbose or options.seed is not None):
-            print(line, flush=True)
-        print(f"  ({time.strftime('%H:%M:%S')}, load average {load:.2f})", flush=True)
+    started = time.monotonic()
+    # SIGTERM ends the campaign like Ctrl-C: the seed running is cleaned up, the summary covers the seeds done.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        for seed in seeds:
+            if options.budget_min is not None and time.monotonic() - started > options.budget_min * 60:
+                print(f"time budget of {options.budget_min:g} min spent: stopping before seed {seed}")
+                break
+            outcome = run_seed(draw_plan(seed), root / f"seed-{seed}", keep=options.keep)
+            outcomes.append(outcome)
+            load = os.getloadavg()[0]
+            for line in outcome_lines(outcome, with_plan=options.verbose or options.seed is not None):
+                print(line, flush=True)
+            print(f"  ({time.strftime('%H:%M:%S')}, load average {load:.2f})", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
     if len(outcomes) > 1:
         print("\n".join(summary_lines(outcomes)))
     return 0 if all(outcome.verdict.ok for outcome in outcomes) else 1

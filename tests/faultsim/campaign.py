@@ -400,6 +400,14 @@ class Run:
             )  # fmt: skip
         return jobs
 
+    def _events(self) -> dict[str, list[str]]:
+        """Each job's status changes, as short lines (for explaining a violation, not for judging)."""
+        rows = self._ledger("SELECT job_id, old_status, new_status, message FROM job_events ORDER BY id")
+        events: dict[str, list[str]] = {}
+        for job_id, old, new, message in rows:
+            events.setdefault(job_id, []).append(f"{old}->{new}" + (f" ({message[:90]})" if message else ""))
+        return events
+
     def quiet(self) -> tuple[float, bool]:
         """Wait for the end; returns (seconds waited, whether every job ended)."""
         assert self.fleet is not None
@@ -456,6 +464,7 @@ class Run:
             dataset_ids=list(self.dataset_ids),
             sent=dict(self.sent),
             jobs=self._jobs(),
+            events=self._events(),
             stats=stats,
             origins=origins,
             foreign_tasks=set(self.trace.foreign_tasks),

@@ -61,6 +61,8 @@ class Observation:
     dataset_ids: list[str]
     sent: dict[str, int]
     jobs: list[dict[str, Any]]
+    # Status changes per job id (only to explain a violation).
+    events: dict[str, list[str]]
     stats: dict[str, Any]
     origins: dict[str, dict[str, Any]]
     foreign_tasks: set[str]
@@ -113,8 +115,17 @@ def check(seen: Observation) -> Verdict:
     for job in seen.jobs:
         by_key.setdefault(job["key"], []).append(job)
 
+    def history(message_id: str) -> str:
+        found = by_key.get(f"message:{message_id}", [])
+        if not found:
+            return f"{message_id}: no job"
+        job = found[0]
+        return f"{message_id} job {job['id'][:8]} {job['status']}: " + "; ".join(seen.events.get(job["id"], []))
+
     # Every request is exactly one job, with the dataset and source its message named.
     for message_id, request in requests.items():
+        if not seen.sent.get(message_id):
+            continue  # never written (Redis unreachable for the producer's whole retry time): see the notes
         found = by_key.get(f"message:{message_id}", [])
         if len(found) != 1:
             violation("request-without-job", f"{message_id}: {len(found)} jobs (sent {seen.sent.get(message_id, 0)}x)")
@@ -140,13 +151,18 @@ def check(seen: Observation) -> Verdict:
             imports_per_request.setdefault(event_of_request.get(event, f"?{event}"), []).append(task_id)
     for message_id, task_ids in sorted(imports_per_request.items()):
         if len(task_ids) > 1:
-            violation("double-import", f"{message_id}: {len(task_ids)} remote imports {task_ids}")
+            violation("double-import", f"{len(task_ids)} remote imports {task_ids} for {history(message_id)}")
     owner = {job["remote_task_id"]: job for job in seen.jobs if job["remote_task_id"]}
     for task_id in sorted(ours):
         if task_id not in owner:
             info = tasks.get(task_id) or seen.deleted_tasks.get(task_id, {})
             imported = origins.get(task_id, {}).get("origins", [])
-            violation("orphan-task", f"task {task_id} on {info.get('dataset_id')} imports {imported}: no job owns it")
+            asked_by = [event_of_request.get(o.removeprefix("event:"), o) for o in imported]
+            violation(
+                "orphan-task",
+                f"task {task_id} on {str(info.get('dataset_id'))[:8]} imports {imported}, no job owns it; "
+                + " | ".join(history(m) for m in asked_by),
+            )
             continue
         job = owner[task_id]
         imported = origins.get(task_id, {}).get("origins", [])
@@ -155,7 +171,8 @@ def check(seen: Observation) -> Verdict:
             violation("wrong-owner", f"job {job['id']} wants {wanted} but owns task {task_id} importing {imported}")
     for task_id, job in owner.items():
         if task_id in seen.foreign_tasks:
-            violation("wrong-owner", f"job {job['id']} adopted task {task_id} of another client")
+            message_id = job["key"].removeprefix("message:")
+            violation("wrong-owner", f"adopted task {task_id} of another client: {history(message_id)}")
 
     # Remote imports per dataset never exceed the jobs on it.
     jobs_per_dataset = Counter(job["dataset_id"] for job in seen.jobs)

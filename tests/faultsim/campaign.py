@@ -484,14 +484,22 @@ class Run:
         )
 
     def stop(self) -> None:
-        if self.fleet is not None:
-            self.fleet.stop()
-        if self.emulator is not None:
-            self.emulator.stop()
-        if self.redis_server is not None:
-            self.redis_server.kill()
+        """Stop everything the run started; one part failing to stop does not keep the others running."""
+        parts: list[tuple[str, Callable[[], None] | None]] = [
+            ("processes", self.fleet.stop if self.fleet else None),
+            ("emulator", self.emulator.stop if self.emulator else None),
+            ("redis", self.redis_server.kill if self.redis_server else None),
+            ("postgresql", self.postgres.destroy if self.postgres else None),
+        ]
+        for name, stop in parts:
+            if stop is None:
+                continue
+            try:
+                stop()
+            except Exception as exc:
+                self.trace.notes.append(f"stopping {name}: {type(exc).__name__}: {exc}")
         if self.postgres is not None:
-            self.postgres.destroy()
+            shutil.rmtree(self.postgres.folder, ignore_errors=True)
 
 
 def _text(value: Any) -> str:

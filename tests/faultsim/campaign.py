@@ -480,7 +480,7 @@ class Run:
             calls_in_idle_window=(stats["requests_total"] - before) if all_ended and alive else None,
             all_ended=all_ended,
             deaths=self.fleet.deaths(),
-            notes=list(self.trace.notes),
+            notes=[*self.trace.notes, *self.fleet.refusals()],
         )
 
     def stop(self) -> None:
@@ -542,4 +542,5 @@ def run_seed(plan: FaultPlan, workdir: Path, *, keep: str = "failed") -> Outcome
     if not keep_folder:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - started
-    return Outcome(plan, verdict, injected, seconds, workdir if keep_folder else None, list(run.trace.notes))
+    notes = [*run.trace.notes, *(run.fleet.refusals() if run.fleet else [])]
+    return Outcome(plan, verdict, injected, seconds, workdir if keep_folder else None, notes)

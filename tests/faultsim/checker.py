@@ -21,7 +21,8 @@ Invariants (each violation is a kind and a line):
   entries never delivered.
 - ``api-calls-over-bound``: more import POSTs, or more task reads, than the bound below.
 - ``calls-after-end``: API calls while every job had ended and every process was running (nothing left to do).
-- ``process-died``: a worker or beat that exited without being killed by the run.
+- ``process-died``: a worker or beat that exited without being killed by the run (a start refused in one line
+  because Redis or the database was down at that moment is a note, not a violation: a supervisor starts it again).
 
 The POST bound: one per request, plus one per answer the client could not use although the server may have acted
 (every non-2xx answer and every reset counted by the emulator on the import route, and every answer the run made

@@ -29,10 +29,16 @@ class Slot:
     paused: bool = False
     # Deaths nobody caused: (generation, exit code).
     deaths: list[tuple[int, int]] = field(default_factory=list)
+    # Starts refused because a server was down at that moment (the one-line start-up check; a supervisor starts
+    # the process again, as the run does): (generation, the line).
+    refusals: list[tuple[int, str]] = field(default_factory=list)
+
+    def label(self) -> str:
+        return f"{self.name}-g{self.generation}"
 
     def start(self) -> None:
         self.generation += 1
-        label = f"{self.name}-g{self.generation}"
+        label = self.label()
         if self.role == "worker":
             self.process = self.processes.start_worker(label, concurrency=self.concurrency)
         else:
@@ -74,8 +80,19 @@ class Slot:
         if self.process is not None and not self.killed_on_purpose:
             code = self.process.poll()
             if code is not None:
-                self.deaths.append((self.generation, code))
+                refusal = self._start_refusal()
+                if refusal is not None:
+                    self.refusals.append((self.generation, refusal))
+                else:
+                    self.deaths.append((self.generation, code))
                 self.process = None
+
+    def _start_refusal(self) -> str | None:
+        """The start-up check's line when the process refused to start because a server was unreachable."""
+        path = self.processes.log_dir / f"{self.label()}.log"
+        lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+        last = lines[-1] if lines else ""
+        return last if last.startswith("dsimport: error:") and "is not reachable" in last else None
 
     def ensure_running(self) -> None:
         self.check()
@@ -130,6 +147,13 @@ class Fleet:
 
     def deaths(self) -> list[str]:
         return [f"{slot.name} generation {gen} exited {code}" for slot in self.slots for gen, code in slot.deaths]
+
+    def refusals(self) -> list[str]:
+        return [
+            f"{slot.name} generation {gen} refused to start: {line}"
+            for slot in self.slots
+            for gen, line in slot.refusals
+        ]
 
     def stop(self) -> None:
         for slot in self.slots:

@@ -174,7 +174,8 @@ class ImportJob(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     submit_started_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
+    # Indexed for the prune, which deletes finished jobs by age.
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -186,7 +187,11 @@ class ImportJob(Base):
         lazy="raise_on_sql",
     )
 
-    __table_args__ = (Index("ix_import_jobs_status_next_poll_at", "status", "next_poll_at"),)
+    __table_args__ = (
+        Index("ix_import_jobs_status_next_poll_at", "status", "next_poll_at"),
+        # Recovery reads the jobs submitted on a dataset around a time, not every job the dataset ever had.
+        Index("ix_import_jobs_dataset_id_submit_started_at", "dataset_id", "submit_started_at"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property

@@ -156,11 +156,13 @@ def jobs_of_runs(session: Session, runs: Iterable[ScheduleRun]) -> dict[str, Imp
     return found
 
 
-def prune_runs(session: Session, schedule_id: str, *, keep: int) -> int:
-    """Delete all but the ``keep`` latest finished runs of a schedule; returns how many went.
+def prune_runs(session: Session, schedule_id: str, *, keep: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` of a schedule's finished runs beyond its ``keep`` latest; returns how many went.
 
-    Old runs are history, not protection: a very late duplicate of a pruned fire still finds its job by
-    idempotency key, its window behind the watermark, or its items in the imported list.
+    Counted per schedule, so every schedule keeps its own last ``keep`` runs whatever the others do; ``limit``
+    bounds one call (a backlog drains over several fires). Old runs are history, not protection: a very late
+    duplicate of a pruned fire still finds its job by idempotency key, its window behind the watermark, or its
+    items in the imported list.
     """
     cutoff = (
         select(ScheduleRun.fire_time)
@@ -170,11 +172,18 @@ def prune_runs(session: Session, schedule_id: str, *, keep: int) -> int:
         .limit(1)
         .scalar_subquery()
     )
-    result = session.execute(
-        delete(ScheduleRun).where(
+    doomed = (
+        select(ScheduleRun.id)
+        .where(
             ScheduleRun.schedule_id == schedule_id,
             ScheduleRun.status != RunStatus.STARTED,
             ScheduleRun.fire_time <= cutoff,
         )
+        .limit(limit)
     )
+    # Materialised first: a DELETE whose IN (...) reads the table it deletes from is refused by some backends.
+    ids = list(session.scalars(doomed))
+    if not ids:
+        return 0
+    result = session.execute(delete(ScheduleRun).where(ScheduleRun.id.in_(ids)))
     return int(getattr(result, "rowcount", 0) or 0)

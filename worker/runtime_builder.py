@@ -52,7 +52,7 @@ class KeptOpenClient(DatasetsClient):
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.engine_options())
     api_key = settings.require_api_key()
     # Reads are retried inside the client; a POST import is not (no idempotency key): the submit task retries.
     retry = RetryPolicy(max_attempts=settings.api_max_attempts)

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from store.retention import MIN_RETENTION_S
+
 DEFAULT_API_BASE_URL = "https://api.mistral.ai"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The drivers installed with dsimport (pysqlite is Python's own; psycopg 3 for PostgreSQL).
@@ -49,6 +51,20 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL of the ledger; SQLite under home if empty."
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL of the Celery broker.")
+    db_busy_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="SQLite only: how long SQLite waits for the write lock."
+    )
+    db_locked_retry_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="SQLite only: how long a writer keeps retrying a locked ledger before it gives up (one line).",
+    )
+    # Retention: 0 keeps everything. At least a day, so no key a producer may still retry with is forgotten, and
+    # no remote task recovery may still be looking for loses its owner (see store.retention).
+    prune_older_than_s: float = Field(
+        default=0.0, ge=0, description="Beat prunes finished jobs and resolved dead letters older than this; 0: off."
+    )
+    prune_interval_s: float = Field(default=3600.0, gt=0, description="How often beat runs the prune.")
 
     api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
     api_key: SecretStr | None = Field(
@@ -125,6 +141,9 @@ class Settings(BaseSettings):
     )
     stream_claim_interval_s: float = Field(default=10.0, gt=0, description="How often to look for such entries.")
     stream_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of the reconnect backoff.")
+    stream_trim_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a consumer trims acknowledged entries from the stream."
+    )
     message_max_bytes: int = Field(default=64 * 1024, ge=256, description="Larger message bodies are refused.")
     dead_letter_stream: str = Field(
         default="dsimport:dead-letters", min_length=1, description="Stream that refused messages are copied to."
@@ -139,6 +158,18 @@ class Settings(BaseSettings):
         # Basic auth joins user and password with a colon; one in the user name cannot be sent.
         if ":" in value:
             raise ValueError("the login cannot contain ':'")
+        return value
+
+    @field_validator("prune_older_than_s", mode="before")
+    @classmethod
+    def _prune_off_when_empty(cls, value: Any) -> Any:
+        return 0.0 if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    @field_validator("prune_older_than_s")
+    @classmethod
+    def _prune_keeps_a_day(cls, value: float) -> float:
+        if 0 < value < MIN_RETENTION_S:
+            raise ValueError(f"must be 0 (off) or at least {MIN_RETENTION_S:.0f} s (one day), got {value:g}")
         return value
 
     @field_validator("broker_url")
@@ -202,6 +233,10 @@ class Settings(BaseSettings):
         # holds these settings): URL passwords are masked there as everywhere else.
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name in _URL_FIELDS and isinstance(value, str) else value
+
+    def engine_options(self) -> dict[str, float]:
+        """Keyword arguments of :func:`store.db.make_engine` that come from the settings."""
+        return {"busy_timeout_s": self.db_busy_timeout_s, "locked_retry_s": self.db_locked_retry_s}
 
     def resolved_stream_redis_url(self) -> str:
         """The Redis holding the request stream: ``stream_redis_url``, else the broker's."""

@@ -101,7 +101,9 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
-    app = Celery("dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules", "tasks.retention_tasks"])
+    app = Celery(
+        "dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules", "tasks.retention_tasks"]
+    )
     configure(app, settings)
     # Celery builds the beat scheduler from the app alone; it finds its database and schedules file here.
     app.conf[SCHEDULER_SETTINGS_KEY] = settings

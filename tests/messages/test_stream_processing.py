@@ -265,13 +265,14 @@ def test_the_loop_processes_good_and_bad_entries_and_stops_promptly(
 
     wait_until(lambda: consumer.stats.processed == 11)
 
-    assert consumer.stats.snapshot() | {"claimed": 0} == {
+    assert consumer.stats.snapshot() | {"claimed": 0, "trimmed": 0} == {
         "processed": 11,
         "created": 5,
         "duplicate": 1,
         "dead_lettered": 5,
         "deleted": 0,
         "claimed": 0,
+        "trimmed": 0,
         "errors": 0,
         "reconnects": 0,
     }

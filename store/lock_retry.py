@@ -9,8 +9,9 @@ work after a jittered, growing pause until ``budget_s`` has passed since the fir
 
 What makes a retry safe is the caller's business: the engine retries only the ``BEGIN IMMEDIATE`` that opens a
 write transaction (see :mod:`store.db`), before anything was read or written, so every writer of the service
-(command line, intake, workers, beat) waits this way without knowing it. :func:`with_lock_retry` wraps a whole
-unit of work that opens and commits its own session, for code that wants the same around more than the BEGIN.
+(command line, intake, workers, beat) waits this way without knowing it. Code that wants the same around a whole
+unit of work (one that opens, writes and commits its own session, and did nothing outside the database before
+its commit) passes it as ``work``.
 
 Only "database is locked" / "database is busy" are retried: SQLite reports them before the statement changed
 anything. Every other error, and a lock error on PostgreSQL (which reports lock waits differently), goes through
@@ -19,12 +20,11 @@ at once. The bound is checked after each failure, so the longest wait is ``budge
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
@@ -35,7 +35,6 @@ __all__ = [
     "DatabaseLockedError",
     "is_locked_error",
     "retry_when_locked",
-    "with_lock_retry",
 ]
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ _LONGEST_PAUSE_S = 2.0
 _LOCKED_MESSAGES = ("database is locked", "database is busy", "database table is locked")
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 
 class DatabaseLockedError(StoreError):
@@ -108,24 +106,3 @@ def retry_when_locked(
         # Full jitter: writers that failed together must not all come back at the same instant.
         sleep(min(left_s, pick(pause_s / 2, pause_s)))
         pause_s = min(pause_s * 2, _LONGEST_PAUSE_S)
-
-
-def with_lock_retry(
-    budget_s: float = DEFAULT_LOCKED_RETRY_S, *, what: str | None = None
-) -> Callable[[Callable[P, T]], Callable[P, T]]:
-    """Decorate a function that opens, writes and commits its own session, so that it is retried as a whole.
-
-    Only for work that is safe to run again from the start after a lock error (nothing outside the database
-    happened before its commit): a Celery task body that calls the network first must retry only its ledger part.
-    """
-
-    def decorate(func: Callable[P, T]) -> Callable[P, T]:
-        label = what or func.__qualname__
-
-        @functools.wraps(func)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return retry_when_locked(lambda: func(*args, **kwargs), budget_s=budget_s, what=label)
-
-        return wrapper
-
-    return decorate

@@ -253,7 +253,8 @@ class DeadLetter(Base):
     body_size: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(index=True)
-    retried_at: Mapped[datetime | None]
+    # Indexed for the prune, which deletes resolved dead letters by age.
+    retried_at: Mapped[datetime | None] = mapped_column(index=True)
     retried_job_id: Mapped[str | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
 
     __table_args__ = (UniqueConstraint("stream", "entry_id"),)
@@ -378,6 +379,9 @@ class ScheduleItem(Base):
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(String(36))
     added_at: Mapped[datetime]
+
+    # The prune reads a schedule's oldest items without reading all of them.
+    __table_args__ = (Index("ix_schedule_items_schedule_id_added_at", "schedule_id", "added_at"),)
 
     def __repr__(self) -> str:
         return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"

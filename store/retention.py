@@ -101,14 +101,17 @@ def prune_cutoff(now: datetime, older_than_s: float) -> datetime:
 def _old_terminal_jobs(cutoff: datetime) -> ColumnElement[bool]:
     return and_(
         ImportJob.finished_at < cutoff,
-        ImportJob.status.in_(list(TERMINAL_JOB_STATUSES)),
+        # Only a terminal status sets finished_at; checked anyway, through an expression (the status is already
+        # upper case) so that the planner reads the finished_at index, not every job of the status index.
+        func.upper(ImportJob.status).in_([status.value for status in TERMINAL_JOB_STATUSES]),
         ImportJob.created_at < cutoff,
         ImportJob.updated_at < cutoff,
     )
 
 
 def _resolved_dead_letters(cutoff: datetime) -> ColumnElement[bool]:
-    return and_(DeadLetter.received_at < cutoff, DeadLetter.retried_at.is_not(None), DeadLetter.retried_at < cutoff)
+    # By retried_at (indexed): old letters nobody resolved, which stay, are never read.
+    return and_(DeadLetter.retried_at < cutoff, DeadLetter.received_at < cutoff)
 
 
 def count_prunable(session: Session, *, cutoff: datetime) -> PruneCounts:
@@ -131,9 +134,27 @@ def _count(session: Session, query: Select[Any]) -> int:
     return int(session.scalar(query) or 0)
 
 
+def _item_schedule_ids(session: Session) -> list[str]:
+    """The distinct schedule ids of ``schedule_items``: one index probe per schedule, not a scan of every item."""
+    found: list[str] = []
+    while True:
+        query = select(func.min(ScheduleItem.schedule_id))
+        if found:
+            query = query.where(ScheduleItem.schedule_id > found[-1])
+        following = session.scalar(query)
+        if following is None:
+            return found
+        found.append(following)
+
+
 def _item_rules(session: Session, cutoff: datetime) -> list[ColumnElement[bool]]:
     """One condition per group of schedule items that may go: orphans, then each explorer-window schedule's old ones."""
-    rules: list[ColumnElement[bool]] = [ScheduleItem.schedule_id.not_in(select(Schedule.id))]
+    rules: list[ColumnElement[bool]] = []
+    # Items of a schedule that is gone (ON DELETE CASCADE removes them unless foreign keys were off at the time).
+    existing = set(session.scalars(select(Schedule.id)))
+    orphaned = [schedule_id for schedule_id in _item_schedule_ids(session) if schedule_id not in existing]
+    if orphaned:
+        rules.append(ScheduleItem.schedule_id.in_(orphaned))
     schedules = session.execute(
         select(Schedule.id, Schedule.watermark).where(
             Schedule.kind == ScheduleKind.EXPLORER_WINDOW, Schedule.watermark.is_not(None)
@@ -166,7 +187,11 @@ def _item_keys(session: Session, cutoff: datetime, *, limit: int) -> dict[str, l
 def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT_BATCH_SIZE) -> PruneCounts:
     """Delete one batch of each kind of row older than ``cutoff``; the caller commits."""
     counts = PruneCounts()
-    job_ids = list(session.scalars(select(ImportJob.id).where(_old_terminal_jobs(cutoff)).limit(batch_size)))
+    job_ids = list(
+        session.scalars(
+            select(ImportJob.id).where(_old_terminal_jobs(cutoff)).order_by(ImportJob.finished_at).limit(batch_size)
+        )
+    )
     if job_ids:
         # Explicit rather than left to ON DELETE: the events are counted, and a link from a dead letter that is
         # kept is cleared the same way on both databases.
@@ -176,7 +201,12 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
         )
         counts.jobs = _deleted(session.execute(delete(ImportJob).where(ImportJob.id.in_(job_ids))))
     letter_ids = list(
-        session.scalars(select(DeadLetter.id).where(_resolved_dead_letters(cutoff)).limit(batch_size))
+        session.scalars(
+            select(DeadLetter.id)
+            .where(_resolved_dead_letters(cutoff))
+            .order_by(DeadLetter.retried_at)
+            .limit(batch_size)
+        )
     )
     if letter_ids:
         counts.dead_letters = _deleted(session.execute(delete(DeadLetter).where(DeadLetter.id.in_(letter_ids))))

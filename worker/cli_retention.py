@@ -65,7 +65,8 @@ def prune_command(older_than_s: int, dry_run: bool, as_json: bool) -> None:
     of dataset-copy schedules are kept. Prints the rows per table.
     """
     settings = settings_or_fail()
-    with ledger_sessions(settings) as sessions:
+    # A dry run only reads: it does not take SQLite's write lock.
+    with ledger_sessions(settings, read_only=dry_run) as sessions:
         try:
             result = prune(sessions, older_than_s=older_than_s, now=utcnow(), dry_run=dry_run, pause_s=0.01)
         except StoreError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from store.db import make_engine, make_session_factory, upgrade
 from store.errors import StoreError
-from store.lock_retry import DatabaseLockedError, is_locked_error, retry_when_locked, with_lock_retry
+from store.lock_retry import DatabaseLockedError, is_locked_error, retry_when_locked
 from store.models import ImportJob
 
 from .conftest import add_job
@@ -93,20 +93,6 @@ def test_other_errors_are_not_retried() -> None:
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         retry_when_locked(work, budget_s=60, sleep=lambda _s: None)
     assert calls == [1]
-
-
-def test_the_decorator_retries_the_whole_unit_of_work() -> None:
-    attempts = []
-
-    @with_lock_retry(budget_s=5)
-    def unit(value: int) -> int:
-        attempts.append(value)
-        if len(attempts) < 3:
-            raise locked()
-        return value * 2
-
-    assert unit(21) == 42
-    assert attempts == [21, 21, 21]
 
 
 # --- a real engine, its write lock held by another connection -------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.db import make_engine, make_session_factory
 from store.dead_letters import mark_retried, record_dead_letter
 from store.jobs import begin_submit, create_job, get_job_by_key
 from store.models import (
@@ -32,6 +34,7 @@ THIRTY_DAYS = 30 * DAY
 LONG_AGO = NOW - timedelta(days=60)
 RECENTLY = NOW - timedelta(days=2)
 TARGET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
+SOURCE = "71a2e42d-7414-4fe6-89cb-44a2122b6f6b"
 
 
 def finished_job(session: Session, key: str, *, created: datetime, finished: datetime) -> ImportJob:
@@ -163,7 +166,7 @@ def add_schedule(session: Session, name: str, kind: str, **options: object) -> S
 def test_schedule_items_go_only_when_no_window_can_return_them(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as session:
         window = add_schedule(session, "win", "explorer-window", since=LONG_AGO.isoformat())
-        copy = add_schedule(session, "copy", "dataset-copy", from_dataset="71a2e42d-7414-4fe6-89cb-44a2122b6f6b")
+        copy = add_schedule(session, "copy", "dataset-copy", from_dataset=SOURCE)
         window.watermark = NOW - timedelta(hours=1)
         copy.watermark = NOW - timedelta(hours=1)
         job = add_job(session, "chunk", now=LONG_AGO)
@@ -195,6 +198,34 @@ def test_items_near_the_watermark_are_kept_however_old(session_factory: sessionm
     prune(session_factory, older_than_s=THIRTY_DAYS, now=NOW)
     with session_factory() as session:
         assert list(session.scalars(select(ScheduleItem.item_id))) == ["near"]
+
+
+def test_items_of_a_schedule_that_is_gone_go(sqlite_database_url: str) -> None:
+    engine = make_engine(sqlite_database_url)
+    sessions = make_session_factory(engine)
+    try:
+        with sessions() as session:
+            kept = add_schedule(session, "kept", "dataset-copy", from_dataset=SOURCE)
+            job = add_job(session, "chunk", now=RECENTLY)
+            add_items(session, kept.id, job.id, ["rec-1"], now=RECENTLY)
+            session.commit()
+            kept_id = kept.id
+        # A schedule deleted by a connection without foreign keys (ON DELETE CASCADE did not run): its items stay.
+        raw = sqlite3.connect(sqlite_database_url.removeprefix("sqlite:///"))
+        with raw:
+            raw.execute("PRAGMA foreign_keys = OFF")
+            raw.executemany(
+                "INSERT INTO schedule_items (schedule_id, item_id, job_id, added_at) VALUES (?, ?, ?, ?)",
+                [("gone-a", "x-1", "j", "2026-01-01 00:00:00"), ("gone-a", "x-2", "j", "2026-01-01 00:00:00"),
+                 ("gone-b", "x-1", "j", "2026-01-01 00:00:00")],
+            )  # fmt: skip
+        raw.close()
+        result = prune(sessions, older_than_s=THIRTY_DAYS, now=NOW)
+        assert result.counts.schedule_items == 3
+        with sessions() as session:
+            assert list(session.execute(select(ScheduleItem.schedule_id, ScheduleItem.item_id))) == [(kept_id, "rec-1")]
+    finally:
+        engine.dispose()
 
 
 def test_after_the_prune_the_same_key_is_a_new_request(session_factory: sessionmaker[Session]) -> None:

@@ -1,8 +1,8 @@
-"""Indexes for retention and recovery: finished jobs by end time, a dataset's jobs by submit start.
+"""Indexes for retention and recovery, so neither reads a whole table.
 
-``ix_import_jobs_finished_at`` lets the prune find finished jobs older than its cutoff without reading every job;
-``ix_import_jobs_dataset_id_submit_started_at`` lets recovery read the jobs submitted on a dataset around a time
-instead of every job the dataset ever had.
+The prune finds finished jobs by ``finished_at``, resolved dead letters by ``retried_at`` and a schedule's old
+items by ``(schedule_id, added_at)``; recovery reads the jobs submitted on a dataset around a time by
+``(dataset_id, submit_started_at)`` instead of every job the dataset ever had.
 
 Revision ID: 0006
 Revises: 0003
@@ -26,8 +26,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_import_jobs_dataset_id_submit_started_at", "import_jobs", ["dataset_id", "submit_started_at"]
     )
+    op.create_index(op.f("ix_dead_letters_retried_at"), "dead_letters", ["retried_at"])
+    op.create_index("ix_schedule_items_schedule_id_added_at", "schedule_items", ["schedule_id", "added_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_schedule_items_schedule_id_added_at", table_name="schedule_items")
+    op.drop_index(op.f("ix_dead_letters_retried_at"), table_name="dead_letters")
     op.drop_index("ix_import_jobs_dataset_id_submit_started_at", table_name="import_jobs")
     op.drop_index(op.f("ix_import_jobs_finished_at"), table_name="import_jobs")

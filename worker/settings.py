@@ -57,14 +57,21 @@ class Settings(BaseSettings):
     db_locked_retry_s: float = Field(
         default=300.0,
         ge=0,
+        le=86_400,
         description="SQLite only: how long a writer keeps retrying a locked ledger before it gives up (one line).",
     )
     # Retention: 0 keeps everything. At least a day, so no key a producer may still retry with is forgotten, and
     # no remote task recovery may still be looking for loses its owner (see store.retention).
     prune_older_than_s: float = Field(
-        default=0.0, ge=0, description="Beat prunes finished jobs and resolved dead letters older than this; 0: off."
+        default=0.0,
+        ge=0,
+        le=1000 * 365 * 86_400.0,
+        allow_inf_nan=False,
+        description="Beat prunes finished jobs and resolved dead letters older than this; 0: off.",
     )
-    prune_interval_s: float = Field(default=3600.0, gt=0, description="How often beat runs the prune.")
+    prune_interval_s: float = Field(
+        default=3600.0, gt=0, allow_inf_nan=False, description="How often beat runs the prune."
+    )
 
     api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
     api_key: SecretStr | None = Field(

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -182,7 +182,13 @@ def stale_jobs(
         now = older_than
     query = (
         select(ImportJob)
-        .where(ImportJob.status == status, ImportJob.updated_at <= older_than, lease_free(now))
+        .where(
+            ImportJob.status == status,
+            ImportJob.updated_at <= older_than,
+            lease_free(now),
+            # The API asked us to wait (Retry-After): the submit task's retry is already scheduled for then.
+            or_(ImportJob.submit_not_before.is_(None), ImportJob.submit_not_before <= now),
+        )
         .order_by(ImportJob.updated_at, ImportJob.id)
         .limit(limit)
     )

@@ -170,6 +170,8 @@ class ImportJob(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]
+    # A PENDING job is not sent again before this (the API's Retry-After); the recovery sweep honours it too.
+    submit_not_before: Mapped[datetime | None]
 
     created_at: Mapped[datetime] = mapped_column(index=True)
     submit_started_at: Mapped[datetime | None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,6 +90,21 @@ class ServiceProcesses:
             "--without-gossip",
             "--without-mingle",
         )
+
+    def wait_until_consuming(self, name: str = "worker", *, timeout_s: float = 60.0) -> None:
+        """Wait for worker ``name`` to answer a Celery ping: it is then taking tasks from the broker.
+
+        For tests whose clock starts with the request (a job deadline): a worker still importing its modules on a
+        loaded machine would otherwise eat into it.
+        """
+        app = create_app(settings_from_env(self.env))
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=1.0):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"worker {name} did not answer a ping within {timeout_s:g} s\n{self.logs()}")
+        finally:
+            app.close()
 
     def start_beat(self) -> subprocess.Popen[bytes]:
         return self.start("beat", "beat")

@@ -150,10 +150,11 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
         ImportKind.DATASET: {"dataset_record_ids": source_records},
     }
     # Interrupted submits of different imports on one dataset cannot be told apart (tests/reliability/
-    # test_adoption_groups.py): each kind with an ambiguous fault gets a dataset of its own; the retried kinds share.
-    shared = api.create_dataset("explorer, file and campaign", "d").id
+    # test_adoption_groups.py): each kind with an ambiguous fault (a 5xx, a reset after acting, a slow answer) gets
+    # a dataset of its own; the retried kind (429) shares with one of them.
+    shared = api.create_dataset("file and campaign", "d").id
     targets = {
-        ImportKind.EXPLORER: shared,
+        ImportKind.EXPLORER: api.create_dataset("explorer", "d").id,
         ImportKind.FILE: shared,
         ImportKind.CAMPAIGN: shared,
         ImportKind.PLAYGROUND: api.create_dataset("playground", "d").id,
@@ -219,7 +220,8 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
     settings: Settings,
     ledger: Any,
 ) -> None:
-    deadline_s = 8.0
+    # Nothing is sent past a deadline: long enough for ten submits on a loaded machine.
+    deadline_s = 12.0
     processes.env["DSIMPORT_JOB_DEADLINE_S"] = str(deadline_s)
     processes.env["DSIMPORT_STUCK_REMOTE_STATUS_S"] = "2"
     settings = settings.model_copy(update={"job_deadline_s": deadline_s, "stuck_remote_status_s": 2.0})
@@ -232,6 +234,7 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
     placement = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
     processes.start_worker(concurrency=2)
     processes.start_beat()
+    processes.wait_until_consuming()
     try:
         started = time.monotonic()
         job_ids = [
@@ -243,7 +246,17 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
             with requester.sessions() as session:
                 return {j: getattr(get_job(session, j), "remote_task_id", None) for j in job_ids}
 
-        wait_until(lambda: None not in remote_ids().values(), timeout_s=60, what="every submit", logs=processes.logs)
+        def submit_state() -> str:
+            with requester.sessions() as session:
+                jobs = [get_job(session, j) for j in job_ids]
+                states = [
+                    (job.id, [(str(e.at), str(e.new_status), e.message) for e in job_events(session, job.id)])
+                    for job in jobs
+                    if job is not None and not job.remote_task_id
+                ]
+            return f"jobs without a remote task: {states}\n{processes.logs()}"
+
+        wait_until(lambda: None not in remote_ids().values(), timeout_s=60, what="every submit", logs=submit_state)
         vanished = [job_ids[0], job_ids[8]]  # one of a list_tasks group, one polled alone
         for job_id in vanished:
             task_id = remote_ids()[job_id]

@@ -49,6 +49,8 @@ def test_sigkilled_workers_lose_no_job_and_start_no_import_twice(
             "DSIMPORT_RECOVERY_INTERVAL_S": "1",
             "DSIMPORT_STALE_PENDING_S": "2",
             "DSIMPORT_LEASE_S": "3",
+            "DSIMPORT_API_TIMEOUT_S": "1.4",
+            "DSIMPORT_API_MAX_ATTEMPTS": "2",
         }
     )
     # Slow POSTs and polls widen the windows a kill can land in: mid-submit and mid-poll-batch.

@@ -167,7 +167,8 @@ def service_env(tmp_path: Path, database_url: str, broker_url: str, emulator: Em
         broker_url=broker_url,
         api_url=emulator.url,
         api_key=emulator.api_key,
-        **{"DSIMPORT_POLL_MAX_INTERVAL_S": "1", "DSIMPORT_SCHEDULES_REFRESH_S": "0.5", "DSIMPORT_LEASE_S": "5"},
+        **{"DSIMPORT_POLL_MAX_INTERVAL_S": "1", "DSIMPORT_SCHEDULES_REFRESH_S": "0.5", "DSIMPORT_LEASE_S": "5",
+           "DSIMPORT_API_TIMEOUT_S": "2", "DSIMPORT_API_MAX_ATTEMPTS": "2"},
     )
 
 

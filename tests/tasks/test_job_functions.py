@@ -122,10 +122,10 @@ def test_a_refused_submit_is_rejected_with_the_api_error_code(runtime: Runtime, 
         assert job is not None and job.status is JobStatus.REJECTED and job.error_code == "CAMPAIGN_NOT_FOUND"
 
 
-def test_a_503_goes_back_to_pending_then_fails_on_the_last_attempt(
+def test_a_429_goes_back_to_pending_then_fails_on_the_last_attempt(
     runtime: Runtime, dataset_id: str, emulator: EmulatorServer
 ) -> None:
-    emulator.configure(faults={"import_from_explorer": {"status": 503}})
+    emulator.configure(faults={"import_from_explorer": {"status": 429}})
     job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
     assert submit(runtime, job_id) is SubmitOutcome.RETRY
     assert status(runtime, job_id) is JobStatus.PENDING

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import guarantees
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind
 from tasks.requests import request_import
@@ -26,8 +27,14 @@ REPO = Path(__file__).resolve().parents[2]
 def service_environment(
     home: Path, *, database_url: str, broker_url: str, api_url: str, api_key: str, **overrides: str
 ) -> dict[str, str]:
-    """The environment of service processes under test: this one's, minus our own settings, plus fast polling."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    """The environment of service processes under test: this one's, minus our own settings, plus fast polling.
+
+    A mutation run's switch (``DSIMPORT_TEST_DISABLE_GUARANTEES``) is kept: the mechanism it removes lives in
+    these processes.
+    """
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_")) or k == guarantees.ENV_VAR
+    }
     env.update(
         {
             "DSIMPORT_HOME": str(home),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
+from store import guarantees
 from store.db import make_engine, make_session_factory
 from store.jobs import get_job_by_key
 from store.models import DeadLetter, ImportJob, JobStatus
@@ -64,7 +65,10 @@ def target(emulator: EmulatorServer) -> str:
 
 @pytest.fixture
 def service_env(tmp_path: Path, database_url: str, redis_url: str, emulator: EmulatorServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    # A mutation run's switch is kept: the consumer it affects runs in the worker.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_")) or k == guarantees.ENV_VAR
+    }
     env.update(
         {
             "DSIMPORT_HOME": str(tmp_path / "home"),

@@ -183,3 +183,35 @@ def wait_for_jobs(
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(pending)} of {len(ids)} jobs not finished ({summary})\n{on_timeout()}")
         time.sleep(0.25)
+
+
+def wait_for_poll_ticks(
+    broker_url: str,
+    *,
+    after: float,
+    spread_s: float = 1.0,
+    timeout_s: float = 30.0,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> None:
+    """Wait until the poller has run ticks for ``spread_s`` past ``after`` (a ``time.time()``).
+
+    The evidence a negative check needs first: a check that nothing was called since ``after`` proves something only
+    if the service was live and could have called. Every poll tick stamps ``last_poll_at`` in the metrics hash on
+    the broker's Redis (:func:`tasks.metrics.record_poll`), whether or not it found a job to poll.
+    """
+    import redis
+
+    from tasks.metrics import METRICS_KEY
+
+    client = redis.Redis.from_url(broker_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            raw = client.hget(METRICS_KEY, "last_poll_at")
+            if raw is not None and float(raw) >= after + spread_s:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no poll tick {spread_s} s after the moment checked\n{on_timeout()}")
+            time.sleep(0.1)
+    finally:
+        client.close()

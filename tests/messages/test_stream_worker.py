@@ -32,7 +32,8 @@ from worker.settings import Settings
 
 from .corpus import bad_corpus, encode, invalid_bodies
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STREAM = "dsimport:requests"
 DEAD = "dsimport:dead-letters"

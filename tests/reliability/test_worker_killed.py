@@ -45,7 +45,7 @@ def post_counts(emulator: EmulatorServer) -> tuple[int, int]:
     return stats["requests"].get(POST_ROUTE, 0) - answered, sum(stats["tasks_created"].values())
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -70,7 +70,7 @@ def wait_until_answer_owed(emulator: EmulatorServer, before: tuple[int, int]) ->
     wait_until(still_owed, "a POST's task exists and its answer is owed")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)  # above its own waits: 30 s a round, 150 s at the end
 def test_sigkilled_workers_lose_no_job_and_start_no_import_twice(
     emulator: EmulatorServer, api: DatasetsClient, processes: ServiceProcesses, requester: Requester
 ) -> None:

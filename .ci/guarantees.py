@@ -162,6 +162,8 @@ def check(name: str, entries: list[str], log_dir: Path) -> Verdict:
         for node, outcome in outcomes.items():
             if outcome != "failed":
                 verdict.problems.append(f"{outcome} with {name} off: {node}")
+    else:
+        verdict.rows.extend((node, "not run") for node in node_ids)
     verdict.seconds = time.monotonic() - started
     return verdict
 

@@ -12,7 +12,7 @@ from store.jobs import job_events
 from store.models import ImportKind, JobStatus
 from tasks.requests import request_import
 
-from .service import Requester, ServiceProcesses, wait_for_jobs
+from .service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 
 pytestmark = pytest.mark.integration
 
@@ -140,5 +140,6 @@ def test_a_cancelled_job_is_no_longer_polled(
     assert job.status is JobStatus.CANCELLED_LOCALLY
     assert job.remote_task_id is not None
     fetched = emulator.stats()["tasks"][job.remote_task_id]["fetch_count"]
-    time.sleep(3)
+    # Poll ticks run for a few seconds after the cancel; one poll already under way may still land.
+    wait_for_poll_ticks(service.env["DSIMPORT_BROKER_URL"], after=time.time(), spread_s=3.0, on_timeout=service.logs)
     assert emulator.stats()["tasks"][job.remote_task_id]["fetch_count"] <= fetched + 1

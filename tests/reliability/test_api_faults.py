@@ -36,13 +36,14 @@ from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
 from tasks.recovery import ADOPTION_PAGES
 from tests.fixtures.redis_db import flushed_redis
-from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
+from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 from tests.integration.test_import_kinds import seed_world
 from worker.settings import Settings
 
 from .harness import FAST_RECOVERY_ENV, count, events_fixture, shared_redis_url, wait_until
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 API_TIMEOUT_S = 1.0
 RETRY_AFTER_S = 2.0
@@ -172,7 +173,8 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
     wait_for_jobs(requester.sessions, job_ids, timeout_s=90, on_timeout=processes.logs)
     wall_s = time.monotonic() - started
     settled = emulator.stats(include_tasks=False)["requests"]
-    time.sleep(2.0)  # several poll ticks and recovery sweeps: nothing finished is called about again
+    # Poll ticks go on for 2 s after the last job ended: nothing finished is called about again.
+    wait_for_poll_ticks(settings.broker_url, after=time.time(), spread_s=2.0, on_timeout=processes.logs)
 
     stats = emulator.stats()
     jobs = load_jobs(requester, list(job_ids))
@@ -265,7 +267,8 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
         finished = wait_for_jobs(requester.sessions, job_ids, timeout_s=60, on_timeout=processes.logs)
         wall_s = time.monotonic() - started
         settled = emulator.stats(include_tasks=False)["requests"]
-        time.sleep(2.0)  # several poll ticks: a finished job is never polled again
+        # Poll ticks go on for 2 s after the last job ended: a finished job is never polled again.
+        wait_for_poll_ticks(settings.broker_url, after=time.time(), spread_s=2.0, on_timeout=processes.logs)
         after = emulator.stats()
     finally:
         requester.close()

@@ -7,6 +7,10 @@ poller after the lease ran out, keeps what its new owner writes: a late answer n
 Results are written while the round goes on (:class:`SliceWriter`), not once at its end, so one hanging request
 holds back nothing but its own job, and every slice is written while the round's claims still hold. Writes run in
 a worker thread, one at a time, so the event loop keeps receiving answers while the database works.
+
+What could still cost results (never correctness): a write that waits longer than the rest of the lease (a
+database lock held for tens of seconds) finds some jobs re-claimed and drops their observations; they are polled
+again by their new owner.
 """
 
 from __future__ import annotations

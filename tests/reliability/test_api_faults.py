@@ -34,7 +34,7 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
-from tasks.recovery import ADOPTION_PAGES
+from tasks.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 from tests.integration.test_import_kinds import seed_world
@@ -102,13 +102,15 @@ def call_bound(settings: Settings, jobs: list[ImportJob], stats: dict[str, Any])
     - POSTs: one per submit attempt, at most ``submit_max_retries + 1`` attempts per job.
     - Reads: each observation the schedule allows (:func:`polls_allowed`) is one ``fetch_task``, or a share of a
       ``list_tasks`` page that serves at least ``poll_group_threshold`` jobs; each interrupted submit resolved by
-      recovery reads at most ``ADOPTION_PAGES`` pages, once more if its first lookup failed. The client tries
-      each read at most ``api_max_attempts`` times.
+      recovery reads at most every page of its dataset's task list, once more if its first lookup failed. The
+      client tries each read at most ``api_max_attempts`` times.
     """
     now = datetime.now(UTC)
     observations = sum(polls_allowed(settings, job, now) for job in jobs)
     resolved = sum(1 for job in jobs for event in job.events if _resolved_by_recovery(event.message))
-    calls = observations * (1 + 1 / settings.poll_group_threshold) + 2 * ADOPTION_PAGES * resolved
+    most_tasks = max(stats["tasks_created"].values(), default=0)
+    pages = min(ADOPTION_MAX_PAGES, max(1, math.ceil(most_tasks / LIST_PAGE_SIZE)))
+    calls = observations * (1 + 1 / settings.poll_group_threshold) + 2 * pages * resolved
     requests: dict[str, int] = stats["requests"]
     return Calls(
         posts=sum(requests.get(route, 0) for route in IMPORT_ROUTES),

@@ -31,6 +31,7 @@ class JobTuning:
     job_deadline_s: float = 6 * 3600.0
     stuck_remote_status_s: float = 1800.0
     stale_pending_s: float = 60.0
+    schedule_settle_lag_s: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -131,11 +131,16 @@ def test_show_pause_resume_remove(capsys: pytest.CaptureFixture[str], harness: H
     assert run_json(capsys, "schedules", "show", "hourly", "--json")["state"] == "paused"
     assert run(capsys, "schedules", "resume", "hourly")[1] == "hourly: resumed\n"
     assert run_json(capsys, "schedules", "show", "hourly", "--json")["state"] == "active"
-    assert run(capsys, "schedules", "remove", "hourly")[1] == "hourly: removed\n"
-    code, _, err = run(capsys, "schedules", "show", "hourly")
-    assert (code, err.strip()) == (1, "dsimport: error: no schedule named 'hourly'")
+    assert run(capsys, "schedules", "remove", "hourly")[1] == "hourly: removed (history kept; --forget deletes it)\n"
+    # Removed, not forgotten: its history is still shown, and it is gone from the list.
+    removed = run_json(capsys, "schedules", "show", "hourly", "--json")
+    assert removed["state"] == "removed" and [run["status"] for run in removed["runs"]] == ["SUBMITTED"]
+    assert run_json(capsys, "schedules", "list", "--json") == []
     for command in ("pause", "resume", "remove", "run-now"):
         assert run(capsys, "schedules", command, "hourly")[0] == 1
+    assert run(capsys, "schedules", "remove", "hourly", "--forget")[1] == "hourly: removed and forgotten\n"
+    code, _, err = run(capsys, "schedules", "show", "hourly")
+    assert (code, err.strip()) == (1, "dsimport: error: no schedule named 'hourly'")
 
 
 def test_a_name_is_used_once(capsys: pytest.CaptureFixture[str]) -> None:

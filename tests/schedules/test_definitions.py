@@ -23,6 +23,9 @@ from worker.schedule_file import FileWatcher, ScheduleFileError, parse_schedules
 
 from .conftest import CAMPAIGN, NOW, SOURCE, TARGET, Harness, at
 
+FILE_A = Path("/etc/dsimport/a/schedules.toml")
+FILE_B = Path("/etc/dsimport/b/schedules.toml")
+
 EXAMPLE = f"""
 [schedules.hourly-review]
 every = "1h"
@@ -128,7 +131,7 @@ def test_filters_are_checked_and_a_whole_payload_is_unwrapped() -> None:
 
 
 def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harness: Harness) -> None:
-    report = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW)
+    report = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW, path=FILE_A)
     assert sorted(report.added) == ["hourly-review", "mirror", "review-when-done", "support-events"]
     with harness.sessions() as session:
         rows = {schedule.name: schedule for schedule in list_schedules(session)}
@@ -140,7 +143,7 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
         session.commit()
 
     # The same file again: nothing to do.
-    again = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=at(10))
+    again = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=at(10), path=FILE_A)
     assert not again.changed
 
     harness.api.events = {"e-1": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
@@ -148,7 +151,7 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
 
     edited = EXAMPLE.replace('every = "1h"', 'every = "2h"').replace("chunk_size = 200", "chunk_size = 50")
     edited = edited[: edited.index("[schedules.mirror]")]
-    report = sync_schedule_file(harness.sessions, parse_schedules(edited), now=at(20))
+    report = sync_schedule_file(harness.sessions, parse_schedules(edited), now=at(20), path=FILE_A)
     assert (sorted(report.updated), report.removed) == (["hourly-review", "support-events"], ["mirror"])
     with harness.sessions() as session:
         hourly = get_schedule(session, "hourly-review")
@@ -156,18 +159,20 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
         assert hourly is not None and (hourly.every_s, hourly.paused) == (7200, True)
         assert window is not None and window.params["chunk_size"] == 50
         assert window.watermark == at(60)  # progress kept across the edit
-        assert get_schedule(session, "mirror") is None
+        mirror = get_schedule(session, "mirror")
+        assert mirror is not None and mirror.removed_at == at(20)  # removed, its history kept
+        assert "mirror" not in [schedule.name for schedule in list_schedules(session)]
 
 
 def test_file_schedules_cannot_be_removed_from_the_command_line_and_names_do_not_clash(harness: Harness) -> None:
-    sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW)
+    sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW, path=FILE_A)
     with harness.sessions() as session, pytest.raises(FileScheduleError, match="edit the file to remove it"):
-        remove_schedule(session, "mirror")
+        remove_schedule(session, "mirror", now=NOW)
     harness.add("cli-made", "campaign", every="1h", campaign=CAMPAIGN)
     with pytest.raises(ScheduleExistsError, match="defined in the schedules file"):
         harness.add("mirror", "campaign", every="1h", campaign=CAMPAIGN)
     clashing = EXAMPLE + f'\n[schedules.cli-made]\nevery = "1m"\nkind = "file"\ndataset = "{TARGET}"\nfile_id = "f"\n'
-    report = sync_schedule_file(harness.sessions, parse_schedules(clashing), now=at(5))
+    report = sync_schedule_file(harness.sessions, parse_schedules(clashing), now=at(5), path=FILE_A)
     assert report.conflicts == ["cli-made"]
     with harness.sessions() as session:
         kept = get_schedule(session, "cli-made")

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from store.models import ImportKind, ScheduleKind, ScheduleSource
+from store.models import ImportKind, Schedule, ScheduleItem, ScheduleKind, ScheduleSource
 from store.schedules import (
     FileScheduleError,
     ScheduleExistsError,
@@ -194,3 +195,85 @@ def test_the_watcher_syncs_only_when_the_content_changes(harness: Harness, tmp_p
     path.write_text("")
     emptied = watcher.sync(harness.sessions, now=lambda: NOW)
     assert emptied is not None and len(emptied.removed) == 4
+
+
+MIRROR_ONLY = f"""
+[schedules.mirror]
+every = "1h"
+kind = "dataset-copy"
+dataset = "{TARGET}"
+from_dataset = "{SOURCE}"
+"""
+
+HOURLY_ONLY = f"""
+[schedules.hourly-review]
+every = "1h"
+kind = "campaign"
+dataset = "{TARGET}"
+campaign = "{CAMPAIGN}"
+"""
+
+
+def _mirror_items(harness: Harness) -> list[str]:
+    with harness.sessions() as session:
+        query = select(ScheduleItem.item_id).join(Schedule).where(Schedule.name == "mirror")
+        return sorted(session.scalars(query))
+
+
+def test_two_beats_reading_different_files_never_remove_each_others_schedules(harness: Harness) -> None:
+    harness.api.records = ["r-1", "r-2"]
+    assert sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=NOW, path=FILE_A).added == ["mirror"]
+    assert fire(harness.context, "mirror", at(3600)).outcome.value == "submitted"
+    assert _mirror_items(harness) == ["r-1", "r-2"]
+
+    # The other beat's file does not have "mirror": its sync leaves it alone, and back and forth changes nothing.
+    for moment in (10, 20, 30):
+        other = sync_schedule_file(harness.sessions, parse_schedules(HOURLY_ONLY), now=at(moment), path=FILE_B)
+        ours = sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=at(moment + 1), path=FILE_A)
+        assert other.removed == [] and ours.removed == [] and not ours.changed
+    with harness.sessions() as session:
+        names = {schedule.name: schedule.source_file for schedule in list_schedules(session)}
+    assert names == {"mirror": str(FILE_A), "hourly-review": str(FILE_B)}
+    assert _mirror_items(harness) == ["r-1", "r-2"]
+    harness.api.records.append("r-3")
+    copied = fire(harness.context, "mirror", at(7200))
+    assert len(copied.job_ids) == 1 and _mirror_items(harness) == ["r-1", "r-2", "r-3"]
+
+    # A name both files define belongs to the first: the second is told, and changes nothing.
+    clash = sync_schedule_file(
+        harness.sessions, parse_schedules(HOURLY_ONLY + MIRROR_ONLY.replace('"1h"', '"2h"')), now=at(40), path=FILE_B
+    )
+    assert clash.foreign == ["mirror"] and not clash.changed
+    with harness.sessions() as session:
+        mirror = get_schedule(session, "mirror")
+        assert mirror is not None and mirror.every_s == 3600
+
+
+def test_a_schedule_removed_from_its_file_comes_back_with_its_imported_items(harness: Harness) -> None:
+    harness.api.records = ["r-1"]
+    sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=NOW, path=FILE_A)
+    fire(harness.context, "mirror", at(3600))
+    emptied = sync_schedule_file(harness.sessions, parse_schedules(""), now=at(10), path=FILE_A)
+    assert emptied.removed == ["mirror"]
+    assert fire(harness.context, "mirror", at(7200)).outcome.value == "unknown"
+    back = sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=at(20), path=FILE_A)
+    assert back.added == ["mirror"]
+    assert fire(harness.context, "mirror", at(10800)).outcome.value == "empty"  # r-1 is not copied again
+    assert _mirror_items(harness) == ["r-1"]
+
+
+def test_removal_keeps_history_unless_forgotten(harness: Harness) -> None:
+    harness.api.records = ["r-1"]
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)
+    fire(harness.context, "mirror", at(3600))
+    with harness.sessions() as session:
+        remove_schedule(session, "mirror", now=at(3700))
+        session.commit()
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)  # re-added: the same list
+    assert fire(harness.context, "mirror", at(7200)).outcome.value == "empty"
+    with harness.sessions() as session:
+        remove_schedule(session, "mirror", now=at(7300), forget=True)
+        session.commit()
+        assert get_schedule(session, "mirror") is None
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)
+    assert fire(harness.context, "mirror", at(10800)).outcome.value == "submitted"  # forgotten: copied again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
@@ -408,3 +409,50 @@ def test_old_runs_are_pruned_but_a_late_duplicate_still_imports_nothing_new(harn
     again = fire(harness.context, "often", at(1))
     assert again.outcome == FireOutcome.SUBMITTED and again.message == "job existed already (PENDING)"
     assert len(all_jobs(harness)) == 12
+
+
+# --- late events, paging --------------------------------------------------------------------------------------
+
+
+def test_an_event_searchable_only_after_its_fire_is_imported_by_the_next_fire(harness: Harness) -> None:
+    harness.settle_lag_s = 30.0
+    harness.add("win", "explorer-window", every="1m", since=NOW.isoformat())
+    harness.api.events = {"e-10": at(10)}
+    first = fire(harness.context, "win", at(60))
+    assert _job_events(harness, first.job_ids) == ["e-10"]
+    # Stamped a second before the fire time, but indexed (searchable) only after the fire searched.
+    harness.api.events["e-59"] = at(59)
+    second = fire(harness.context, "win", at(120))
+    assert _job_events(harness, second.job_ids) == ["e-59"]
+    assert imported_items(harness) == ["e-10", "e-59"]
+    windows = [(run.window_start, run.window_end) for run in runs(harness, "win")]
+    assert windows == [(NOW, at(30)), (at(30), at(90))]
+
+
+def test_explorer_window_waits_for_the_settle_lag_before_its_first_search(harness: Harness) -> None:
+    harness.settle_lag_s = 120.0
+    harness.add("win", "explorer-window", every="1m")
+    early = fire(harness.context, "win", at(60))
+    assert early.outcome == FireOutcome.EMPTY and "already covered" in (early.message or "")
+    assert [call for call in harness.api.calls if call[0] == "search"] == []
+
+
+def test_dataset_copy_reads_a_bounded_number_of_pages_per_fire_and_continues_at_the_next(harness: Harness) -> None:
+    harness.copy_page_size, harness.copy_pages_per_fire = 2, 2
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE, chunk_size=3)
+    harness.api.records = [f"r-{n:02d}" for n in range(11)]
+    pages_read = []
+    for hour in range(1, 5):
+        before = len(harness.api.calls)
+        fire(harness.context, "mirror", at(3600 * hour))
+        pages_read.append([call[1][1] for call in harness.api.calls[before:]])  # type: ignore[index]
+    # 11 records in pages of 2: pages 1-2, 3-4, 5-6 (the end: the next pass starts over), then 1-2 again.
+    assert pages_read == [[1, 2], [3, 4], [5, 6], [1, 2]]
+    copied = Counter(r for job in all_jobs(harness) for r in job.params["dataset_record_ids"])
+    assert copied == Counter({f"r-{n:02d}": 1 for n in range(11)})
+    assert [run.status for run in runs(harness, "mirror")][-1] == RunStatus.EMPTY
+    # Records added after a full pass are found by the next pass.
+    harness.api.records.append("r-11")
+    for hour in range(5, 8):
+        fire(harness.context, "mirror", at(3600 * hour))
+    assert "r-11" in imported_items(harness) and len(imported_items(harness)) == 12

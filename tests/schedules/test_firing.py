@@ -445,7 +445,7 @@ def test_dataset_copy_reads_a_bounded_number_of_pages_per_fire_and_continues_at_
     for hour in range(1, 5):
         before = len(harness.api.calls)
         fire(harness.context, "mirror", at(3600 * hour))
-        pages_read.append([call[1][1] for call in harness.api.calls[before:]])  # type: ignore[index]
+        pages_read.append([call[1][1] for call in harness.api.calls[before:]])
     # 11 records in pages of 2: pages 1-2, 3-4, 5-6 (the end: the next pass starts over), then 1-2 again.
     assert pages_read == [[1, 2], [3, 4], [5, 6], [1, 2]]
     copied = Counter(r for job in all_jobs(harness) for r in job.params["dataset_record_ids"])

@@ -370,6 +370,8 @@ def sync_file_schedules(
 
 def _update(schedule: Schedule, definition: ScheduleDefinition, *, now: datetime) -> None:
     kind_changed = schedule.kind != definition.kind
+    if kind_changed or schedule.params.get("from_dataset_id") != definition.params.get("from_dataset_id"):
+        schedule.copy_page = None  # a page number of another source (or kind) means nothing here
     schedule.kind = definition.kind
     schedule.import_kind = definition.import_kind
     schedule.dataset_id = definition.dataset_id

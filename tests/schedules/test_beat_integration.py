@@ -258,7 +258,8 @@ def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     with ledger() as session:
         window = get_schedule(session, "window")
         assert window is not None and window.watermark is not None
-        assert _now() - window.watermark < timedelta(seconds=5)
+        # Near now: fires every second move it (a loaded machine runs them some seconds late).
+        assert _now() - window.watermark < timedelta(seconds=15)
     assert RunStatus.EMPTY in {run.status for run in runs_of(ledger, "window")}
 
     # campaign-when-done: waited (no job) while RUNNING, then one import, then stopped.

@@ -261,11 +261,12 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         counts = item_counts(session, schedule.id)
         row["items"] = {"imported": counts.total, "retried": counts.retried, "given_up": counts.given_up}
         row["copy_page"] = schedule.copy_page
+        row["source_file"] = schedule.source_file
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
-    for key in ("name", "kind", "timing", "state", "source", "dataset_id", "params", "watermark", "copy_page",
-                "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
+    for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "watermark",
+                "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
         value = row[key]
         if value is not None:
             click.echo(f"{key:16} {json.dumps(value) if isinstance(value, dict) else value}")

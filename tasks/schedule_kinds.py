@@ -320,8 +320,10 @@ def _follow_campaign_import(
             ctx, schedule, run, RunStatus.FAILED, job_ids=[job.id], message=reason, finish_schedule=reason
         )
     requested = _request_campaign(ctx, schedule, campaign_id, retry_key(first_key, retry + 1))
-    message = f"campaign {campaign_id}: import job {job.id} ended {job.status}: retry {retry + 1} of " \
-        f"{CHUNK_RETRIES} is job {requested}"  # fmt: skip
+    message = (
+        f"campaign {campaign_id}: import job {job.id} ended {job.status}: "
+        f"retry {retry + 1} of {CHUNK_RETRIES} is job {requested}"
+    )
     log.warning("schedule %s: %s", schedule.name, message)
     return finish_run(ctx, schedule, run, RunStatus.SUBMITTED, job_ids=[requested], message=message)
 

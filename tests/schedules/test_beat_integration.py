@@ -130,8 +130,9 @@ def test_two_beats_at_once_fire_each_time_once(
     sent = {parse_fire_time(fire) for fire in sent_a + sent_b}
     # Both beats really sent the same fires: each of those reached the worker twice.
     assert len(set(sent_a) & set(sent_b)) >= 3, (sent_a, sent_b)
-    # Neither beat sent anything while the schedule was paused (allowing one table refresh to notice).
-    assert [fire for fire in sent if paused_at + timedelta(seconds=1.5) < fire <= resumed_at] == []
+    # Neither beat sent anything while the schedule was paused (allowing a few 0.5 s table refreshes to notice: a
+    # loaded machine runs them late).
+    assert [fire for fire in sent if paused_at + timedelta(seconds=3) < fire <= resumed_at] == []
     # A fire sent just before a beat noticed the pause finds the schedule paused when it runs: no run, no job. So
     # does one sent a little before the pause that a busy worker (a loaded machine) ran only after it.
     window = (paused_at - timedelta(seconds=5), resumed_at + timedelta(seconds=1))

@@ -113,7 +113,7 @@ def test_two_beats_at_once_fire_each_time_once(
 
     pause(ledger, "often", True)
     paused_at = _now()
-    time.sleep(2.5)
+    time.sleep(5)
     pause(ledger, "often", False)
     resumed_at = _now()
     wait_until(
@@ -132,7 +132,7 @@ def test_two_beats_at_once_fire_each_time_once(
     assert len(set(sent_a) & set(sent_b)) >= 3, (sent_a, sent_b)
     # Neither beat sent anything while the schedule was paused (allowing a few 0.5 s table refreshes to notice: a
     # loaded machine runs them late).
-    assert [fire for fire in sent if paused_at + timedelta(seconds=3) < fire <= resumed_at] == []
+    assert [fire for fire in sent if paused_at + timedelta(seconds=2.5) < fire <= resumed_at] == []
     # A fire sent just before a beat noticed the pause finds the schedule paused when it runs: no run, no job. So
     # does one sent a little before the pause that a busy worker (a loaded machine) ran only after it.
     window = (paused_at - timedelta(seconds=5), resumed_at + timedelta(seconds=1))

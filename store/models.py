@@ -324,6 +324,12 @@ class Schedule(Base):
     finished_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    source_file: Mapped[str | None] = mapped_column(Text)
+    """The schedules file a file schedule was created from: a sync of another file never touches it."""
+    removed_at: Mapped[datetime | None]
+    """Set by a removal that keeps the history: the schedule no longer fires, its runs and items stay."""
+    copy_page: Mapped[int | None] = mapped_column(Integer)
+    """dataset-copy: the source page the next fire starts reading at (1-based; None: the first)."""
 
     def __repr__(self) -> str:
         timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"
@@ -373,8 +379,13 @@ class ScheduleItem(Base):
 
     schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(36))
+    # Indexed: each fire looks for the items whose job failed, starting from the failed jobs.
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
     added_at: Mapped[datetime]
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many times the item's chunk was requested again after its job failed (``job_id`` is the latest)."""
+    given_up_at: Mapped[datetime | None]
+    """Set when the chunk failed once more after the last retry allowed: the item is not imported, visibly."""
 
     def __repr__(self) -> str:
         return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"

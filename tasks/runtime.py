@@ -33,6 +33,7 @@ class JobTuning:
     stale_pending_s: float = 60.0
     # The overall bound on one submit POST; below the lease, so its answer is recorded before recovery may act.
     post_deadline_s: float = 10.0
+    schedule_settle_lag_s: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     schedules_refresh_s: float = Field(
         default=5.0, gt=0, description="How often beat re-reads the schedules table (and checks the file)."
     )
+    schedule_settle_lag_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="An explorer-window fire searches up to this long before its fire time (late-indexed events).",
+    )
 
     log_level: str = Field(default="INFO")
     log_format: Literal["json", "text"] = Field(

@@ -105,6 +105,7 @@ def stop(process: Any) -> None:
     process.wait(timeout=15)
 
 
+@pytest.mark.timeout(240)
 def test_two_beats_at_once_fire_each_time_once(
     emulator: EmulatorServer,
     api: DatasetsClient,
@@ -157,11 +158,14 @@ def test_two_beats_at_once_fire_each_time_once(
     sent = {parse_fire_time(fire) for fire in sent_a + sent_b}
     # Both beats really sent the same fires: each of those reached the worker twice.
     assert len(set(sent_a) & set(sent_b)) >= 3, (sent_a, sent_b)
-    # Neither beat sent anything while the schedule was paused (allowing one table refresh to notice).
-    assert [fire for fire in sent if paused_at + timedelta(seconds=1.5) < fire <= resumed_at] == []
-    # A fire sent just before a beat noticed the pause, or sent earlier and still queued when the pause began,
-    # finds the schedule paused when it runs: no run, no job (the worker reports it "paused").
-    maybe_paused = {fire for fire in sent if paused_at < fire <= resumed_at + timedelta(seconds=1)}
+    # Neither beat sent anything while the schedule was paused (allowing a few 0.5 s table refreshes to notice: a
+    # loaded machine runs them late).
+    assert [fire for fire in sent if paused_at + timedelta(seconds=2.5) < fire <= resumed_at] == []
+    # A fire sent just before a beat noticed the pause, or sent earlier and still queued when the pause began (a
+    # busy worker runs it late), finds the schedule paused when it runs: no run, no job (the worker reports it
+    # "paused").
+    window = (paused_at - timedelta(seconds=5), resumed_at + timedelta(seconds=1))
+    maybe_paused = {fire for fire in sent if window[0] < fire <= window[1]}
 
     def fired() -> set[datetime]:
         return {run.fire_time for run in runs_of(ledger, "often")}
@@ -187,6 +191,15 @@ def test_two_beats_at_once_fire_each_time_once(
     assert len(jobs) == len(fire_times), "one job per distinct fire time"
     assert sorted(job.idempotency_key for job in jobs) == sorted(f"schedule:often:{fire}" for fire in fire_times)
     assert all(run.status == RunStatus.SUBMITTED and len(run.job_ids) == 1 for run in runs)
+    # The API's side: one remote import per fire time, however many beats sent it (the worker still submits
+    # after the beats stopped; their poll ticks are not needed for that).
+    wait_until(
+        lambda: all(job.remote_task_id is not None for job in jobs_of(ledger, "often")),
+        timeout_s=30,
+        what="every job to be submitted",
+        logs=processes.logs,
+    )
+    assert emulator.stats(include_tasks=False)["tasks_created"][target] == len(fire_times)
     seconds = sorted(int(run.fire_time.timestamp()) for run in runs)
     assert any(b - a > 1 for a, b in itertools.pairwise(seconds)), "the pause left a gap"
     # The ledger alone would not see a fire POSTed twice: count what the API really started, once every job has
@@ -210,6 +223,7 @@ def _event(event_id: str, offset_s: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(240)
 def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     emulator: EmulatorServer,
     api: DatasetsClient,
@@ -296,14 +310,16 @@ def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     with ledger() as session:
         window = get_schedule(session, "window")
         assert window is not None and window.watermark is not None
-        assert _now() - window.watermark < timedelta(seconds=5)
+        # Near now: fires every second move it (a loaded machine runs them some seconds late).
+        assert _now() - window.watermark < timedelta(seconds=15)
     assert RunStatus.EMPTY in {run.status for run in runs_of(ledger, "window")}
 
     # campaign-when-done: waited (no job) while RUNNING, then one import, then stopped.
     late_runs = runs_of(ledger, "late")
     statuses = [run.status for run in late_runs]
     assert statuses[0] == RunStatus.WAITING and statuses.count(RunStatus.SUBMITTED) == 1
-    assert statuses[-1] == RunStatus.SUBMITTED, "no fire after the import"
+    # After the import was requested, fires wait for it; the one that sees it COMPLETED finishes the schedule.
+    assert statuses[-1] == RunStatus.EMPTY and statuses.count(RunStatus.EMPTY) == 1, "no fire after the finish"
     [late_job] = jobs_of(ledger, "late")
     assert late_job.idempotency_key == f"schedule:late:campaign:{campaign}"
 

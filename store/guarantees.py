@@ -2,7 +2,7 @@
 
 A guarantee whose tests still pass with its mechanism removed has no test. CI runs each guarantee's tests once
 more with ``DSIMPORT_TEST_DISABLE_GUARANTEES=<name>`` and requires them to fail (see ``tests/guarantees.toml`` and
-``.ci/guarantees``). The variable is read here, directly from the environment and not through the settings,
+``.ci/guarantees.py``). The variable is read here, directly from the environment and not through the settings,
 because it must reach every process a test starts (workers, beat, consumers) and must never be something an
 operator sets: an unknown name is refused at once so a typo cannot make a mutation run pass vacuously.
 

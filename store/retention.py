@@ -3,12 +3,15 @@
 What goes, once older than the cutoff (``now - older_than``):
 
 - **jobs** in a terminal status that were created, last changed and finished before the cutoff, with their
-  events. A job that is not terminal is never deleted, whatever its age.
+  events. A job that is not terminal is never deleted, whatever its age; nor is a failed chunk of a schedule whose
+  items are still waiting for their retry (a paused schedule retries them when it fires again), and such items
+  stay too.
 - **dead letters** that were resolved (re-submitted: ``retried_at`` set) before the cutoff. One still waiting for
   someone to look at it is kept.
-- **schedule items** of schedules that no longer exist, and items of explorer-window schedules added before the
-  cutoff and more than :data:`ITEM_WATERMARK_MARGIN` before the schedule's watermark: windows start at the
-  watermark, so such an event is never searched again and its id protects nothing. Dataset-copy items are kept
+- **schedule items** of schedules that no longer exist (a removed schedule keeps its row, and so its items, unless
+  it was forgotten), and items of explorer-window schedules added before the cutoff and more than
+  :data:`ITEM_WATERMARK_MARGIN` before the schedule's watermark: windows start at the watermark, so such an event
+  is never searched again and its id protects nothing. Dataset-copy items are kept
   for as long as the schedule exists: each fire lists the whole source dataset, and a record whose id was
   forgotten would be copied a second time.
 
@@ -45,6 +48,7 @@ from store.models import (
     ScheduleItem,
     ScheduleKind,
 )
+from store.schedule_items import FAILED_JOB_STATUSES
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -98,14 +102,27 @@ def prune_cutoff(now: datetime, older_than_s: float) -> datetime:
     return now - timedelta(seconds=older_than_s)
 
 
+def _failed_job() -> ColumnElement[bool]:
+    # Through an expression (statuses are upper case already) so that the planner reads the finished_at index, not
+    # every job of the status index.
+    return func.upper(ImportJob.status).in_([status.value for status in FAILED_JOB_STATUSES])
+
+
 def _old_terminal_jobs(cutoff: datetime) -> ColumnElement[bool]:
+    awaiting_retry = (
+        select(ScheduleItem.job_id)
+        .where(ScheduleItem.job_id == ImportJob.id, ScheduleItem.given_up_at.is_(None))
+        .exists()
+    )
     return and_(
         ImportJob.finished_at < cutoff,
-        # Only a terminal status sets finished_at; checked anyway, through an expression (the status is already
-        # upper case) so that the planner reads the finished_at index, not every job of the status index.
+        # Only a terminal status sets finished_at; checked anyway (see _failed_job for the upper()).
         func.upper(ImportJob.status).in_([status.value for status in TERMINAL_JOB_STATUSES]),
         ImportJob.created_at < cutoff,
         ImportJob.updated_at < cutoff,
+        # A failed chunk of a schedule whose items are neither retried nor given up yet (the schedule was paused):
+        # its next fire finds the items through this job.
+        ~and_(_failed_job(), awaiting_retry),
     )
 
 
@@ -132,6 +149,12 @@ def count_prunable(session: Session, *, cutoff: datetime) -> PruneCounts:
 
 def _count(session: Session, query: Select[Any]) -> int:
     return int(session.scalar(query) or 0)
+
+
+def _awaiting_retry() -> ColumnElement[bool]:
+    """The item's chunk failed and it is neither retried (it would point at the new job) nor given up yet."""
+    failed_job = select(ImportJob.id).where(ImportJob.id == ScheduleItem.job_id, _failed_job()).exists()
+    return and_(ScheduleItem.given_up_at.is_(None), failed_job)
 
 
 def _item_schedule_ids(session: Session) -> list[str]:
@@ -166,7 +189,9 @@ def _item_rules(session: Session, cutoff: datetime) -> list[ColumnElement[bool]]
         # Both bounds are on our clock: an item is added when its window, which ends at or before that moment, is
         # committed and the watermark moves to the window's end.
         before = min(cutoff, watermark - ITEM_WATERMARK_MARGIN)
-        rules.append(and_(ScheduleItem.schedule_id == schedule_id, ScheduleItem.added_at < before))
+        rules.append(
+            and_(ScheduleItem.schedule_id == schedule_id, ScheduleItem.added_at < before, ~_awaiting_retry())
+        )
     return rules
 
 

@@ -5,6 +5,10 @@ tasks for the same fire (sent by two beats, or redelivered): the first inserts t
 the second finds the row and does nothing, or, when the row is still STARTED and its lease has run out (its task
 died), takes it over under a new owner token. Every write a run makes at the end is conditional on that token
 (:func:`lock_run`), so a task that was taken over cannot commit anything: at most one owner ever finishes a run.
+
+The unique index is the guarantee named ``unique-run`` (:mod:`store.guarantees`): a test build that switches it
+off inserts a second row for the same fire (its stored fire time moved by a few microseconds, as if no index
+guarded it), so a duplicate fire proceeds; the guarantee's tests must then fail.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import guarantees
 from store.models import ImportJob, RunStatus, Schedule, ScheduleRun
 
 __all__ = [
@@ -78,10 +83,35 @@ def claim_run(
         with session.begin_nested():
             session.add(run)
     except IntegrityError:
-        return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+        if guarantees.enabled("unique-run"):
+            return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+        run = _unguarded_duplicate(session, run)
     if schedule.last_fire_at is None or schedule.last_fire_at < fire_time:
         schedule.last_fire_at = fire_time
     return RunClaim(run=run, existing=None)
+
+
+def _unguarded_duplicate(session: Session, run: ScheduleRun) -> ScheduleRun:
+    """Insert the run again as if no unique index guarded (schedule, fire time): for mutation runs only."""
+    for offset_us in range(1, 1000):
+        duplicate = ScheduleRun(
+            schedule_id=run.schedule_id,
+            fire_time=run.fire_time + timedelta(microseconds=offset_us),
+            trigger=run.trigger,
+            status=run.status,
+            owner=run.owner,
+            attempts=run.attempts,
+            lease_expires_at=run.lease_expires_at,
+            started_at=run.started_at,
+            job_ids=[],
+        )
+        try:
+            with session.begin_nested():
+                session.add(duplicate)
+        except IntegrityError:
+            continue
+        return duplicate
+    raise RuntimeError("no free fire time for an unguarded duplicate run")
 
 
 def _take_over(

@@ -34,10 +34,11 @@ POLL_DUE = "dsimport.poll_due"
 FINALIZE = "dsimport.finalize"
 RECOVER = "dsimport.recover"
 
-# Submit outcomes that mean the API call failed (for the API error counter of /metrics); SKIPPED made no call.
+# Submit outcomes that mean the API call failed (for the API error counter of /metrics), and those that made one.
 _SUBMIT_API_ERRORS = frozenset(
     {SubmitOutcome.REJECTED, SubmitOutcome.RETRY, SubmitOutcome.FAILED, SubmitOutcome.AMBIGUOUS}
 )
+_SUBMIT_API_CALLS = _SUBMIT_API_ERRORS | {SubmitOutcome.ACCEPTED, SubmitOutcome.SUPERSEDED}
 
 
 def utcnow() -> datetime:
@@ -72,8 +73,13 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
             policy=runtime.poll_policy,
             lease_s=tuning.lease_s,
             final_attempt=self.request.retries >= tuning.submit_max_retries,
+            post_deadline_s=tuning.post_deadline_s,
         )
-    if result.outcome != SubmitOutcome.SKIPPED:
+    if result.outcome == SubmitOutcome.DEFERRED:
+        # A fresh message, not a retry: waiting out the API's Retry-After is not a failed attempt.
+        submit.apply_async(args=[job_id], countdown=result.retry_after_s)
+        return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+    if result.outcome in _SUBMIT_API_CALLS:
         metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
     if result.outcome == SubmitOutcome.RETRY:
         backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)

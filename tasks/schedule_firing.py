@@ -68,6 +68,8 @@ def fire(ctx: FireContext, name: str, fire_time: datetime, *, trigger: str = "be
         schedule = get_schedule(session, name)
         if schedule is None:
             return report(FireOutcome.UNKNOWN, "no such schedule (removed?)")
+        if schedule.removed_at is not None:
+            return report(FireOutcome.UNKNOWN, "the schedule was removed")
         if schedule.finished_at is not None:
             return report(FireOutcome.FINISHED, schedule.finished_reason)
         if schedule.paused and trigger == "beat":

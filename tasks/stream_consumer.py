@@ -35,6 +35,8 @@ from typing import Any
 
 import redis
 
+from store import guarantees
+
 from .message_intake import Intake, IntakeResult, Outcome, kept_body
 
 __all__ = [
@@ -140,6 +142,8 @@ def process_entry(
         return None
     body = fields.get(BODY_FIELD)
     fallback = b"" if body is not None else _fields_as_json(fields)
+    if not guarantees.enabled("ack-after-commit"):  # a mutation run only: an entry whose commit fails is lost
+        client.xack(config.stream, config.group, entry_id)
     result = intake.accept(body, source=config.source, entry_id=entry, fallback_body=fallback)
     pipe = client.pipeline(transaction=True)
     if result.outcome is Outcome.DEAD_LETTERED:

@@ -25,6 +25,8 @@ def job_tuning(settings: Settings) -> JobTuning:
         job_deadline_s=settings.job_deadline_s,
         stuck_remote_status_s=settings.stuck_remote_status_s,
         stale_pending_s=settings.stale_pending_s,
+        post_deadline_s=settings.api_timeout_s,
+        schedule_settle_lag_s=settings.schedule_settle_lag_s,
     )
 
 

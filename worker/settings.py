@@ -82,7 +82,9 @@ class Settings(BaseSettings):
     api_key_file: Path | None = Field(
         default=None, description="File holding the API key, if not in the env."
     )
-    api_timeout_s: float = Field(default=30.0, gt=0)
+    # Also the overall deadline of a submit POST. api_timeout_s x api_max_attempts must stay below lease_s: a call
+    # made under a lease (a poll, a submit, an adoption lookup) must end before another worker may take over.
+    api_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout; a submit's overall deadline.")
     api_max_attempts: int = Field(default=4, ge=1, description="Attempts per API read call (GET).")
     api_max_connections: int = Field(default=100, ge=1)
 
@@ -115,6 +117,11 @@ class Settings(BaseSettings):
     )
     schedules_refresh_s: float = Field(
         default=5.0, gt=0, description="How often beat re-reads the schedules table (and checks the file)."
+    )
+    schedule_settle_lag_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="An explorer-window fire searches up to this long before its fire time (late-indexed events).",
     )
 
     log_level: str = Field(default="INFO")
@@ -252,6 +259,17 @@ class Settings(BaseSettings):
         return "unix://" + url.removeprefix("redis+socket://") if url.startswith("redis+socket://") else url
 
     @model_validator(mode="after")
+    def _calls_fit_in_a_lease(self) -> Settings:
+        budget_s = self.api_timeout_s * self.api_max_attempts
+        if budget_s >= self.lease_s:
+            raise ValueError(
+                f"api_timeout_s x api_max_attempts ({self.api_timeout_s:g} x {self.api_max_attempts} = {budget_s:g} s)"
+                f" must be below lease_s ({self.lease_s:g} s): a call made under a lease must end before another"
+                " worker may take the job over"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'ledger.db').resolve()}"
@@ -328,5 +346,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise SettingsError(f"invalid setting {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:
+            # A rule that ties several settings together names them in its message.
+            raise SettingsError(f"invalid settings: {message}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise SettingsError(f"invalid setting {where}: {message}") from None

@@ -23,6 +23,7 @@ from store.models import (
     ScheduleSource,
 )
 from store.retention import ITEM_WATERMARK_MARGIN, PruneCounts, count_prunable, prune
+from store.schedule_items import give_up_items
 from store.schedules import add_items, create_schedule
 from store.state_machine import apply_transition
 from tasks.schedule_specs import build_definition
@@ -182,6 +183,27 @@ def test_schedule_items_go_only_when_no_window_can_return_them(session_factory: 
     with session_factory() as session:
         left = sorted(session.scalars(select(ScheduleItem.item_id)))
         assert left == ["evt-recent", "rec-old"]
+
+
+def test_a_failed_chunk_waiting_for_its_retry_keeps_its_job_and_items(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as session:
+        window = add_schedule(session, "win", "explorer-window", since=LONG_AGO.isoformat())
+        window.watermark = NOW - timedelta(hours=1)
+        failed = finished_job(session, "schedule:win:chunk", created=LONG_AGO, finished=LONG_AGO)
+        add_items(session, window.id, failed.id, ["evt-1", "evt-2"], now=LONG_AGO)
+        schedule_id, failed_id = window.id, failed.id
+        session.commit()
+    # The schedule was paused since: nothing retried the chunk or gave it up, so its next fire needs both.
+    assert prune(session_factory, older_than_s=THIRTY_DAYS, now=NOW).counts == PruneCounts()
+    with session_factory() as session:
+        give_up_items(session, schedule_id, ["evt-1", "evt-2"], now=RECENTLY)
+        session.commit()
+    result = prune(session_factory, older_than_s=THIRTY_DAYS, now=NOW)
+    assert (result.counts.jobs, result.counts.schedule_items) == (1, 2)
+    with session_factory() as session:
+        assert session.get(ImportJob, failed_id) is None
 
 
 def test_items_near_the_watermark_are_kept_however_old(session_factory: sessionmaker[Session]) -> None:

@@ -5,7 +5,7 @@ items by ``(schedule_id, added_at)``; recovery reads the jobs submitted on a dat
 ``(dataset_id, submit_started_at)`` instead of every job the dataset ever had.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

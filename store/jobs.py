@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store.clock import ledger_now
 from store.errors import JobNotFoundError
 from store.leases import acquire_lease, begin_submit, claim_due_jobs, lease_free, release_lease
 from store.models import ACTIVE_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
@@ -208,7 +209,7 @@ def stale_jobs(
         .where(
             ImportJob.status == status,
             ImportJob.updated_at <= older_than,
-            lease_free(now),
+            lease_free(ledger_now(session, now)),
             # The API asked us to wait (Retry-After): the submit task's retry is already scheduled for then.
             or_(ImportJob.submit_not_before.is_(None), ImportJob.submit_not_before <= now),
         )
@@ -226,7 +227,7 @@ def overdue_jobs(session: Session, *, now: datetime, limit: int) -> list[ImportJ
             ImportJob.status.in_(list(ACTIVE_JOB_STATUSES)),
             ImportJob.deadline_at.is_not(None),
             ImportJob.deadline_at <= now,
-            lease_free(now),
+            lease_free(ledger_now(session, now)),
         )
         .order_by(ImportJob.deadline_at, ImportJob.id)
         .limit(limit)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store import guarantees
+from store.clock import ledger_now
 from store.models import ImportJob, RunStatus, Schedule, ScheduleRun
 
 __all__ = [
@@ -75,7 +76,8 @@ def claim_run(
         status=RunStatus.STARTED,
         owner=owner,
         attempts=1,
-        lease_expires_at=now + timedelta(seconds=lease_s),
+        # The lease runs on the ledger's clock, so another host's take-over check agrees on when it ends.
+        lease_expires_at=ledger_now(session, now) + timedelta(seconds=lease_s),
         started_at=now,
         job_ids=[],
     )
@@ -117,18 +119,19 @@ def _unguarded_duplicate(session: Session, run: ScheduleRun) -> ScheduleRun:
 def _take_over(
     session: Session, schedule_id: str, fire_time: datetime, *, owner: str, now: datetime, lease_s: float
 ) -> RunClaim:
+    at = ledger_now(session, now)
     stmt = (
         update(ScheduleRun)
         .where(
             ScheduleRun.schedule_id == schedule_id,
             ScheduleRun.fire_time == fire_time,
             ScheduleRun.status == RunStatus.STARTED,
-            ScheduleRun.lease_expires_at <= now,
+            ScheduleRun.lease_expires_at <= at,
         )
         .values(
             owner=owner,
             attempts=ScheduleRun.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
+            lease_expires_at=at + timedelta(seconds=lease_s),
             started_at=now,
         )
         .returning(ScheduleRun)

@@ -34,6 +34,8 @@ class JobTuning:
     # The overall bound on one submit POST; below the lease, so its answer is recorded before recovery may act.
     post_deadline_s: float = 10.0
     schedule_settle_lag_s: float = 120.0
+    # For tests only: shifts this process's clock (see tasks.imports.utcnow).
+    clock_offset_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     poll_round_budget_s: float = Field(default=5.0, gt=0, description="Time one poll task keeps claiming.")
     poll_group_threshold: int = Field(default=3, ge=2, description="Due jobs on a dataset to use list_tasks.")
     lease_s: float = Field(default=60.0, gt=0, description="How long a claimed job is reserved to a worker.")
+    clock_offset_s: float = Field(
+        default=0.0,
+        description="For tests only: shifts this process's clock, to play a host whose clock is off (leases and "
+        "due times follow the database's clock, so the service must behave the same with any value).",
+    )
 
     submit_max_retries: int = Field(default=5, ge=0, description="Retries of a submit after 5xx/transport.")
     submit_retry_backoff_s: float = Field(default=2.0, gt=0)

@@ -187,3 +187,21 @@ def test_the_ledger_clock_reads_the_database_time_through_a_skewed_host_clock(
     # A factory that is not on the database's clock (tests driving time) gets the local clock as it is.
     unmarked = LedgerClock(session_factory, local=lambda: clock(skew_s))
     assert abs((unmarked() - clock(skew_s)).total_seconds()) < SLACK.total_seconds()
+
+
+def test_the_ledger_clock_falls_back_to_the_last_offset_when_the_database_cannot_be_reached() -> None:
+    from store.db import make_engine
+
+    # Nothing listens on port 1: every connection is refused at once.
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    try:
+        ledger_clock = LedgerClock(
+            use_database_clock(sessionmaker(bind=engine)), local=lambda: clock(SKEW_S), retry_s=60
+        )
+        started = time.monotonic()
+        readings = [ledger_clock() for _ in range(3)]
+        # No offset was ever measured: the local clock as it is, and one failed attempt, not one per reading.
+        assert all(abs((r - clock(SKEW_S)).total_seconds()) < SLACK.total_seconds() for r in readings)
+        assert time.monotonic() - started < 5
+    finally:
+        engine.dispose()

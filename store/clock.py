@@ -19,11 +19,12 @@ which is what tests that drive simulated time rely on. :class:`LedgerClock` give
 lease statement (due times, submit windows, ``updated_at``) the database's time too, from the local clock and an
 offset measured now and then, without a round trip per reading.
 
-What can still break it: the database server's own clock stepping (an NTP correction of seconds) moves every live
-lease at once by the step; a :class:`LedgerClock` reading is off by the drift since its last measurement plus half
-a round trip (milliseconds) and, for a database that cannot be reached, by whatever the local clock has drifted
-since the last success. Neither can make two workers hold one lease: leases are always compared in the database
-statement's own terms.
+What can still break it: the database server's own clock stepping forward (an NTP correction of seconds) ends
+every live lease early by the step, so a worker may take work another still holds, as any step of a single clock
+would. A :class:`LedgerClock` reading is off by the drift since its last measurement plus half a round trip
+(milliseconds) and, while the database cannot be reached, by whatever the local clock drifts meanwhile; that moves
+due times and submit windows a little, never a lease, which is always granted and compared at a time the lease
+statement's own transaction read.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint typecheck unit bench soak clean
+.PHONY: install run test test-guarantees lint typecheck unit bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Mutation step: each exactly-once mechanism switched off in turn; its tests (tests/guarantees.toml) must then fail.
+test-guarantees: install
+	$(BIN)/python .ci/guarantees.py $(ARGS)
 
 bench: install
 	$(BIN)/python -m bench.run

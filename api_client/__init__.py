@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .async_client import AsyncDatasetsClient
 from .client import DatasetsClient
+from .deadline import DeadlineExceededError, call_with_deadline
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -78,6 +79,7 @@ __all__ = [
     "DatasetPreview",
     "DatasetRecord",
     "DatasetsClient",
+    "DeadlineExceededError",
     "ExportDatasetResponse",
     "FileObject",
     "ImportKind",
@@ -98,6 +100,7 @@ __all__ = [
     "UnexpectedResponseError",
     "Unset",
     "ValidationError",
+    "call_with_deadline",
     "is_terminal",
     "time_window_filter",
 ]

@@ -2,11 +2,12 @@
 
 SQLite is made fit for several worker processes: WAL journal (readers never block the writer), a 30 s busy
 timeout (writers queue instead of failing), foreign keys on, and every transaction opened with
-``BEGIN IMMEDIATE``. The last one matters: the sqlite3 driver's default only begins a transaction at the first
-INSERT/UPDATE, so a read-then-write transaction could read a snapshot another writer has already replaced and
-then fail with "database is locked" no matter the timeout. Taking the write lock at BEGIN serializes writers
-up front. Sessions that only read can use ``make_session_factory(engine, read_only=True)`` and run
-concurrently with writers.
+``BEGIN IMMEDIATE``, retried with backoff for ``locked_retry_s`` (5 minutes by default) when the busy timeout
+runs out under heavy contention, then refused with one line (:mod:`store.lock_retry`). The ``BEGIN IMMEDIATE``
+matters: the sqlite3 driver's default only begins a transaction at the first INSERT/UPDATE, so a read-then-write
+transaction could read a snapshot another writer has already replaced and then fail with "database is locked" no
+matter the timeout. Taking the write lock at BEGIN serializes writers up front. Sessions that only read can use
+``make_session_factory(engine, read_only=True)`` and run concurrently with writers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.errors import DatabaseNotMigratedError, DatabaseUnavailableError
+from store.lock_retry import DEFAULT_LOCKED_RETRY_S, retry_when_locked
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long SQLite itself waits for the write lock before each retry (``DSIMPORT_DB_BUSY_TIMEOUT_S``)."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # Engine/connection execution option naming the BEGIN flavour SQLite transactions start with.
@@ -53,14 +56,22 @@ def mask_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000,
+    locked_retry_s: float = DEFAULT_LOCKED_RETRY_S,
+    **kwargs: Any,
+) -> Engine:
     """Create an engine for a ``sqlite:///path`` or ``postgresql+psycopg://…`` URL.
 
-    Extra keyword arguments go to :func:`sqlalchemy.create_engine`.
+    On SQLite, ``busy_timeout_s`` is how long SQLite waits for the write lock, and ``locked_retry_s`` how long a
+    transaction keeps retrying its BEGIN after that (both ignored on PostgreSQL). Extra keyword arguments go to
+    :func:`sqlalchemy.create_engine`.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _make_sqlite_engine(parsed, **kwargs)
+        return _make_sqlite_engine(parsed, busy_timeout_s=busy_timeout_s, locked_retry_s=locked_retry_s, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         connect_args = dict(kwargs.pop("connect_args", {}))
         if "connect_timeout" not in parsed.query:
@@ -71,11 +82,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
-def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+def _make_sqlite_engine(url: URL, *, busy_timeout_s: float, locked_retry_s: float, **kwargs: Any) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kwargs)
+    # The sqlite3 driver's ``timeout`` is SQLite's busy timeout (a PRAGMA could not take it as a bound value).
+    connect_args = {"timeout": busy_timeout_s, **kwargs.pop("connect_args", {})}
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    what = f"a write to {mask_url(url)}"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -84,8 +98,6 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # A PRAGMA takes no bind parameter; the statement stays a literal (SQLITE_BUSY_TIMEOUT_MS, tested).
-            cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the
@@ -97,7 +109,12 @@ def _make_sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+        if mode == "DEFERRED":
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
+        # Nothing has happened in the transaction yet, so a BEGIN refused for a lock held too long is safe to
+        # send again: every writer of the service waits out contention here.
+        retry_when_locked(lambda: conn.exec_driver_sql("BEGIN IMMEDIATE"), budget_s=locked_retry_s, what=what)
 
     return engine
 

@@ -2,7 +2,7 @@
 
 A guarantee whose tests still pass with its mechanism removed has no test. CI runs each guarantee's tests once
 more with ``DSIMPORT_TEST_DISABLE_GUARANTEES=<name>`` and requires them to fail (see ``tests/guarantees.toml`` and
-``.ci/guarantees``). The variable is read here, directly from the environment and not through the settings,
+``.ci/guarantees.py``). The variable is read here, directly from the environment and not through the settings,
 because it must reach every process a test starts (workers, beat, consumers) and must never be something an
 operator sets: an unknown name is refused at once so a typo cannot make a mutation run pass vacuously.
 
@@ -14,6 +14,8 @@ The names, and the mechanism each one removes:
 - ``unique-run``: a schedule fire inserts a run row unique on (schedule, fire time) before it imports anything;
 - ``message-key``: a queue message's ``id`` is the job's idempotency key;
 - ``ack-after-commit``: a stream entry is acknowledged only after its job row is committed.
+- ``database-clock``: leases are granted and compared at the database's time, and tasks stamp due times with it
+  (``store.clock``), not at each host's own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import os
 
 ENV_VAR = "DSIMPORT_TEST_DISABLE_GUARANTEES"
 
-KNOWN = frozenset({"adoption", "ambiguous-5xx", "lease-check", "unique-run", "message-key", "ack-after-commit"})
+KNOWN = frozenset(
+    {"adoption", "ambiguous-5xx", "lease-check", "unique-run", "message-key", "ack-after-commit", "database-clock"}
+)
 
 
 def _disabled() -> frozenset[str]:

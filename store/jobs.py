@@ -12,10 +12,11 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store.clock import ledger_now
 from store.errors import JobNotFoundError
 from store.leases import acquire_lease, begin_submit, claim_due_jobs, lease_free, release_lease
 from store.models import ACTIVE_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
@@ -35,6 +36,7 @@ __all__ = [
     "list_jobs",
     "overdue_jobs",
     "release_lease",
+    "release_poll_claims",
     "remote_task_ids_for_dataset",
     "require_job",
     "stale_jobs",
@@ -126,6 +128,28 @@ def remote_task_ids_for_dataset(session: Session, dataset_id: str) -> set[str]:
     return {task_id for task_id in rows if task_id is not None}
 
 
+def release_poll_claims(session: Session, job_ids: Collection[str], *, owner: str) -> int:
+    """Drop ``owner``'s lease on RUNNING jobs it claimed but did not observe, so that the next round polls them.
+
+    A job whose lease ``owner`` lost meanwhile (it expired and another poller took it), or that left RUNNING, is
+    left alone. Returns how many jobs were released.
+    """
+    if not job_ids:
+        return 0
+    stmt = (
+        update(ImportJob)
+        .where(
+            ImportJob.id.in_(list(job_ids)),
+            ImportJob.status == JobStatus.RUNNING,
+            ImportJob.lease_owner == owner,
+        )
+        .values(lease_owner=None, lease_expires_at=None, version=ImportJob.version + 1)
+        .returning(ImportJob.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(session.scalars(stmt).all())
+
+
 def list_jobs(
     session: Session,
     *,
@@ -182,7 +206,13 @@ def stale_jobs(
         now = older_than
     query = (
         select(ImportJob)
-        .where(ImportJob.status == status, ImportJob.updated_at <= older_than, lease_free(now))
+        .where(
+            ImportJob.status == status,
+            ImportJob.updated_at <= older_than,
+            lease_free(ledger_now(session, now)),
+            # The API asked us to wait (Retry-After): the submit task's retry is already scheduled for then.
+            or_(ImportJob.submit_not_before.is_(None), ImportJob.submit_not_before <= now),
+        )
         .order_by(ImportJob.updated_at, ImportJob.id)
         .limit(limit)
     )
@@ -197,7 +227,7 @@ def overdue_jobs(session: Session, *, now: datetime, limit: int) -> list[ImportJ
             ImportJob.status.in_(list(ACTIVE_JOB_STATUSES)),
             ImportJob.deadline_at.is_not(None),
             ImportJob.deadline_at <= now,
-            lease_free(now),
+            lease_free(ledger_now(session, now)),
         )
         .order_by(ImportJob.deadline_at, ImportJob.id)
         .limit(limit)

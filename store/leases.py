@@ -6,6 +6,11 @@ LOCKED`` first, so concurrent pollers split the due jobs between them instead of
 On SQLite everything runs under the database's single write lock (sessions begin with ``BEGIN IMMEDIATE``,
 see ``store.db``), which gives the same guarantee. Every claim bumps ``ImportJob.version``, so a worker still
 holding an object from before the claim cannot flush over it.
+
+Leases are granted and compared at the ledger's time (:func:`store.clock.ledger_now`): the database's clock for the
+service's sessions, so a worker whose own clock is off neither takes a lease another still holds nor grants one
+that is already over for the others, and due polls are claimed when the database's clock says they are due. The
+``now`` the functions take is used only by sessions that do not run on the database's clock (tests driving time).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
+from store.clock import ledger_now
 from store.models import ImportJob, JobStatus
 from store.state_machine import check_transition, new_event
 
@@ -23,7 +29,10 @@ __all__ = ["acquire_lease", "begin_submit", "claim_due_jobs", "lease_free", "rel
 
 
 def lease_free(now: datetime) -> ColumnElement[bool]:
-    """SQL condition: the job holds no lease that is still live at ``now``."""
+    """SQL condition: the job holds no lease that is still live at ``now``.
+
+    Pass the ledger's time (``ledger_now(session, caller_now)``), never a host's own clock.
+    """
     return or_(ImportJob.lease_expires_at.is_(None), ImportJob.lease_expires_at <= now)
 
 
@@ -43,6 +52,8 @@ def begin_submit(
     looks for remote tasks created after that moment).
     """
     check_transition(job_id, JobStatus.PENDING, JobStatus.SUBMITTING)
+    # The submit's start is the ledger's time too: recovery compares it with lease lengths and remote task times.
+    now = ledger_now(session, now)
     stmt = (
         update(ImportJob)
         .where(ImportJob.id == job_id, ImportJob.status == JobStatus.PENDING)
@@ -74,6 +85,7 @@ def claim_due_jobs(
     """
     if limit <= 0:
         return []
+    now = ledger_now(session, now)
     # Two statements on purpose. Folding the SELECT into ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE
     # SKIP LOCKED)`` lets PostgreSQL re-run the subquery during the update and claim more than ``limit`` rows.
     due = (
@@ -108,6 +120,7 @@ def acquire_lease(
 
     For the recovery sweep, so two sweeps never recover the same SUBMITTING job at once.
     """
+    now = ledger_now(session, now)
     stmt = (
         update(ImportJob)
         .where(ImportJob.id == job_id, ImportJob.status == status, lease_free(now))

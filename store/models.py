@@ -170,11 +170,14 @@ class ImportJob(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None]
     deadline_at: Mapped[datetime | None]
+    # A PENDING job is not sent again before this (the API's Retry-After); the recovery sweep honours it too.
+    submit_not_before: Mapped[datetime | None]
 
     created_at: Mapped[datetime] = mapped_column(index=True)
     submit_started_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime | None]
-    finished_at: Mapped[datetime | None]
+    # Indexed for the prune, which deletes finished jobs by age.
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
@@ -186,7 +189,11 @@ class ImportJob(Base):
         lazy="raise_on_sql",
     )
 
-    __table_args__ = (Index("ix_import_jobs_status_next_poll_at", "status", "next_poll_at"),)
+    __table_args__ = (
+        Index("ix_import_jobs_status_next_poll_at", "status", "next_poll_at"),
+        # Recovery reads the jobs submitted on a dataset around a time, not every job the dataset ever had.
+        Index("ix_import_jobs_dataset_id_submit_started_at", "dataset_id", "submit_started_at"),
+    )
     __mapper_args__ = {"version_id_col": version}
 
     @property
@@ -248,7 +255,8 @@ class DeadLetter(Base):
     body_size: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(index=True)
-    retried_at: Mapped[datetime | None]
+    # Indexed for the prune, which deletes resolved dead letters by age.
+    retried_at: Mapped[datetime | None] = mapped_column(index=True)
     retried_job_id: Mapped[str | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
 
     __table_args__ = (UniqueConstraint("stream", "entry_id"),)
@@ -322,6 +330,12 @@ class Schedule(Base):
     finished_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    source_file: Mapped[str | None] = mapped_column(Text)
+    """The schedules file a file schedule was created from: a sync of another file never touches it."""
+    removed_at: Mapped[datetime | None]
+    """Set by a removal that keeps the history: the schedule no longer fires, its runs and items stay."""
+    copy_page: Mapped[int | None] = mapped_column(Integer)
+    """dataset-copy: the source page the next fire starts reading at (1-based; None: the first)."""
 
     def __repr__(self) -> str:
         timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"
@@ -371,8 +385,16 @@ class ScheduleItem(Base):
 
     schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(36))
+    # Indexed: each fire looks for the items whose job failed, starting from the failed jobs.
+    job_id: Mapped[str] = mapped_column(String(36), index=True)
     added_at: Mapped[datetime]
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many times the item's chunk was requested again after its job failed (``job_id`` is the latest)."""
+    given_up_at: Mapped[datetime | None]
+    """Set when the chunk failed once more after the last retry allowed: the item is not imported, visibly."""
+
+    # The prune reads a schedule's oldest items without reading all of them.
+    __table_args__ = (Index("ix_schedule_items_schedule_id_added_at", "schedule_id", "added_at"),)
 
     def __repr__(self) -> str:
         return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"

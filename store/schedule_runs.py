@@ -5,6 +5,10 @@ tasks for the same fire (sent by two beats, or redelivered): the first inserts t
 the second finds the row and does nothing, or, when the row is still STARTED and its lease has run out (its task
 died), takes it over under a new owner token. Every write a run makes at the end is conditional on that token
 (:func:`lock_run`), so a task that was taken over cannot commit anything: at most one owner ever finishes a run.
+
+The unique index is the guarantee named ``unique-run`` (:mod:`store.guarantees`): a test build that switches it
+off inserts a second row for the same fire (its stored fire time moved by a few microseconds, as if no index
+guarded it), so a duplicate fire proceeds; the guarantee's tests must then fail.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from store import guarantees
+from store.clock import ledger_now
 from store.models import ImportJob, RunStatus, Schedule, ScheduleRun
 
 __all__ = [
@@ -70,7 +76,8 @@ def claim_run(
         status=RunStatus.STARTED,
         owner=owner,
         attempts=1,
-        lease_expires_at=now + timedelta(seconds=lease_s),
+        # The lease runs on the ledger's clock, so another host's take-over check agrees on when it ends.
+        lease_expires_at=ledger_now(session, now) + timedelta(seconds=lease_s),
         started_at=now,
         job_ids=[],
     )
@@ -78,27 +85,53 @@ def claim_run(
         with session.begin_nested():
             session.add(run)
     except IntegrityError:
-        return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+        if guarantees.enabled("unique-run"):
+            return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+        run = _unguarded_duplicate(session, run)
     if schedule.last_fire_at is None or schedule.last_fire_at < fire_time:
         schedule.last_fire_at = fire_time
     return RunClaim(run=run, existing=None)
 
 
+def _unguarded_duplicate(session: Session, run: ScheduleRun) -> ScheduleRun:
+    """Insert the run again as if no unique index guarded (schedule, fire time): for mutation runs only."""
+    for offset_us in range(1, 1000):
+        duplicate = ScheduleRun(
+            schedule_id=run.schedule_id,
+            fire_time=run.fire_time + timedelta(microseconds=offset_us),
+            trigger=run.trigger,
+            status=run.status,
+            owner=run.owner,
+            attempts=run.attempts,
+            lease_expires_at=run.lease_expires_at,
+            started_at=run.started_at,
+            job_ids=[],
+        )
+        try:
+            with session.begin_nested():
+                session.add(duplicate)
+        except IntegrityError:
+            continue
+        return duplicate
+    raise RuntimeError("no free fire time for an unguarded duplicate run")
+
+
 def _take_over(
     session: Session, schedule_id: str, fire_time: datetime, *, owner: str, now: datetime, lease_s: float
 ) -> RunClaim:
+    at = ledger_now(session, now)
     stmt = (
         update(ScheduleRun)
         .where(
             ScheduleRun.schedule_id == schedule_id,
             ScheduleRun.fire_time == fire_time,
             ScheduleRun.status == RunStatus.STARTED,
-            ScheduleRun.lease_expires_at <= now,
+            ScheduleRun.lease_expires_at <= at,
         )
         .values(
             owner=owner,
             attempts=ScheduleRun.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease_s),
+            lease_expires_at=at + timedelta(seconds=lease_s),
             started_at=now,
         )
         .returning(ScheduleRun)
@@ -156,11 +189,13 @@ def jobs_of_runs(session: Session, runs: Iterable[ScheduleRun]) -> dict[str, Imp
     return found
 
 
-def prune_runs(session: Session, schedule_id: str, *, keep: int) -> int:
-    """Delete all but the ``keep`` latest finished runs of a schedule; returns how many went.
+def prune_runs(session: Session, schedule_id: str, *, keep: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` of a schedule's finished runs beyond its ``keep`` latest; returns how many went.
 
-    Old runs are history, not protection: a very late duplicate of a pruned fire still finds its job by
-    idempotency key, its window behind the watermark, or its items in the imported list.
+    Counted per schedule, so every schedule keeps its own last ``keep`` runs whatever the others do; ``limit``
+    bounds one call (a backlog drains over several fires). Old runs are history, not protection: a very late
+    duplicate of a pruned fire still finds its job by idempotency key, its window behind the watermark, or its
+    items in the imported list.
     """
     cutoff = (
         select(ScheduleRun.fire_time)
@@ -170,11 +205,18 @@ def prune_runs(session: Session, schedule_id: str, *, keep: int) -> int:
         .limit(1)
         .scalar_subquery()
     )
-    result = session.execute(
-        delete(ScheduleRun).where(
+    doomed = (
+        select(ScheduleRun.id)
+        .where(
             ScheduleRun.schedule_id == schedule_id,
             ScheduleRun.status != RunStatus.STARTED,
             ScheduleRun.fire_time <= cutoff,
         )
+        .limit(limit)
     )
+    # Materialised first: a DELETE whose IN (...) reads the table it deletes from is refused by some backends.
+    ids = list(session.scalars(doomed))
+    if not ids:
+        return 0
+    result = session.execute(delete(ScheduleRun).where(ScheduleRun.id.in_(ids)))
     return int(getattr(result, "rowcount", 0) or 0)

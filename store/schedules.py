@@ -10,6 +10,11 @@ Errors (all :class:`store.errors.StoreError`)::
     ├── ScheduleNotFoundError     no schedule has that name
     ├── ScheduleExistsError       the name is taken
     └── FileScheduleError         the change must be made in the schedules file instead
+
+Removing a schedule keeps its history by default: the row is marked removed (it no longer fires and is not
+listed), its runs and its imported-item list stay, and adding a schedule of the same name again (on the command
+line or in a schedules file) brings it back with that list, so nothing it imported is imported again. Only
+``forget=True`` deletes the row, its runs and its items.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "mark_finished",
     "remove_schedule",
     "require_schedule",
+    "revive_schedule",
     "set_paused",
     "sync_file_schedules",
 ]
@@ -116,12 +122,17 @@ class ScheduleDefinition:
 
 @dataclass
 class SyncReport:
-    """What a sync of the schedules file changed in the table."""
+    """What a sync of the schedules file changed in the table.
+
+    ``conflicts`` are names taken by a command-line schedule, ``foreign`` names defined by another schedules file:
+    both are left alone.
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -135,15 +146,24 @@ def _initial_watermark(definition: ScheduleDefinition, now: datetime) -> datetim
 
 
 def create_schedule(
-    session: Session, definition: ScheduleDefinition, *, source: ScheduleSource, now: datetime
+    session: Session,
+    definition: ScheduleDefinition,
+    *,
+    source: ScheduleSource,
+    now: datetime,
+    source_file: str | None = None,
 ) -> Schedule:
-    """Store a new schedule. It fires from the first fire time after ``now``.
+    """Store a new schedule (``source_file``: the schedules file it comes from). It fires from the first fire time
+    after ``now``. A schedule of that name removed with its history kept is brought back instead
+    (:func:`revive_schedule`), with its imported-item list.
 
     :raises ScheduleExistsError: the name is taken (checked again by the unique index, so two concurrent
         creators cannot both win).
     """
     existing = get_schedule(session, definition.name)
     if existing is not None:
+        if existing.removed_at is not None:
+            return revive_schedule(existing, definition, source=source, source_file=source_file, now=now)
         raise ScheduleExistsError(definition.name, existing.source)
     schedule = Schedule(
         id=str(uuid.uuid4()),
@@ -160,6 +180,7 @@ def create_schedule(
         watermark=_initial_watermark(definition, now),
         created_at=now,
         updated_at=now,
+        source_file=source_file,
     )
     try:
         with session.begin_nested():
@@ -170,30 +191,54 @@ def create_schedule(
     return schedule
 
 
+def revive_schedule(
+    schedule: Schedule,
+    definition: ScheduleDefinition,
+    *,
+    source: ScheduleSource,
+    source_file: str | None,
+    now: datetime,
+) -> Schedule:
+    """Bring back a schedule removed with its history kept, under ``definition``: it keeps its imported items (and
+    its watermark, unless the kind changed) and fires from the first fire time after ``now``."""
+    _update(schedule, definition, now=now)
+    schedule.source = source
+    schedule.source_file = source_file
+    schedule.removed_at = None
+    schedule.paused = definition.paused
+    schedule.fires_after = max(schedule.fires_after, now)
+    return schedule
+
+
 def get_schedule(session: Session, name: str) -> Schedule | None:
-    """The schedule named ``name``, or None."""
+    """The schedule named ``name`` (a removed one too: check ``removed_at``), or None."""
     return session.scalars(
         select(Schedule).where(Schedule.name == name).execution_options(populate_existing=True)
     ).one_or_none()
 
 
-def require_schedule(session: Session, name: str, *, for_update: bool = False) -> Schedule:
+def require_schedule(
+    session: Session, name: str, *, for_update: bool = False, include_removed: bool = False
+) -> Schedule:
     """The schedule named ``name``, freshly read (row-locked on PostgreSQL with ``for_update``).
 
-    :raises ScheduleNotFoundError: no such schedule.
+    :raises ScheduleNotFoundError: no such schedule (or it was removed, unless ``include_removed``).
     """
     query = select(Schedule).where(Schedule.name == name).execution_options(populate_existing=True)
     if for_update:
         query = query.with_for_update()
     schedule = session.scalars(query).one_or_none()
-    if schedule is None:
+    if schedule is None or (schedule.removed_at is not None and not include_removed):
         raise ScheduleNotFoundError(name)
     return schedule
 
 
-def list_schedules(session: Session) -> list[Schedule]:
-    """Every schedule, by name."""
-    return list(session.scalars(select(Schedule).order_by(Schedule.name)))
+def list_schedules(session: Session, *, include_removed: bool = False) -> list[Schedule]:
+    """Every schedule (not the removed ones unless ``include_removed``), by name."""
+    query = select(Schedule).order_by(Schedule.name)
+    if not include_removed:
+        query = query.where(Schedule.removed_at.is_(None))
+    return list(session.scalars(query))
 
 
 def set_paused(session: Session, name: str, paused: bool, *, now: datetime) -> Schedule:
@@ -211,16 +256,29 @@ def set_paused(session: Session, name: str, paused: bool, *, now: datetime) -> S
     return schedule
 
 
-def remove_schedule(session: Session, name: str, *, allow_file: bool = False) -> None:
-    """Delete a schedule with its run history and its imported-item list (its jobs stay in the ledger).
+def remove_schedule(
+    session: Session, name: str, *, now: datetime, allow_file: bool = False, forget: bool = False
+) -> None:
+    """Stop a schedule for good. By default its run history and imported-item list are kept (the row is marked
+    removed: re-adding the name brings them back); with ``forget`` the row, its runs and its items are deleted
+    (its jobs stay in the ledger either way). Forgetting a schedule already removed is allowed.
 
     :raises ScheduleNotFoundError: no such schedule.
     :raises FileScheduleError: the schedule comes from the schedules file and ``allow_file`` is False.
     """
-    schedule = require_schedule(session, name, for_update=True)
-    if schedule.source == ScheduleSource.FILE and not allow_file:
+    schedule = require_schedule(session, name, for_update=True, include_removed=forget)
+    if schedule.source == ScheduleSource.FILE and schedule.removed_at is None and not allow_file:
         raise FileScheduleError(name, "remove")
-    _delete(session, schedule)
+    if forget:
+        _delete(session, schedule)
+    else:
+        _mark_removed(schedule, now=now)
+
+
+def _mark_removed(schedule: Schedule, *, now: datetime) -> None:
+    if schedule.removed_at is None:
+        schedule.removed_at = now
+        schedule.updated_at = now
 
 
 def _delete(session: Session, schedule: Schedule) -> None:
@@ -273,37 +331,47 @@ def add_items(session: Session, schedule_id: str, job_id: str, item_ids: Sequenc
 
 
 def sync_file_schedules(
-    session: Session, definitions: Collection[ScheduleDefinition], *, now: datetime
+    session: Session, definitions: Collection[ScheduleDefinition], *, now: datetime, source_file: str
 ) -> SyncReport:
-    """Make the file schedules in the table match ``definitions`` (the whole file).
+    """Make the schedules that came from the file ``source_file`` match ``definitions`` (the whole file).
 
-    New names are added, changed definitions updated (watermark, imported items, pause state and history are
-    kept), and file schedules no longer in the file removed. A name already used by a command-line schedule is
-    left alone and reported as a conflict. Safe to run from several beats at once: a concurrent insert of the
-    same name raises ``IntegrityError`` at commit, and the caller syncs again.
+    New names are added (a removed schedule of that name comes back with its imported items), changed
+    definitions updated (watermark, imported items, pause state and history are kept), and schedules of this
+    file no longer in it removed with their history kept. A sync never touches a schedule defined elsewhere:
+    a name used by a command-line schedule is reported in ``conflicts``, one defined by another schedules file
+    (two beats reading different files) in ``foreign``, and neither is changed or removed. A file schedule
+    stored before files were recorded is adopted by the first file that names it, and never removed by a file
+    that does not. Safe to run from several beats at once: a concurrent insert of the same name raises
+    ``IntegrityError`` at commit, and the caller syncs again.
     """
     report = SyncReport()
     wanted = {definition.name: definition for definition in definitions}
-    existing = {schedule.name: schedule for schedule in list_schedules(session)}
+    existing = {schedule.name: schedule for schedule in list_schedules(session, include_removed=True)}
     for name, definition in sorted(wanted.items()):
         schedule = existing.get(name)
-        if schedule is None:
-            create_schedule(session, definition, source=ScheduleSource.FILE, now=now)
+        if schedule is None or schedule.removed_at is not None:
+            create_schedule(session, definition, source=ScheduleSource.FILE, now=now, source_file=source_file)
             report.added.append(name)
         elif schedule.source != ScheduleSource.FILE:
             report.conflicts.append(name)
-        elif not definition.same_as(schedule):
+        elif schedule.source_file not in (None, source_file):
+            report.foreign.append(name)
+        elif not definition.same_as(schedule) or schedule.source_file is None:
             _update(schedule, definition, now=now)
+            schedule.source_file = source_file
             report.updated.append(name)
     for name, schedule in sorted(existing.items()):
-        if schedule.source == ScheduleSource.FILE and name not in wanted:
-            _delete(session, schedule)
+        ours = schedule.source == ScheduleSource.FILE and schedule.source_file == source_file
+        if ours and schedule.removed_at is None and name not in wanted:
+            _mark_removed(schedule, now=now)
             report.removed.append(name)
     return report
 
 
 def _update(schedule: Schedule, definition: ScheduleDefinition, *, now: datetime) -> None:
     kind_changed = schedule.kind != definition.kind
+    if kind_changed or schedule.params.get("from_dataset_id") != definition.params.get("from_dataset_id"):
+        schedule.copy_page = None  # a page number of another source (or kind) means nothing here
     schedule.kind = definition.kind
     schedule.import_kind = definition.import_kind
     schedule.dataset_id = definition.dataset_id

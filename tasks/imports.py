@@ -13,18 +13,20 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
 
+from store.clock import LedgerClock
 from store.jobs import get_job
 
 from . import metrics
 from .poll_loop import run_poll_rounds
 from .recovery import recover as run_recovery
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 from .submission import SubmitOutcome, submit_job
 
 log = logging.getLogger(__name__)
@@ -34,14 +36,39 @@ POLL_DUE = "dsimport.poll_due"
 FINALIZE = "dsimport.finalize"
 RECOVER = "dsimport.recover"
 
-# Submit outcomes that mean the API call failed (for the API error counter of /metrics); SKIPPED made no call.
+# Submit outcomes that mean the API call failed (for the API error counter of /metrics), and those that made one.
 _SUBMIT_API_ERRORS = frozenset(
     {SubmitOutcome.REJECTED, SubmitOutcome.RETRY, SubmitOutcome.FAILED, SubmitOutcome.AMBIGUOUS}
 )
+_SUBMIT_API_CALLS = _SUBMIT_API_ERRORS | {SubmitOutcome.ACCEPTED, SubmitOutcome.SUPERSEDED}
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The time the tasks stamp and schedule with: the ledger's (the database's) clock, read through this host's.
+
+    Due times and submit starts written by one worker are compared by others; on the database's clock they mean
+    the same to every worker, whatever each host's own clock says (see :mod:`store.clock`).
+    """
+    return _ledger_clock(get_runtime())()
+
+
+def process_now(offset_s: float = 0.0) -> datetime:
+    """This host's own clock, shifted by ``offset_s`` (``DSIMPORT_CLOCK_OFFSET_S``: tests play a skewed host)."""
+    return datetime.now(UTC) + timedelta(seconds=offset_s)
+
+
+_clock_lock = threading.Lock()
+_clock: tuple[Runtime, LedgerClock] | None = None
+
+
+def _ledger_clock(runtime: Runtime) -> LedgerClock:
+    # One clock per runtime (and so per process: the runtime is rebuilt after a fork), keeping its measured offset.
+    global _clock
+    with _clock_lock:
+        if _clock is None or _clock[0] is not runtime:
+            offset_s = runtime.tuning.clock_offset_s
+            _clock = (runtime, LedgerClock(runtime.session_factory, local=lambda: process_now(offset_s)))
+        return _clock[1]
 
 
 def worker_identity() -> str:
@@ -72,8 +99,13 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
             policy=runtime.poll_policy,
             lease_s=tuning.lease_s,
             final_attempt=self.request.retries >= tuning.submit_max_retries,
+            post_deadline_s=tuning.post_deadline_s,
         )
-    if result.outcome != SubmitOutcome.SKIPPED:
+    if result.outcome == SubmitOutcome.DEFERRED:
+        # A fresh message, not a retry: waiting out the API's Retry-After is not a failed attempt.
+        submit.apply_async(args=[job_id], countdown=result.retry_after_s)
+        return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+    if result.outcome in _SUBMIT_API_CALLS:
         metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
     if result.outcome == SubmitOutcome.RETRY:
         backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)

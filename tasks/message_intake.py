@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import guarantees
 from store.dead_letters import decode_body, mark_retried, record_dead_letter, require_dead_letter
 from store.models import ImportKind
 
@@ -162,7 +163,8 @@ class Intake:
             now=self.now(),
             deadline_s=self.deadline_s,
             send=self.send,
-            idempotency_key=idempotency_key(request.id),
+            # Without the message's own key (a mutation run only) each delivery gets a fresh one: a duplicate job.
+            idempotency_key=idempotency_key(request.id) if guarantees.enabled("message-key") else None,
         )
         return IntakeResult(
             outcome=Outcome.CREATED if requested.created else Outcome.DUPLICATE,

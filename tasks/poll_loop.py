@@ -41,6 +41,7 @@ async def _run_rounds(
         total.claimed += report.claimed
         total.api_calls += report.api_calls
         total.errors += report.errors
+        total.released += report.released
         total.finished.extend(report.finished)
         if on_finished is not None and report.finished:
             on_finished(report.finished)

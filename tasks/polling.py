@@ -1,13 +1,20 @@
-"""The batch poller: one round claims due jobs, observes their remote tasks concurrently, writes once.
+"""The batch poller: one round claims due jobs, observes their remote tasks concurrently, writes as answers come.
 
 No job is waited on by a sleeping task: a job waiting for its remote task is only a row with ``next_poll_at``. A
 periodic task runs rounds; each round claims due RUNNING jobs under a lease (so several workers never poll the same
-job at once), observes them with a bound on concurrency, and writes every change in one transaction. When several
-due jobs share a dataset, pages of ``list_tasks`` replace their ``fetch_task`` calls.
+job at once), observes them with a bound on concurrency, and writes the results back in slices while it goes on
+(:mod:`tasks.poll_writeback`). When several due jobs share a dataset, pages of ``list_tasks`` replace their
+``fetch_task`` calls.
+
+A round ends at the latest ``ROUND_LEASE_FRACTION`` of the lease after its claim. Requests still outstanding then
+are abandoned and their jobs released, to be polled again by the next round: a hanging request (a slow gateway, a
+server that never answers) can neither hold back the other jobs' results nor make the round outlive its lease, after
+which another poller may claim the batch and every result of this one would be dropped. Each round claims under an
+owner of its own, so even two rounds of one process cannot write over each other.
 
 What it costs per job is kept small (``bench/poll_path.py`` and ``bench/inflight.py`` measure it): requests are
 spread over several small clients, because an httpx pool scans every one of its connections on each request; a
-round's updates go out as one executemany UPDATE, with one savepoint per job only if a row changed under us; and
+slice's updates go out as one executemany UPDATE, with one savepoint per job only if a row changed under us; and
 :mod:`tasks.poll_loop` keeps the event loop and these clients from one poll call to the next.
 """
 
@@ -19,22 +26,31 @@ import itertools
 import logging
 import math
 import random
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, bindparam, inspect, select, update
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from api_client import ApiError, AsyncDatasetsClient
+from store.jobs import claim_due_jobs, release_poll_claims
 
-from api_client import ApiError, AsyncDatasetsClient, DatasetImportTask
-from store.jobs import claim_due_jobs
-from store.models import ImportJob, JobStatus
-
-from .outcomes import Observation, apply_observation
+from .outcomes import Observation
+from .poll_writeback import SliceWriter, write_back
 from .runtime import Runtime
+
+__all__ = [
+    "ROUND_LEASE_FRACTION",
+    "DueJob",
+    "Observed",
+    "PollClients",
+    "RoundReport",
+    "claim",
+    "observe",
+    "poll_round",
+    "release",
+    "write_back",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,11 @@ LIST_PAGE_SIZE = 100
 # Requests in flight per API client. httpcore walks all of a pool's connections on every request, so one client
 # with many connections spends more time choosing a connection than sending; several small ones do not.
 REQUESTS_PER_CLIENT = 8
+# A round ends by this share of the lease after its claim: what it learned is written while the claims hold, and
+# the half left covers the last write and the release of the jobs it could not observe in time.
+ROUND_LEASE_FRACTION = 0.5
+# Results wait at most this share of the lease before they are written.
+WRITE_INTERVAL_LEASE_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,25 @@ class RoundReport:
     api_calls: int = 0
     finished: list[tuple[str, str]] = field(default_factory=list)
     errors: int = 0
+    # Jobs whose request was still outstanding at the round's end: released, to be polled again next round.
+    released: int = 0
+
+
+@dataclass
+class Observed:
+    """What a round has learned so far: observations by job id (each also handed to ``sink``) and API calls made.
+
+    Filled while the round goes on, so that a round cut short still has everything that did arrive.
+    """
+
+    by_job: dict[str, Observation] = field(default_factory=dict)
+    calls: int = 0
+    sink: Callable[[str, Observation], None] | None = None
+
+    def add(self, job_id: str, observation: Observation) -> None:
+        self.by_job[job_id] = observation
+        if self.sink is not None:
+            self.sink(job_id, observation)
 
 
 async def observe(
@@ -68,54 +108,51 @@ async def observe(
     *,
     concurrency: int,
     group_threshold: int,
+    into: Observed | None = None,
 ) -> tuple[dict[str, Observation], int]:
     """Observe each due job's remote task; returns observations by job id and the number of API calls made.
 
-    With several clients, calls go to them in turn.
+    With several clients, calls go to them in turn. Each observation is added to ``into`` as soon as it is known.
     """
     clients = [client] if isinstance(client, AsyncDatasetsClient) else list(client)
     turn = itertools.cycle(clients)
     semaphore = asyncio.Semaphore(concurrency)
-    calls = 0
-    observations: dict[str, Observation] = {}
+    observed = into if into is not None else Observed()
     by_dataset: dict[str, list[DueJob]] = defaultdict(list)
     for job in due:
         by_dataset[job.dataset_id].append(job)
 
     async def fetch_one(job: DueJob) -> None:
-        nonlocal calls
         async with semaphore:
-            calls += 1
+            observed.calls += 1
             try:
                 task = await next(turn).fetch_task(job.dataset_id, job.remote_task_id)
             except ApiError as exc:
-                observations[job.job_id] = Observation(error=exc)
+                observed.add(job.job_id, Observation(error=exc))
             else:
-                observations[job.job_id] = Observation(task=task)
+                observed.add(job.job_id, Observation(task=task))
 
     async def list_dataset(dataset_id: str, jobs: list[DueJob]) -> None:
-        nonlocal calls
         wanted = {job.remote_task_id: job for job in jobs}
-        found: dict[str, DatasetImportTask] = {}
+        found: set[str] = set()
         # Newest tasks come first in practice, but nothing promises it: read a bounded number of pages, then
         # fall back to fetch_task for whatever was not seen.
         max_pages = math.ceil(len(jobs) / LIST_PAGE_SIZE) + 1
         for page_number in range(1, max_pages + 1):
             async with semaphore:
-                calls += 1
+                observed.calls += 1
                 try:
                     page = await next(turn).list_tasks(dataset_id, page=page_number, page_size=LIST_PAGE_SIZE)
                 except ApiError as exc:
                     log.info("list_tasks failed for dataset %s (%s); falling back to fetch_task", dataset_id, exc)
                     break
             for task in page.results or []:
-                if task.id in wanted:
-                    found[task.id] = task
+                if task.id in wanted and task.id not in found:
+                    found.add(task.id)
+                    observed.add(wanted[task.id].job_id, Observation(task=task))
             # The contract leaves the shape of `next` open; `count` is the total, so it tells when pages run out.
             if len(found) == len(wanted) or page_number * LIST_PAGE_SIZE >= page.count or not page.results:
                 break
-        for task_id, task in found.items():
-            observations[wanted[task_id].job_id] = Observation(task=task)
         await asyncio.gather(*(fetch_one(job) for tid, job in wanted.items() if tid not in found))
 
     work = []
@@ -125,7 +162,7 @@ async def observe(
         else:
             work.extend(fetch_one(job) for job in jobs)
     await asyncio.gather(*work)
-    return observations, calls
+    return observed.by_job, observed.calls
 
 
 def claim(runtime: Runtime, *, owner: str, now: datetime) -> list[DueJob]:
@@ -140,108 +177,6 @@ def claim(runtime: Runtime, *, owner: str, now: datetime) -> list[DueJob]:
         due = [DueJob(j.id, j.dataset_id, j.remote_task_id) for j in jobs if j.remote_task_id]
         session.commit()
     return due
-
-
-def write_back(
-    runtime: Runtime,
-    observations: dict[str, Observation],
-    *,
-    owner: str,
-    now: datetime,
-    rng: random.Random,
-) -> list[tuple[str, str]]:
-    """Apply every observation in one transaction; returns (job id, status) of the jobs that ended."""
-    if not observations:
-        return []
-    try:
-        return _write_back(runtime, observations, owner=owner, now=now, rng=rng, savepoints=False)
-    except StaleDataError:
-        # A row changed between our read and our write (only possible where rows are not locked): redo the batch
-        # one savepoint per job, so that job fails alone.
-        log.info("a polled job changed during write-back; applying the batch job by job")
-        return _write_back(runtime, observations, owner=owner, now=now, rng=rng, savepoints=True)
-
-
-def _write_back(
-    runtime: Runtime,
-    observations: dict[str, Observation],
-    *,
-    owner: str,
-    now: datetime,
-    rng: random.Random,
-    savepoints: bool,
-) -> list[tuple[str, str]]:
-    finished: list[tuple[str, str]] = []
-    with runtime.session_factory() as session:
-        # FOR UPDATE (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the write lock) keeps the rows as read
-        # until commit, so the whole batch can be written at once.
-        query = select(ImportJob).where(ImportJob.id.in_(list(observations))).with_for_update()
-        applied_to: list[ImportJob] = []
-        for job in session.scalars(query).all():
-            # A job cancelled (or re-claimed after our lease ran out) while we were away is no longer ours.
-            if job.status != JobStatus.RUNNING or job.lease_owner != owner:
-                continue
-            try:
-                with session.begin_nested() if savepoints else contextlib.nullcontext():
-                    applied = apply_observation(
-                        job,
-                        observations[job.id],
-                        now=now,
-                        policy=runtime.poll_policy,
-                        rng=rng,
-                        stuck_after_s=runtime.tuning.stuck_remote_status_s,
-                    )
-            except StaleDataError:
-                log.info("job %s changed while being polled; its observation is dropped", job.id)
-                continue
-            applied_to.append(job)
-            if applied.finished and applied.status is not None:
-                finished.append((job.id, str(applied.status)))
-        if not savepoints:
-            _update_in_one_statement(session, applied_to)
-        session.commit()
-    return finished
-
-
-def _update_in_one_statement(session: Session, jobs: list[ImportJob]) -> None:
-    """Write the jobs' changed columns with one executemany UPDATE, then drop them from the session.
-
-    The ORM would send one UPDATE per job: a versioned row cannot be batched, since each row's version must be
-    checked. The WHERE clause here checks it all the same, and a count short of the batch raises
-    ``StaleDataError`` as the ORM would. Event rows added by the transitions stay in the session and are inserted
-    at commit.
-    """
-    if not jobs:
-        return
-    mapper = inspect(ImportJob)
-    # committed_state holds the attributes set since the job was loaded (the ones the ORM would write).
-    touched = set().union(*(inspect(job).committed_state for job in jobs))
-    changed = [prop for prop in mapper.column_attrs if prop.key in touched and prop.key != "version"]
-    if not changed:
-        return
-    table = ImportJob.__table__
-    assert isinstance(table, Table)
-    values: dict[Any, Any] = {
-        table.c[prop.columns[0].name]: bindparam(f"v_{prop.key}", type_=prop.columns[0].type) for prop in changed
-    }
-    values[table.c.version] = bindparam("v_version", type_=table.c.version.type)
-    statement = (
-        update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version")).values(values)
-    )
-    rows = [
-        {
-            "b_id": job.id,
-            "b_version": job.version,
-            "v_version": job.version + 1,
-            **{f"v_{prop.key}": getattr(job, prop.key) for prop in changed},
-        }
-        for job in jobs
-    ]
-    for job in jobs:
-        session.expunge(job)
-    result = session.connection().execute(statement, rows)
-    if session.get_bind().dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
-        raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} polled jobs changed under the poller")
 
 
 class PollClients:
@@ -272,24 +207,61 @@ async def poll_round(
     rng: random.Random,
     clients: PollClients | None = None,
 ) -> RoundReport:
-    """Claim, observe and write back one batch of due jobs."""
+    """Claim one batch of due jobs, observe them and write the results back as they arrive.
+
+    Returns within ``ROUND_LEASE_FRACTION`` of the lease (plus the last write): jobs not observed by then are
+    released, not dropped.
+    """
     report = RoundReport()
-    due = claim(runtime, owner=owner, now=now())
+    lease_s = runtime.tuning.lease_s
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + lease_s * ROUND_LEASE_FRACTION
+    # The round's own name on its claims: the write-back's lease check then tells this round from any other,
+    # including another round of the same process.
+    round_owner = f"{owner}/{secrets.token_hex(4)}"
+    due = claim(runtime, owner=round_owner, now=now())
     report.claimed = len(due)
     if not due:
         return report
+    writer = SliceWriter(
+        runtime, owner=round_owner, now=now, rng=rng, interval_s=lease_s * WRITE_INTERVAL_LEASE_FRACTION
+    )
+    observed = Observed(sink=writer.add)
     own = clients is None
     opened = clients or PollClients(runtime)
     try:
-        observations, report.api_calls = await observe(
-            await opened.get(),
-            due,
-            concurrency=runtime.tuning.poll_concurrency,
-            group_threshold=runtime.tuning.poll_group_threshold,
-        )
+        async with writer.running():
+            try:
+                async with asyncio.timeout_at(ends_at):
+                    await observe(
+                        await opened.get(),
+                        due,
+                        concurrency=runtime.tuning.poll_concurrency,
+                        group_threshold=runtime.tuning.poll_group_threshold,
+                        into=observed,
+                    )
+            except TimeoutError:
+                log.warning(
+                    "poll round: %d of %d jobs still unanswered after %.1f s; released for the next round",
+                    len(due) - len(observed.by_job),
+                    len(due),
+                    lease_s * ROUND_LEASE_FRACTION,
+                )
     finally:
         if own:
             await opened.aclose()
-    report.errors = sum(1 for o in observations.values() if o.error is not None)
-    report.finished = write_back(runtime, observations, owner=owner, now=now(), rng=rng)
+    unanswered = [job.job_id for job in due if job.job_id not in observed.by_job]
+    if unanswered:
+        report.released = await asyncio.to_thread(release, runtime, unanswered, owner=round_owner)
+    report.api_calls = observed.calls
+    report.errors = sum(1 for o in observed.by_job.values() if o.error is not None)
+    report.finished = writer.finished
     return report
+
+
+def release(runtime: Runtime, job_ids: list[str], *, owner: str) -> int:
+    """Give back claimed jobs that were not observed; returns how many were still ours to give back."""
+    with runtime.session_factory() as session:
+        released = release_poll_claims(session, job_ids, owner=owner)
+        session.commit()
+    return released

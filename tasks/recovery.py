@@ -4,8 +4,10 @@
   the sender died after the commit): send it again. Sending twice is harmless, ``begin_submit`` lets one through.
 - A SUBMITTING job whose lease ran out was being POSTed by a worker that died or could not tell whether the API
   got the request. The API has no idempotency key, so before any second POST we look for a remote task on that
-  dataset created while the job was being submitted and owned by no other job, and adopt it. Only when there is
-  none does the job go back to PENDING to be sent again.
+  dataset created while the job was being submitted and owned by no other job, and adopt it. Only when a complete
+  scan of the dataset's tasks (:mod:`tasks.orphan_scan`) found none does the job go back to PENDING to be sent
+  again, or end EXPIRED if it is past its deadline: nothing is sent for a job past its deadline. A scan that could
+  not finish says nothing: the jobs keep waiting, their leases released, until a later sweep completes one.
 
 Interrupted submits on one dataset whose windows overlap are resolved together, since a task in the window may be
 any one's (tasks do not say what they import), and not while any of them is still being submitted (its lease is
@@ -29,11 +31,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api_client import ApiError, DatasetImportTask, DatasetsClient
+from store import guarantees
 from store.jobs import overdue_jobs, remote_task_ids_for_dataset, stale_jobs
-from store.leases import acquire_lease, release_lease
+from store.leases import acquire_lease
 from store.models import ImportJob, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
 
+from .orphan_scan import ADOPTION_MAX_PAGES, ScanIncomplete, find_orphan_tasks
 from .outcomes import first_poll_at
 from .runtime import Runtime
 
@@ -41,8 +45,9 @@ log = logging.getLogger(__name__)
 
 # Clocks differ between us and the API; a remote task created slightly "before" our submit can still be ours.
 CLOCK_SKEW = timedelta(seconds=5)
-# Pages of list_tasks read when looking for a task to adopt; recent tasks come first in practice.
-ADOPTION_PAGES = 5
+# Share of the lease one lookup may take: the group's leases must outlive it, or another sweep could take the
+# jobs while this one still decides for them (its writes would then be dropped, but its API calls wasted).
+SCAN_LEASE_FRACTION = 0.5
 # Most interrupted submits resolved together (a bound on the lookup, not a limit anyone should reach).
 _MAX_GROUP = 50
 
@@ -140,17 +145,16 @@ def _resolve_submitting(
                 # task of ours be younger than this sweep: one that is was started by a submit begun since.
                 until=min(max(starts) + timedelta(seconds=lease_s) + CLOCK_SKEW, at),
                 owned=owned,
+                max_pages=ADOPTION_MAX_PAGES,
+                time_budget_s=lease_s * SCAN_LEASE_FRACTION,
             )
-            if starts
+            if starts and guarantees.enabled("adoption")
             else []
         )
-    except ApiError as exc:
-        # Without the list we cannot rule out a remote task: leave the jobs for the next sweep.
+    except (ApiError, ScanIncomplete) as exc:
+        # Without the whole list we cannot rule out a remote task: leave the jobs for the next sweep.
         log.warning("job %s: cannot look for its remote task yet: %s", job_id, exc, extra={"job_id": job_id})
-        with runtime.session_factory() as session:
-            for member in members:
-                release_lease(session, member.job_id, owner=owner)
-            session.commit()
+        _wait_for_next_sweep(runtime, members, owner=owner, reason=str(exc))
         return
 
     plan, guessed = pair_tasks(members, candidates)
@@ -163,11 +167,37 @@ def _resolve_submitting(
             job.lease_owner = None
             job.lease_expires_at = None
             task = plan[member.job_id]
-            if task is None:
+            if task is None and _past_deadline(job, now()):
+                _expire(job, now=now(), report=report)
+            elif task is None:
                 _send_again(job, runtime, now=now(), report=report, note=guess)
             else:
                 _adopt(job, task, runtime, now=now(), report=report, note=guess)
         session.commit()
+
+
+def _wait_for_next_sweep(runtime: Runtime, members: list[_Interrupted], *, owner: str, reason: str) -> None:
+    """Release the group's leases and say on each job why it still waits (its outcome is unknown)."""
+    with runtime.session_factory() as session:
+        for member in members:
+            job = session.get(ImportJob, member.job_id)
+            if job is None or job.status != JobStatus.SUBMITTING or job.lease_owner != owner:
+                continue
+            job.lease_owner = None
+            job.lease_expires_at = None
+            job.last_error = f"submit outcome unknown, its remote task not looked up yet: {reason}"
+        session.commit()
+
+
+def _past_deadline(job: ImportJob, now: datetime) -> bool:
+    return job.deadline_at is not None and job.deadline_at <= now
+
+
+def _expire(job: ImportJob, *, now: datetime, report: RecoveryReport) -> None:
+    apply_transition(
+        job, JobStatus.EXPIRED, now=now, message="no remote task found after an interrupted submit, past its deadline"
+    )
+    report.finished.append((job.id, str(JobStatus.EXPIRED)))
 
 
 def _lease_group(
@@ -281,18 +311,3 @@ def _send_again(
         job.last_error = note
         log.warning("job %s sent again, %s", job.id, note, extra={"job_id": job.id})
     report.reset.append(job.id)
-
-
-def find_orphan_tasks(
-    client: DatasetsClient, dataset_id: str, *, since: datetime, until: datetime, owned: set[str]
-) -> list[DatasetImportTask]:
-    """The remote tasks on the dataset created between ``since`` and ``until`` and owned by no job, oldest first."""
-    candidates: list[DatasetImportTask] = []
-    for page_number in range(1, ADOPTION_PAGES + 1):
-        page = client.list_tasks(dataset_id, page=page_number, page_size=100)
-        for task in page.results or []:
-            if task.id not in owned and since <= task.created_at <= until:
-                candidates.append(task)
-        if page_number * 100 >= page.count or not page.results:
-            break
-    return sorted(candidates, key=lambda task: (task.created_at, task.id))

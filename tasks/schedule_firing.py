@@ -38,9 +38,8 @@ __all__ = ["RUNS_KEPT", "TRIGGERS", "FireContext", "FireOutcome", "FireReport", 
 log = logging.getLogger(__name__)
 
 TRIGGERS = ("beat", "manual")
-# History kept per schedule (an `--every 1s` schedule makes 86,400 runs a day); pruned now and then, not per fire.
+# History kept per schedule (an `--every 1s` schedule makes 86,400 runs a day), pruned on each of its own fires.
 RUNS_KEPT = 10_000
-_PRUNE_EVERY = 100
 
 _RUNNERS = {
     ScheduleKind.PLAIN: run_plain,
@@ -69,6 +68,8 @@ def fire(ctx: FireContext, name: str, fire_time: datetime, *, trigger: str = "be
         schedule = get_schedule(session, name)
         if schedule is None:
             return report(FireOutcome.UNKNOWN, "no such schedule (removed?)")
+        if schedule.removed_at is not None:
+            return report(FireOutcome.UNKNOWN, "the schedule was removed")
         if schedule.finished_at is not None:
             return report(FireOutcome.FINISHED, schedule.finished_reason)
         if schedule.paused and trigger == "beat":
@@ -84,8 +85,7 @@ def fire(ctx: FireContext, name: str, fire_time: datetime, *, trigger: str = "be
             return report(FireOutcome.DUPLICATE, f"this fire already ran ({status})")
         snapshot = ScheduleSnapshot.of(schedule)
         run = RunRef(run_id=claim.run.id, owner=owner, fire_time=fire_time, trigger=trigger)
-        if run.run_id % _PRUNE_EVERY == 0:
-            prune_runs(session, schedule.id, keep=RUNS_KEPT)
+        prune_runs(session, schedule.id, keep=RUNS_KEPT)
         session.commit()
     if claim.taken_over:
         log.warning("schedule %s: took over the run of %s left by a task that died", name, fire_time_iso(fire_time))

@@ -1,15 +1,25 @@
 """What each kind of schedule does with a run it has claimed.
 
 - plain: one import with the schedule's params, key ``schedule:NAME:FIRE_TIME``.
-- explorer-window: search the events created in ``[watermark, fire time)`` (and matching the filter), drop those
-  this schedule already imported, and request the rest in chunks, key ``schedule:NAME:FIRE_TIME:INDEX``. The jobs,
-  the list of imported ids and the watermark move together in one transaction: either every chunk is accepted
-  (its job row committed) and the watermark advances, or nothing is recorded and the next fire searches the same
-  window again.
+- explorer-window: search the events created in ``[watermark, fire time - settle lag)`` (and matching the
+  filter), drop those this schedule already imported, and request the rest in chunks, key
+  ``schedule:NAME:FIRE_TIME:INDEX``. The window stops ``settle_lag_s`` short of the fire time because an event is
+  searchable some time after its ``created_at`` (indexing, a remote clock behind ours): a window closed at the
+  fire time itself would pass such an event by, and the watermark would never come back to it. The jobs, the list
+  of imported ids and the watermark move together in one transaction: either every chunk is accepted (its job row
+  committed) and the watermark advances, or nothing is recorded and the next fire searches the same window again.
 - campaign-when-done: ask for the campaign's status; until it is COMPLETED, record the run as WAITING and return
   (no worker waits: the next fire asks again). Once COMPLETED, import it under the key
-  ``schedule:NAME:campaign:ID`` (one import, whichever fire gets there) and finish the schedule.
-- dataset-copy: list the source dataset's records and request those not copied yet, chunked like explorer-window.
+  ``schedule:NAME:campaign:ID``; the following fires look at that job: still running, WAITING; COMPLETED, the
+  schedule finishes; failed, it is requested again under ``…:retry:K`` up to :data:`CHUNK_RETRIES` times, after
+  which the schedule finishes with the reason.
+- dataset-copy: list at most ``copy_pages_per_fire`` pages of the source dataset's records, from the page where
+  the last fire stopped (``copy_page``), and request those not copied yet, chunked like explorer-window. At the
+  end of the listing the next fire starts again at page 1, so records that moved between pages (deletions, a
+  different order) are seen by a later pass; the imported list keeps each record to one copy.
+
+explorer-window and dataset-copy fires first retry the chunks of earlier fires whose job failed
+(:mod:`tasks.schedule_retries`), in the same transaction.
 
 Every run ends in :func:`finish_run` or in the item transaction, both of which first re-check (and lock) the run
 for this task's owner token, so a task whose run was taken over writes nothing.
@@ -27,15 +37,28 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient, time_window_filter
-from store.jobs import create_job
-from store.models import ImportKind, JobStatus, RunStatus, Schedule, ScheduleKind, ScheduleRun
+from store.jobs import create_job, get_job_by_key
+from store.models import (
+    TERMINAL_JOB_STATUSES,
+    ImportJob,
+    ImportKind,
+    JobStatus,
+    RunStatus,
+    Schedule,
+    ScheduleKind,
+    ScheduleRun,
+)
+from store.schedule_items import FAILED_JOB_STATUSES
 from store.schedule_runs import lock_run
 from store.schedules import add_items, advance_watermark, imported_item_ids, mark_finished
 
 from .fire_times import fire_time_iso
 from .requests import SOURCE_FIELDS, request_import, validate_params
+from .schedule_retries import CHUNK_RETRIES, RetryConflictError, retry_failed_chunks, retry_key
 
 __all__ = [
+    "COPY_PAGES_PER_FIRE",
+    "COPY_PAGE_SIZE",
     "FireContext",
     "FireOutcome",
     "FireReport",
@@ -53,6 +76,11 @@ log = logging.getLogger(__name__)
 
 # Campaign statuses after which it will never be COMPLETED: waiting longer is pointless.
 _CAMPAIGN_DEAD_ENDS = frozenset({"FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
+# dataset-copy reads at most this many pages of this many records per fire (5,000 records): a page is one short
+# API call, so a fire stays far inside the task's soft time limit however large the source, and a large source
+# is copied over several fires instead of one fire that never finishes.
+COPY_PAGE_SIZE = 100
+COPY_PAGES_PER_FIRE = 50
 
 
 class ScheduleRunError(Exception):
@@ -105,6 +133,10 @@ class FireContext:
     now: Callable[[], datetime]
     lease_s: float
     deadline_s: float
+    settle_lag_s: float
+    """explorer-window: how long before the fire time its window ends (events searchable late are not missed)."""
+    copy_page_size: int = COPY_PAGE_SIZE
+    copy_pages_per_fire: int = COPY_PAGES_PER_FIRE
 
 
 @dataclass(frozen=True)
@@ -119,6 +151,7 @@ class ScheduleSnapshot:
     params: dict[str, Any]
     watermark: datetime | None
     created_at: datetime
+    copy_page: int | None
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleSnapshot:
@@ -131,6 +164,7 @@ class ScheduleSnapshot:
             params=dict(schedule.params),
             watermark=schedule.watermark,
             created_at=schedule.created_at,
+            copy_page=schedule.copy_page,
         )
 
     @property
@@ -211,6 +245,10 @@ def run_plain(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> Fire
 
 def run_campaign_when_done(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
     campaign_id = str(schedule.params["campaign_id"])
+    first_key = f"{schedule.origin}:campaign:{campaign_id}"
+    retry, job = _latest_campaign_job(ctx, first_key)
+    if job is not None:
+        return _follow_campaign_import(ctx, schedule, run, campaign_id, first_key, retry, job)
     with ctx.client_factory() as client:
         status = client.fetch_campaign_status(campaign_id)
     if status in _CAMPAIGN_DEAD_ENDS:
@@ -219,8 +257,28 @@ def run_campaign_when_done(ctx: FireContext, schedule: ScheduleSnapshot, run: Ru
     if status != "COMPLETED":
         return finish_run(ctx, schedule, run, RunStatus.WAITING, message=f"campaign {campaign_id} is {status}")
     # Keyed by the campaign, not the fire: whichever fire sees it COMPLETED first imports it, the others get
-    # that same job back.
-    requested = request_import(
+    # that same job back. The schedule finishes once a later fire sees the import COMPLETED.
+    requested = _request_campaign(ctx, schedule, campaign_id, first_key)
+    return finish_run(
+        ctx, schedule, run, RunStatus.SUBMITTED, job_ids=[requested], message=f"campaign {campaign_id} is COMPLETED"
+    )
+
+
+def _latest_campaign_job(ctx: FireContext, first_key: str) -> tuple[int, ImportJob | None]:
+    """The campaign's latest import job (first, or retry K) and its retry number; (0, None) before the first."""
+    latest: tuple[int, ImportJob | None] = (0, None)
+    with ctx.session_factory() as session:
+        for retry in range(CHUNK_RETRIES + 1):
+            job = get_job_by_key(session, first_key if retry == 0 else retry_key(first_key, retry))
+            if job is None:
+                break
+            session.expunge(job)
+            latest = (retry, job)
+    return latest
+
+
+def _request_campaign(ctx: FireContext, schedule: ScheduleSnapshot, campaign_id: str, key: str) -> str:
+    return request_import(
         ctx.session_factory,
         kind=ImportKind.CAMPAIGN,
         dataset_id=schedule.dataset_id,
@@ -229,26 +287,54 @@ def run_campaign_when_done(ctx: FireContext, schedule: ScheduleSnapshot, run: Ru
         now=ctx.now(),
         deadline_s=ctx.deadline_s,
         send=ctx.send,
-        idempotency_key=f"{schedule.origin}:campaign:{campaign_id}",
+        idempotency_key=key,
+    ).job_id
+
+
+def _follow_campaign_import(
+    ctx: FireContext,
+    schedule: ScheduleSnapshot,
+    run: RunRef,
+    campaign_id: str,
+    first_key: str,
+    retry: int,
+    job: ImportJob,
+) -> FireReport:
+    """What a fire does once the campaign's import was requested: wait for it, finish, or request it again."""
+    if job.status == JobStatus.COMPLETED:
+        reason = f"campaign {campaign_id} completed and was imported by job {job.id}"
+        return finish_run(
+            ctx, schedule, run, RunStatus.EMPTY, job_ids=[job.id], message=reason, finish_schedule=reason
+        )
+    if job.status not in TERMINAL_JOB_STATUSES:
+        message = f"campaign {campaign_id}: import job {job.id} is {job.status}"
+        return finish_run(ctx, schedule, run, RunStatus.WAITING, job_ids=[job.id], message=message)
+    may_have_imported = job.status == JobStatus.EXPIRED and (
+        job.remote_task_id is not None or job.submit_started_at is not None
     )
-    return finish_run(
-        ctx,
-        schedule,
-        run,
-        RunStatus.SUBMITTED,
-        job_ids=[requested.job_id],
-        message=f"campaign {campaign_id} is COMPLETED",
-        finish_schedule=f"campaign {campaign_id} completed and was imported by job {requested.job_id}",
+    if job.status not in FAILED_JOB_STATUSES or may_have_imported or retry >= CHUNK_RETRIES:
+        why = f"after {retry} retries" if retry >= CHUNK_RETRIES else "not retried"
+        reason = f"campaign {campaign_id}: import job {job.id} ended {job.status}, {why}"
+        log.warning("schedule %s: %s", schedule.name, reason)
+        return finish_run(
+            ctx, schedule, run, RunStatus.FAILED, job_ids=[job.id], message=reason, finish_schedule=reason
+        )
+    requested = _request_campaign(ctx, schedule, campaign_id, retry_key(first_key, retry + 1))
+    message = (
+        f"campaign {campaign_id}: import job {job.id} ended {job.status}: "
+        f"retry {retry + 1} of {CHUNK_RETRIES} is job {requested}"
     )
+    log.warning("schedule %s: %s", schedule.name, message)
+    return finish_run(ctx, schedule, run, RunStatus.SUBMITTED, job_ids=[requested], message=message)
 
 
 def run_explorer_window(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
     start = schedule.watermark or schedule.created_at
-    end = run.fire_time
+    end = run.fire_time - timedelta(seconds=ctx.settle_lag_s)
     if end <= start:
-        return finish_run(
-            ctx, schedule, run, RunStatus.EMPTY, message=f"window already covered up to {fire_time_iso(start)}"
-        )
+        # Nothing to search yet, but failed chunks of earlier fires are still retried.
+        message = f"window ending {fire_time_iso(end)} already covered up to {fire_time_iso(start)}"
+        return import_new_items(ctx, schedule, run, [], chunk_size=1, window=None, note=message)
     extra = schedule.params.get("filter")
     with ctx.client_factory() as client:
         found = client.search_event_ids(time_window_filter(start, end, extra=extra))
@@ -259,9 +345,29 @@ def run_explorer_window(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRe
 
 def run_dataset_copy(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
     source = str(schedule.params["from_dataset_id"])
+    first = page = schedule.copy_page or 1
+    found: list[str] = []
+    complete = False
     with ctx.client_factory() as client:
-        found = [record.id for record in client.iter_records(source)]
-    return import_new_items(ctx, schedule, run, found, chunk_size=int(schedule.params["chunk_size"]), window=None)
+        while True:
+            listing = client.list_records(source, page, ctx.copy_page_size)
+            found.extend(record.id for record in listing.results)
+            # The end of the listing: a short page, or the count reached (a server may ignore page numbers).
+            complete = len(listing.results) < ctx.copy_page_size or page * ctx.copy_page_size >= listing.count
+            if complete or page - first + 1 >= ctx.copy_pages_per_fire:
+                break
+            page += 1
+    note = f"source pages {first}-{page}" + (", end of the source: next fire starts at page 1" if complete else "")
+    return import_new_items(
+        ctx,
+        schedule,
+        run,
+        found,
+        chunk_size=int(schedule.params["chunk_size"]),
+        window=None,
+        next_copy_page=1 if complete else page + 1,
+        note=note,
+    )
 
 
 def import_new_items(
@@ -272,18 +378,20 @@ def import_new_items(
     *,
     chunk_size: int,
     window: tuple[datetime, datetime] | None,
+    next_copy_page: int | None = None,
+    note: str | None = None,
 ) -> FireReport:
-    """Request the items of ``found`` this schedule has not imported yet, ``chunk_size`` per job.
+    """Retry the failed chunks of earlier fires, then request the items of ``found`` this schedule has not
+    imported yet, ``chunk_size`` per job.
 
     One transaction holds the run's lock and the schedule's lock (so two fires of one schedule never both take
-    the same item), creates every chunk's job, records the items, advances the watermark to the window's end and
-    closes the run. Submit messages are sent after the commit; one that fails to go out leaves its job PENDING for
-    the recovery sweep.
+    the same item), creates every chunk's job, records the items, advances the watermark to the window's end (or
+    the copy's page cursor to ``next_copy_page``) and closes the run. Submit messages are sent after the commit;
+    one that fails to go out leaves its job PENDING for the recovery sweep.
     """
     now = ctx.now()
     field_name, _ = SOURCE_FIELDS[schedule.import_kind]
     unique = list(dict.fromkeys(found))
-    to_send: list[str] = []
     with ctx.session_factory() as session:
         row = lock_run(session, run.run_id, owner=run.owner)
         if row is None:
@@ -291,9 +399,22 @@ def import_new_items(
         target = session.get(Schedule, schedule.id, with_for_update=True, populate_existing=True)
         if target is None:
             return _lost(schedule, run)
+        try:
+            retried = retry_failed_chunks(
+                session,
+                schedule_id=schedule.id,
+                schedule_name=schedule.name,
+                import_kind=schedule.import_kind,
+                dataset_id=schedule.dataset_id,
+                now=now,
+                deadline_s=ctx.deadline_s,
+            )
+        except RetryConflictError as exc:
+            raise ScheduleRunError(str(exc)) from None
         already = imported_item_ids(session, schedule.id, unique)
         new = [item for item in unique if item not in already]
         job_ids: list[str] = []
+        to_send: list[str] = list(retried.to_send)
         for index, start in enumerate(range(0, len(new), chunk_size)):
             chunk = new[start : start + chunk_size]
             job, created = create_job(
@@ -317,14 +438,22 @@ def import_new_items(
         if window is not None:
             advance_watermark(target, window[1], now=now)
             row.window_start, row.window_end = window
+        if next_copy_page is not None:
+            target.copy_page = next_copy_page
         row.item_count = len(new)
-        message = f"{len(new)} new of {len(unique)} found, {len(job_ids)} job(s)"
-        _close(row, RunStatus.SUBMITTED if job_ids else RunStatus.EMPTY, now=now, job_ids=job_ids, message=message)
+        parts = [note] if note else []
+        if window is not None or found or next_copy_page is not None:
+            parts.append(f"{len(new)} new of {len(unique)} found, {len(job_ids)} job(s)")
+        if retried.message:
+            parts.append(retried.message)
+        message = "; ".join(parts)
+        all_jobs = [*retried.job_ids, *job_ids]
+        _close(row, RunStatus.SUBMITTED if all_jobs else RunStatus.EMPTY, now=now, job_ids=all_jobs, message=message)
         session.commit()
     for job_id in to_send:
         try:
             ctx.send(job_id)
         except Exception as exc:  # the broker may be down: the recovery sweep re-sends PENDING jobs
             log.warning("job %s written but not sent (%s); recovery will send it", job_id, exc)
-    outcome = FireOutcome.SUBMITTED if job_ids else FireOutcome.EMPTY
-    return FireReport(schedule.name, fire_time_iso(run.fire_time), outcome, job_ids, message)
+    outcome = FireOutcome.SUBMITTED if all_jobs else FireOutcome.EMPTY
+    return FireReport(schedule.name, fire_time_iso(run.fire_time), outcome, all_jobs, message)

@@ -38,6 +38,7 @@ def fire_schedule(self: Task, name: str, fire_time: str, trigger: str = "beat") 
         now=utcnow,
         lease_s=runtime.tuning.lease_s,
         deadline_s=runtime.tuning.job_deadline_s,
+        settle_lag_s=runtime.tuning.schedule_settle_lag_s,
     )
     report = fire(context, name, parse_fire_time(fire_time), trigger=trigger)
     if report.outcome == FireOutcome.BUSY:

@@ -13,6 +13,9 @@ Guarantees:
 - Nothing blocks the stream. A bad entry (no body, too large, not UTF-8, not JSON, not a valid request) becomes a
   dead letter: a row in ``dead_letters`` and a copy on the dead-letter stream, written and acknowledged together.
 - The loop survives Redis errors (reconnect with capped, jittered backoff) and stops within one ``block_ms``.
+- The stream does not grow for ever. Every ``trim_interval_s`` a consumer trims the entries every group of the
+  stream is done with (:func:`trim_acknowledged`): never one still pending (read, not acknowledged) nor one not yet
+  delivered, so trimming cannot lose a request.
 
 Counters are kept per consumer (:attr:`StreamConsumer.stats`) and summed across consumers in the Redis hash
 ``<stream>:stats`` (:func:`read_stats`), incremented in the same transaction as the acknowledgement.
@@ -32,6 +35,8 @@ from typing import Any
 
 import redis
 
+from store import guarantees
+
 from .message_intake import Intake, IntakeResult, Outcome, kept_body
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "process_entry",
     "read_stats",
     "stats_key",
+    "trim_acknowledged",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +77,7 @@ class StreamConfig:
     block_ms: int = 1000
     claim_min_idle_ms: int = 60_000
     claim_interval_s: float = 10.0
+    trim_interval_s: float = 60.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
 
@@ -135,6 +142,8 @@ def process_entry(
         return None
     body = fields.get(BODY_FIELD)
     fallback = b"" if body is not None else _fields_as_json(fields)
+    if not guarantees.enabled("ack-after-commit"):  # a mutation run only: an entry whose commit fails is lost
+        client.xack(config.stream, config.group, entry_id)
     result = intake.accept(body, source=config.source, entry_id=entry, fallback_body=fallback)
     pipe = client.pipeline(transaction=True)
     if result.outcome is Outcome.DEAD_LETTERED:
@@ -205,6 +214,42 @@ def forget_idle_consumers(client: redis.Redis, config: StreamConfig) -> list[str
     return forgotten
 
 
+def _stream_id(raw: bytes | str) -> tuple[int, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def trim_acknowledged(client: redis.Redis, stream: str) -> int:
+    """Delete the entries of ``stream`` that every consumer group has read and acknowledged; returns how many.
+
+    For each group, what must stay starts at its oldest pending entry (read but not acknowledged: it may be
+    claimed and processed again), or, with nothing pending, just after its last-delivered id (everything later is
+    still to be read). The stream is trimmed (``XTRIM MINID``) below the lowest of these over all groups, so a
+    second group reading the same stream loses nothing either. A stream without groups is left alone.
+
+    Nothing can slip below the floor between the reads and the trim: new entries and new deliveries have ids above
+    each group's last-delivered id, and a claim only moves an entry that is already pending. Only an operator
+    moving a group back (``XGROUP SETID``) or a group created meanwhile could ask for trimmed entries again.
+    """
+    try:
+        groups: Any = client.xinfo_groups(stream)
+    except redis.ResponseError:  # no such stream yet
+        return 0
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        last = _stream_id(group["last-delivered-id"])
+        keep_from = (last[0], last[1] + 1)
+        if group["pending"]:
+            summary: Any = client.xpending(stream, group["name"])
+            if summary.get("min") is not None:
+                keep_from = min(keep_from, _stream_id(summary["min"]))
+        floor = keep_from if floor is None else min(floor, keep_from)
+    if floor is None or floor <= (0, 1):
+        return 0
+    return int(client.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False))
+
+
 @dataclass
 class ConsumerStats:
     """What one consumer did since it started; safe to read from another thread."""
@@ -215,6 +260,7 @@ class ConsumerStats:
     dead_lettered: int = 0
     deleted: int = 0
     claimed: int = 0
+    trimmed: int = 0
     errors: int = 0
     reconnects: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -246,6 +292,7 @@ class StreamConsumer:
         self._stop = threading.Event()
         self._clock = clock or time.monotonic
         self._next_claim = 0.0
+        self._next_trim = 0.0
         self.ready = threading.Event()
         """Set once the group exists and the first read is about to happen (tests wait on it)."""
 
@@ -286,7 +333,7 @@ class StreamConsumer:
         log.info("stream consumer %s stopped: %s", self.config.consumer, self.stats.snapshot())
 
     def poll(self, client: redis.Redis) -> int:
-        """One round: stale entries if it is time, then new entries (waiting up to ``block_ms``).
+        """One round: stale entries and trimming if it is time, then new entries (waiting up to ``block_ms``).
 
         Returns how many entries failed (they stay pending).
         """
@@ -299,6 +346,12 @@ class StreamConsumer:
                 log.info("stream consumer: took over %d stale entries", len(stale))
                 failed += self._handle(client, stale)
             forget_idle_consumers(client, self.config)
+        if self._clock() >= self._next_trim:
+            self._next_trim = self._clock() + self.config.trim_interval_s
+            trimmed = trim_acknowledged(client, self.config.stream)
+            if trimmed:
+                self.stats.add("trimmed", trimmed)
+                log.debug("stream consumer: trimmed %d acknowledged entries", trimmed)
         reply: Any = client.xreadgroup(
             self.config.group,
             self.config.consumer,

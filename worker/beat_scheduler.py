@@ -92,7 +92,7 @@ class LedgerScheduler(Scheduler):  # type: ignore[misc]  # Celery ships no type 
 
     def setup_schedule(self) -> None:
         super().setup_schedule()  # the service's own periodic entries, from app.conf.beat_schedule
-        self._engine = make_engine(self._settings.database_url)
+        self._engine = make_engine(self._settings.database_url, **self._settings.engine_options())
         self._sessions = make_session_factory(self._engine)
         self.refresh()
 

@@ -76,7 +76,7 @@ def configure(app: Celery, settings: Settings) -> None:
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
     """The service's own periodic tasks. A tick that waited longer than its period is dropped, not queued up."""
-    return {
+    entries: dict[str, Any] = {
         "poll-due-jobs": {
             "task": "dsimport.poll_due",
             "schedule": settings.poll_tick_s,
@@ -88,11 +88,22 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.recovery_interval_s},
         },
     }
+    if settings.prune_older_than_s > 0:
+        # Retention is off unless asked for (see store.retention for what goes and why a day is the minimum).
+        entries["prune-old-rows"] = {
+            "task": "dsimport.prune",
+            "schedule": settings.prune_interval_s,
+            "args": [settings.prune_older_than_s],
+            "options": {"expires": settings.prune_interval_s},
+        }
+    return entries
 
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
-    app = Celery("dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules"])
+    app = Celery(
+        "dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules", "tasks.retention_tasks"]
+    )
     configure(app, settings)
     # Celery builds the beat scheduler from the app alone; it finds its database and schedules file here.
     app.conf[SCHEDULER_SETTINGS_KEY] = settings

@@ -68,7 +68,7 @@ def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Sessi
     ``read_only`` sessions do not take SQLite's write lock, so listings never wait behind the workers.
     """
     try:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, **settings.engine_options())
         check_migrated(engine)
     except StoreError as exc:
         raise CommandFailed(str(exc)) from None

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from store.errors import StoreError
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportKind, JobStatus
 from tasks.requests import InvalidImportRequest, check_idempotency_key, request_import, validate_params
@@ -150,6 +151,8 @@ def _run(
             )
         except InvalidImportRequest as exc:
             raise click.UsageError(str(exc)) from None
+        except StoreError as exc:  # the ledger stayed locked past DSIMPORT_DB_LOCKED_RETRY_S: nothing was recorded
+            raise CommandFailed(str(exc)) from None
         finally:
             app.close()
     click.echo(requested.job_id)

@@ -20,6 +20,7 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_letter, list_dead_letters
+from store.errors import StoreError
 from store.jobs import get_job_by_key
 from store.models import DeadLetter
 from tasks.message_intake import AlreadyRetried, Intake
@@ -263,6 +264,8 @@ def retry_command(dead_letter_id: int, body: str | None) -> None:
         raise CommandFailed(str(exc)) from None
     except InvalidMessage as exc:
         raise CommandFailed(f"dead letter {dead_letter_id} is still refused: {exc.reason}") from None
+    except StoreError as exc:  # the ledger stayed locked past DSIMPORT_DB_LOCKED_RETRY_S: nothing was recorded
+        raise CommandFailed(str(exc)) from None
     finally:
         app.close()
     click.echo(result.job_id)

@@ -14,6 +14,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Schedule, ScheduleSource
+from store.schedule_items import item_counts
 from store.schedule_runs import jobs_of_runs, last_run, list_runs
 from store.schedules import (
     ScheduleError,
@@ -257,14 +258,23 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         jobs = jobs_of_runs(session, runs)
         row = schedule_to_dict(schedule, runs[0] if runs else None, jobs, now=now)
         row["runs"] = [run_to_dict(run, jobs) for run in runs]
+        counts = item_counts(session, schedule.id)
+        row["items"] = {"imported": counts.total, "retried": counts.retried, "given_up": counts.given_up}
+        row["copy_page"] = schedule.copy_page
+        row["source_file"] = schedule.source_file
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
-    for key in ("name", "kind", "timing", "state", "source", "dataset_id", "params", "watermark", "last_fire_at",
-                "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
+    for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "watermark",
+                "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
         value = row[key]
         if value is not None:
             click.echo(f"{key:16} {json.dumps(value) if isinstance(value, dict) else value}")
+    items = row["items"]
+    if items["imported"]:
+        # Given-up items failed their chunk's last retry: the schedule will not request them again.
+        click.echo(f"{'items':16} {items['imported']} requested, {items['retried']} retried, "
+                   f"{items['given_up']} given up")  # fmt: skip
     click.echo("runs (latest first):" if row["runs"] else "runs: none yet")
     for run in row["runs"]:
         jobs_text = ", ".join(f"{job['id']} {job['status']}" for job in run["jobs"]) or "no job"
@@ -274,7 +284,7 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
 
 def _require(session: Any, name: str) -> Schedule:
     try:
-        return require_schedule(session, name)
+        return require_schedule(session, name, include_removed=True)
     except ScheduleError as exc:
         raise CommandFailed(str(exc)) from None
 
@@ -308,15 +318,21 @@ def resume_command(name: str) -> None:
 
 @schedules_group.command("remove")
 @click.argument("name")
-def remove_command(name: str) -> None:
-    """Delete a schedule with its history and imported-id list (its jobs stay). File schedules: edit the file."""
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Also delete its run history and imported-id list: re-added, it would import everything again.",
+)
+def remove_command(name: str, forget: bool) -> None:
+    """Stop a schedule for good, keeping its history and imported-id list (re-adding NAME brings them back).
+    File schedules: edit the file (--forget works on them once the file no longer has them)."""
     with _ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
-            remove_schedule(session, name)
+            remove_schedule(session, name, now=utcnow(), forget=forget)
         except ScheduleError as exc:
             raise CommandFailed(str(exc)) from None
         session.commit()
-    click.echo(f"{name}: removed")
+    click.echo(f"{name}: {'removed and forgotten' if forget else 'removed (history kept; --forget deletes it)'}")
 
 
 @schedules_group.command("run-now")
@@ -326,6 +342,8 @@ def run_now_command(name: str) -> None:
     settings = settings_or_fail()
     with _ledger(settings, read_only=True) as sessions, sessions() as session:
         schedule = _require(session, name)
+        if schedule.removed_at is not None:
+            raise CommandFailed(f"schedule {name} was removed")
         if schedule.finished_at is not None:
             raise CommandFailed(f"schedule {name} is finished: {schedule.finished_reason}")
     fire_time = fire_time_iso(utcnow())
@@ -352,11 +370,13 @@ def sync_command() -> None:
     except ScheduleFileError as exc:
         raise CommandFailed(str(exc)) from None
     with _ledger(settings) as sessions:
-        report = sync_schedule_file(sessions, definitions, now=utcnow())
+        report = sync_schedule_file(sessions, definitions, now=utcnow(), path=settings.schedules_file)
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if names:
             click.echo(f"{label}: {', '.join(names)}")
     for name in report.conflicts:
         click.echo(f"not synced: {name} exists as a command-line schedule", err=True)
-    if not report.changed and not report.conflicts:
+    for name in report.foreign:
+        click.echo(f"not synced: {name} is defined by another schedules file", err=True)
+    if not report.changed and not report.conflicts and not report.foreign:
         click.echo("schedules table already matches the file")

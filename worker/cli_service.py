@@ -12,6 +12,7 @@ from store.db import current_revision, head_revision, make_engine, upgrade
 from store.errors import StoreError
 
 from .cli_common import CommandFailed, check_ledger, settings_or_fail
+from .cli_retention import prune_command
 from .cli_schedules import check_schedules_file
 from .preflight import check_broker
 from .settings import Settings, SettingsError, mask_url
@@ -81,7 +82,10 @@ def beat_command(ctx: click.Context) -> None:
 
 @click.group()
 def db_group() -> None:
-    """Ledger schema: apply and inspect migrations."""
+    """Ledger schema and retention: apply and inspect migrations, prune old rows."""
+
+
+db_group.add_command(prune_command)
 
 
 @db_group.command("upgrade")

@@ -6,6 +6,7 @@ import threading
 from types import TracebackType
 
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
+from store.clock import use_database_clock
 from store.db import make_engine, make_session_factory
 from store.scheduling import PollPolicy
 from tasks.runtime import JobTuning, Runtime
@@ -25,6 +26,9 @@ def job_tuning(settings: Settings) -> JobTuning:
         job_deadline_s=settings.job_deadline_s,
         stuck_remote_status_s=settings.stuck_remote_status_s,
         stale_pending_s=settings.stale_pending_s,
+        post_deadline_s=settings.api_timeout_s,
+        schedule_settle_lag_s=settings.schedule_settle_lag_s,
+        clock_offset_s=settings.clock_offset_s,
     )
 
 
@@ -52,7 +56,7 @@ class KeptOpenClient(DatasetsClient):
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, **settings.engine_options())
     api_key = settings.require_api_key()
     # Reads are retried inside the client; a POST import is not (no idempotency key): the submit task retries.
     retry = RetryPolicy(max_attempts=settings.api_max_attempts)
@@ -77,7 +81,8 @@ def build_runtime(settings: Settings) -> Runtime:
         )
 
     return Runtime(
-        session_factory=make_session_factory(engine),
+        # Leases and due times run on the database's clock, whatever this host's clock says (see store.clock).
+        session_factory=use_database_clock(make_session_factory(engine)),
         client_factory=client,
         async_client_factory=async_client,
         poll_policy=poll_policy(settings),

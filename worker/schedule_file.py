@@ -14,7 +14,9 @@ One table per schedule under ``[schedules]``, named by the schedule; the keys ar
 Beat syncs the file into the table when it starts and whenever the file's content changes (checked every
 ``DSIMPORT_SCHEDULES_REFRESH_S``). The file is the truth for the definitions of its schedules; their pause state,
 watermark, imported items and history live in the table and survive edits of the file. A schedule deleted from
-the file is removed from the table.
+the file is removed from the table with its history kept (put back in the file, it comes back with its imported
+items). Each schedule remembers the file that defined it (its resolved path): a beat reading another file never
+changes or removes it, so two beats given different files do not undo each other's schedules.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.schedules import ScheduleDefinition, ScheduleExistsError, SyncReport, sync_file_schedules
 from tasks.schedule_specs import InvalidSchedule, build_definition
 
-__all__ = ["FileWatcher", "ScheduleFileError", "load_schedule_file", "parse_schedules", "sync_schedule_file"]
+__all__ = [
+    "FileWatcher",
+    "ScheduleFileError",
+    "file_identity",
+    "load_schedule_file",
+    "parse_schedules",
+    "sync_schedule_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +113,19 @@ def load_schedule_file(path: Path) -> list[ScheduleDefinition]:
     return parse_schedules(text, source=str(path))
 
 
+def file_identity(path: Path) -> str:
+    """How a schedules file is recorded on the schedules it defines: its absolute, resolved path."""
+    return str(path.resolve())
+
+
 def sync_schedule_file(
-    session_factory: sessionmaker[Session], definitions: list[ScheduleDefinition], *, now: datetime
+    session_factory: sessionmaker[Session], definitions: list[ScheduleDefinition], *, now: datetime, path: Path
 ) -> SyncReport:
-    """Make the table's file schedules match ``definitions``, in one transaction."""
+    """Make the table's schedules from the file at ``path`` match ``definitions``, in one transaction."""
     for attempt in range(_SYNC_ATTEMPTS):
         try:
             with session_factory() as session:
-                report = sync_file_schedules(session, definitions, now=now)
+                report = sync_file_schedules(session, definitions, now=now, source_file=file_identity(path))
                 session.commit()
                 return report
         except (IntegrityError, ScheduleExistsError):
@@ -154,7 +168,7 @@ class FileWatcher:
         if definitions is None:
             return None
         try:
-            report = sync_schedule_file(session_factory, definitions, now=now())
+            report = sync_schedule_file(session_factory, definitions, now=now(), path=self.path)
         except Exception:
             self._digest = None  # not applied: try again at the next check
             raise
@@ -162,6 +176,12 @@ class FileWatcher:
             log.error(
                 "schedules file %s: schedule %r was added on the command line; remove it there or rename it in the "
                 "file",
+                self.path,
+                name,
+            )
+        for name in report.foreign:
+            log.error(
+                "schedules file %s: schedule %r is defined by another schedules file; rename it in one of them",
                 self.path,
                 name,
             )

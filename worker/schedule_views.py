@@ -23,6 +23,8 @@ def public_kind(schedule: Schedule) -> str:
 
 
 def _state(schedule: Schedule) -> str:
+    if schedule.removed_at is not None:
+        return "removed"
     if schedule.finished_at is not None:
         return "finished"
     return "paused" if schedule.paused else "active"

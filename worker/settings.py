@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from store.retention import MIN_RETENTION_S
+
 DEFAULT_API_BASE_URL = "https://api.mistral.ai"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The drivers installed with dsimport (pysqlite is Python's own; psycopg 3 for PostgreSQL).
@@ -49,6 +51,27 @@ class Settings(BaseSettings):
         default="", description="SQLAlchemy URL of the ledger; SQLite under home if empty."
     )
     broker_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis URL of the Celery broker.")
+    db_busy_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="SQLite only: how long SQLite waits for the write lock."
+    )
+    db_locked_retry_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="SQLite only: how long a writer keeps retrying a locked ledger before it gives up (one line).",
+    )
+    # Retention: 0 keeps everything. At least a day, so no key a producer may still retry with is forgotten, and
+    # no remote task recovery may still be looking for loses its owner (see store.retention).
+    prune_older_than_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=1000 * 365 * 86_400.0,
+        allow_inf_nan=False,
+        description="Beat prunes finished jobs and resolved dead letters older than this; 0: off.",
+    )
+    prune_interval_s: float = Field(
+        default=3600.0, gt=0, allow_inf_nan=False, description="How often beat runs the prune."
+    )
 
     api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
     api_key: SecretStr | None = Field(
@@ -59,7 +82,9 @@ class Settings(BaseSettings):
     api_key_file: Path | None = Field(
         default=None, description="File holding the API key, if not in the env."
     )
-    api_timeout_s: float = Field(default=30.0, gt=0)
+    # Also the overall deadline of a submit POST. api_timeout_s x api_max_attempts must stay below lease_s: a call
+    # made under a lease (a poll, a submit, an adoption lookup) must end before another worker may take over.
+    api_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout; a submit's overall deadline.")
     api_max_attempts: int = Field(default=4, ge=1, description="Attempts per API read call (GET).")
     api_max_connections: int = Field(default=100, ge=1)
 
@@ -77,6 +102,11 @@ class Settings(BaseSettings):
     poll_round_budget_s: float = Field(default=5.0, gt=0, description="Time one poll task keeps claiming.")
     poll_group_threshold: int = Field(default=3, ge=2, description="Due jobs on a dataset to use list_tasks.")
     lease_s: float = Field(default=60.0, gt=0, description="How long a claimed job is reserved to a worker.")
+    clock_offset_s: float = Field(
+        default=0.0,
+        description="For tests only: shifts this process's clock, to play a host whose clock is off (leases and "
+        "due times follow the database's clock, so the service must behave the same with any value).",
+    )
 
     submit_max_retries: int = Field(default=5, ge=0, description="Retries of a submit after 5xx/transport.")
     submit_retry_backoff_s: float = Field(default=2.0, gt=0)
@@ -92,6 +122,11 @@ class Settings(BaseSettings):
     )
     schedules_refresh_s: float = Field(
         default=5.0, gt=0, description="How often beat re-reads the schedules table (and checks the file)."
+    )
+    schedule_settle_lag_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="An explorer-window fire searches up to this long before its fire time (late-indexed events).",
     )
 
     log_level: str = Field(default="INFO")
@@ -125,6 +160,9 @@ class Settings(BaseSettings):
     )
     stream_claim_interval_s: float = Field(default=10.0, gt=0, description="How often to look for such entries.")
     stream_backoff_max_s: float = Field(default=30.0, gt=0, description="Cap of the reconnect backoff.")
+    stream_trim_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a consumer trims acknowledged entries from the stream."
+    )
     message_max_bytes: int = Field(default=64 * 1024, ge=256, description="Larger message bodies are refused.")
     dead_letter_stream: str = Field(
         default="dsimport:dead-letters", min_length=1, description="Stream that refused messages are copied to."
@@ -139,6 +177,18 @@ class Settings(BaseSettings):
         # Basic auth joins user and password with a colon; one in the user name cannot be sent.
         if ":" in value:
             raise ValueError("the login cannot contain ':'")
+        return value
+
+    @field_validator("prune_older_than_s", mode="before")
+    @classmethod
+    def _prune_off_when_empty(cls, value: Any) -> Any:
+        return 0.0 if value is None or (isinstance(value, str) and not value.strip()) else value
+
+    @field_validator("prune_older_than_s")
+    @classmethod
+    def _prune_keeps_a_day(cls, value: float) -> float:
+        if 0 < value < MIN_RETENTION_S:
+            raise ValueError(f"must be 0 (off) or at least {MIN_RETENTION_S:.0f} s (one day), got {value:g}")
         return value
 
     @field_validator("broker_url")
@@ -203,11 +253,26 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name in _URL_FIELDS and isinstance(value, str) else value
 
+    def engine_options(self) -> dict[str, float]:
+        """Keyword arguments of :func:`store.db.make_engine` that come from the settings."""
+        return {"busy_timeout_s": self.db_busy_timeout_s, "locked_retry_s": self.db_locked_retry_s}
+
     def resolved_stream_redis_url(self) -> str:
         """The Redis holding the request stream: ``stream_redis_url``, else the broker's."""
         url = self.stream_redis_url or self.broker_url
         # kombu spells a Unix socket redis+socket://; redis-py spells it unix://.
         return "unix://" + url.removeprefix("redis+socket://") if url.startswith("redis+socket://") else url
+
+    @model_validator(mode="after")
+    def _calls_fit_in_a_lease(self) -> Settings:
+        budget_s = self.api_timeout_s * self.api_max_attempts
+        if budget_s >= self.lease_s:
+            raise ValueError(
+                f"api_timeout_s x api_max_attempts ({self.api_timeout_s:g} x {self.api_max_attempts} = {budget_s:g} s)"
+                f" must be below lease_s ({self.lease_s:g} s): a call made under a lease must end before another"
+                " worker may take the job over"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -286,5 +351,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise SettingsError(f"invalid setting {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:
+            # A rule that ties several settings together names them in its message.
+            raise SettingsError(f"invalid settings: {message}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise SettingsError(f"invalid setting {where}: {message}") from None

@@ -41,6 +41,7 @@ def stream_config(settings: Settings, consumer: str) -> StreamConfig:
         block_ms=int(settings.stream_block_s * 1000),
         claim_min_idle_ms=int(settings.stream_claim_min_idle_s * 1000),
         claim_interval_s=settings.stream_claim_interval_s,
+        trim_interval_s=settings.stream_trim_interval_s,
         backoff_max_s=settings.stream_backoff_max_s,
     )
 
@@ -63,7 +64,7 @@ class StreamService:
 
     def __init__(self, settings: Settings, *, consumer: str, send: Any) -> None:
         self.settings = settings
-        self.engine: Engine = make_engine(settings.database_url)
+        self.engine: Engine = make_engine(settings.database_url, **settings.engine_options())
         intake = Intake(
             session_factory=make_session_factory(self.engine),
             send=send,

@@ -58,6 +58,8 @@ CASES: list[tuple[str, dict[str, str | None], tuple[str, ...], str]] = [
     ("integer with a fraction", {"DSIMPORT_POLL_BATCH_SIZE": "2.5"}, ALL, "invalid setting poll_batch_size: Input should be a valid integer"),
     ("port out of range", {"DSIMPORT_DASHBOARD_PORT": "65536"}, ALL, "invalid setting dashboard_port: Input should be less than or equal to 65535"),
     ("number NaN", {"DSIMPORT_LEASE_S": "nan"}, ALL, "invalid setting lease_s: Input should be greater than 0"),
+    ("API calls longer than a lease", {"DSIMPORT_API_TIMEOUT_S": "30"}, ALL, "invalid settings: api_timeout_s x api_max_attempts (30 x 4 = 120 s) must be below lease_s (60 s)"),
+    ("a lease shorter than API calls", {"DSIMPORT_LEASE_S": "20", "DSIMPORT_API_MAX_ATTEMPTS": "2"}, ALL, "invalid settings: api_timeout_s x api_max_attempts (10 x 2 = 20 s) must be below lease_s (20 s)"),
     ("boolean of words", {"DSIMPORT_STREAM_ENABLED": "perhaps"}, ALL, "invalid setting stream_enabled: Input should be a valid boolean"),
     ("unknown log level", {"DSIMPORT_LOG_LEVEL": "LOUD"}, ALL, "invalid setting log_level: log level must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'"),
     ("unknown log format", {"DSIMPORT_LOG_FORMAT": "xml"}, ALL, "invalid setting log_format: Input should be 'json' or 'text'"),

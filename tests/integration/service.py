@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from store import guarantees
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind
 from tasks.requests import request_import
@@ -26,8 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 def service_environment(
     home: Path, *, database_url: str, broker_url: str, api_url: str, api_key: str, **overrides: str
 ) -> dict[str, str]:
-    """The environment of service processes under test: this one's, minus our own settings, plus fast polling."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    """The environment of service processes under test: this one's, minus our own settings, plus fast polling.
+
+    A mutation run's switch (``DSIMPORT_TEST_DISABLE_GUARANTEES``) is kept: the mechanism it removes lives in
+    these processes.
+    """
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_")) or k == guarantees.ENV_VAR
+    }
     env.update(
         {
             "DSIMPORT_HOME": str(home),
@@ -89,6 +97,21 @@ class ServiceProcesses:
             "--without-gossip",
             "--without-mingle",
         )
+
+    def wait_until_consuming(self, name: str = "worker", *, timeout_s: float = 60.0) -> None:
+        """Wait for worker ``name`` to answer a Celery ping: it is then taking tasks from the broker.
+
+        For tests whose clock starts with the request (a job deadline): a worker still importing its modules on a
+        loaded machine would otherwise eat into it.
+        """
+        app = create_app(settings_from_env(self.env))
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=1.0):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"worker {name} did not answer a ping within {timeout_s:g} s\n{self.logs()}")
+        finally:
+            app.close()
 
     def start_beat(self) -> subprocess.Popen[bytes]:
         return self.start("beat", "beat")
@@ -176,3 +199,35 @@ def wait_for_jobs(
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(pending)} of {len(ids)} jobs not finished ({summary})\n{on_timeout()}")
         time.sleep(0.25)
+
+
+def wait_for_poll_ticks(
+    broker_url: str,
+    *,
+    after: float,
+    spread_s: float = 1.0,
+    timeout_s: float = 30.0,
+    on_timeout: Callable[[], str] = lambda: "",
+) -> None:
+    """Wait until the poller has run ticks for ``spread_s`` past ``after`` (a ``time.time()``).
+
+    The evidence a negative check needs first: a check that nothing was called since ``after`` proves something only
+    if the service was live and could have called. Every poll tick stamps ``last_poll_at`` in the metrics hash on
+    the broker's Redis (:func:`tasks.metrics.record_poll`), whether or not it found a job to poll.
+    """
+    import redis
+
+    from tasks.metrics import METRICS_KEY
+
+    client = redis.Redis.from_url(broker_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            raw = client.hget(METRICS_KEY, "last_poll_at")
+            if raw is not None and float(raw) >= after + spread_s:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no poll tick {spread_s} s after the moment checked\n{on_timeout()}")
+            time.sleep(0.1)
+    finally:
+        client.close()

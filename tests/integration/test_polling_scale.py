@@ -10,7 +10,8 @@ from store.models import ImportKind, JobStatus
 
 from .service import Requester, ServiceProcesses, wait_for_jobs
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 
 def seed_events(emulator: EmulatorServer, count: int) -> list[str]:

@@ -12,7 +12,7 @@ from store.jobs import job_events
 from store.models import ImportKind, JobStatus
 from tasks.requests import request_import
 
-from .service import Requester, ServiceProcesses, wait_for_jobs
+from .service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def fast_recovery(processes: ServiceProcesses) -> ServiceProcesses:
     processes.env.update(
-        {"DSIMPORT_RECOVERY_INTERVAL_S": "1", "DSIMPORT_STALE_PENDING_S": "1", "DSIMPORT_LEASE_S": "2"}
+        {
+            "DSIMPORT_RECOVERY_INTERVAL_S": "1",
+            "DSIMPORT_STALE_PENDING_S": "1",
+            "DSIMPORT_LEASE_S": "2",
+            # Calls made under a lease must end within it (checked at start-up).
+            "DSIMPORT_API_TIMEOUT_S": "0.9",
+            "DSIMPORT_API_MAX_ATTEMPTS": "2",
+        }
     )
     processes.start_worker()
     processes.start_beat()
@@ -95,14 +102,15 @@ def test_a_submit_refused_before_the_api_acted_is_posted_again_once(
     assert job.attempts == 2
 
 
-def test_503_bursts_are_retried_and_end_in_one_import(
-    emulator: EmulatorServer, api: DatasetsClient, service: ServiceProcesses, requester: Requester
+def test_503_bursts_are_resolved_by_recovery_and_end_in_one_import(
+    emulator: EmulatorServer, api: DatasetsClient, fast_recovery: ServiceProcesses, requester: Requester
 ) -> None:
+    # A 503 may follow a request the API acted on: each one waits for recovery, which finds no task and sends again.
     seed(emulator)
     emulator.configure(faults={"import_from_explorer": {"status": 503, "next": 2}})
     target = api.create_dataset("target", "d")
     job_id = requester.request(ImportKind.EXPLORER, target.id, {"completion_event_ids": ["evt-0"]})
-    job = wait_for_jobs(requester.sessions, [job_id], timeout_s=40, on_timeout=service.logs)[job_id]
+    job = wait_for_jobs(requester.sessions, [job_id], timeout_s=40, on_timeout=fast_recovery.logs)[job_id]
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 3
     assert emulator.stats(include_tasks=False)["tasks_created"] == {target.id: 1}
@@ -132,5 +140,6 @@ def test_a_cancelled_job_is_no_longer_polled(
     assert job.status is JobStatus.CANCELLED_LOCALLY
     assert job.remote_task_id is not None
     fetched = emulator.stats()["tasks"][job.remote_task_id]["fetch_count"]
-    time.sleep(3)
+    # Poll ticks run for a few seconds after the cancel; one poll already under way may still land.
+    wait_for_poll_ticks(service.env["DSIMPORT_BROKER_URL"], after=time.time(), spread_s=3.0, on_timeout=service.logs)
     assert emulator.stats()["tasks"][job.remote_task_id]["fetch_count"] <= fetched + 1

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
+from store import guarantees
 from store.db import make_engine, make_session_factory
 from store.jobs import get_job_by_key
 from store.models import DeadLetter, ImportJob, JobStatus
@@ -31,7 +32,8 @@ from worker.settings import Settings
 
 from .corpus import bad_corpus, encode, invalid_bodies
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 STREAM = "dsimport:requests"
 DEAD = "dsimport:dead-letters"
@@ -64,7 +66,10 @@ def target(emulator: EmulatorServer) -> str:
 
 @pytest.fixture
 def service_env(tmp_path: Path, database_url: str, redis_url: str, emulator: EmulatorServer) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_"))}
+    # A mutation run's switch is kept: the consumer it affects runs in the worker.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_")) or k == guarantees.ENV_VAR
+    }
     env.update(
         {
             "DSIMPORT_HOME": str(tmp_path / "home"),

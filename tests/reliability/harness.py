@@ -30,6 +30,9 @@ SHARED_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:
 # entries taken over soon after a failure.
 FAST_RECOVERY_ENV = {
     "DSIMPORT_LEASE_S": "3",
+    # A call made under a lease must end within it (checked at start-up): 1.4 s x 2 attempts < 3 s.
+    "DSIMPORT_API_TIMEOUT_S": "1.4",
+    "DSIMPORT_API_MAX_ATTEMPTS": "2",
     "DSIMPORT_RECOVERY_INTERVAL_S": "1",
     "DSIMPORT_STALE_PENDING_S": "3",
     "DSIMPORT_STREAM_BLOCK_S": "0.5",

@@ -114,9 +114,10 @@ def redis_server(folder: Path, *, persistent: bool = True) -> Iterator[RedisServ
 
 
 class PostgresServer:
-    """A PostgreSQL 15 cluster of its own on a free port, trust authentication on 127.0.0.1."""
+    """A PostgreSQL 15 cluster of its own on a free port: trust authentication on 127.0.0.1, or, given a
+    ``password``, SCRAM password authentication for its one user (only a client holding that password gets in)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, password: str | None = None) -> None:
         if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
             pytest.fail(f"PostgreSQL server binaries not found under {PG_BIN} (Debian package postgresql-15)")
         # Not under pytest's tmp_path: its folders are root's and closed to the postgres user.
@@ -125,10 +126,12 @@ class PostgresServer:
         self.data = self.folder / "data"
         self.port = free_port()
         self.starts = 0
+        self.password = password
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/postgres"
+        login = f"{PG_USER}:{self.password}" if self.password is not None else PG_USER
+        return f"postgresql+psycopg://{login}@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str, timeout_s: float = 60) -> None:
         result = subprocess.run(
@@ -143,8 +146,14 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(args[:2])} failed ({result.returncode}): {result.stderr or result.stdout}")
 
     def init(self) -> None:
+        auth = ["--auth=trust"]
+        if self.password is not None:
+            password_file = self.folder / "password"
+            password_file.write_text(self.password + "\n")
+            shutil.chown(password_file, user=PG_USER, group=PG_USER)
+            auth = ["--auth=scram-sha-256", f"--pwfile={password_file}"]
         self._run(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "--auth=trust", "--username", PG_USER,
+            str(PG_BIN / "initdb"), "-D", str(self.data), *auth, "--username", PG_USER,
             "--no-sync", "--encoding=UTF8", "--locale=C",
         )  # fmt: skip
 
@@ -184,8 +193,8 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def postgres_server(*, password: str | None = None) -> Iterator[PostgresServer]:
+    server = PostgresServer(password=password)
     try:
         server.init()
         server.start()

@@ -9,7 +9,6 @@ tests call the recovery sweep directly against the emulator on a socket (frozen 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,47 +16,30 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
-from store.jobs import begin_submit, create_job, get_job, job_events
+from store.jobs import begin_submit, get_job, job_events
 from store.models import ImportKind, JobStatus
-from store.scheduling import PollPolicy
 from store.state_machine import apply_transition
-from tasks.recovery import recover
-from tasks.runtime import JobTuning, Runtime
-from tasks.submission import SubmitOutcome, submit_job
+from tasks.runtime import Runtime
+
+from . import adoption
+from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, sweep, tasks_by_creation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-LEASE_S = 30.0
 EVENTS = [f"evt-{n}" for n in range(4)]
-RESET_AFTER = {"kind": "reset", "next": 1, "phase": "after"}  # the task starts, the answer is lost
-RESET_BEFORE = {"kind": "reset", "next": 1}  # nothing starts, no answer either
 
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:
     clock = EmulatorClock(start=T0.timestamp(), frozen=True)
-    fixture = {
-        "events": [
-            {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
-            for e in EVENTS
-        ]
-    }
-    with EmulatorServer(seed=fixture, task_duration_s=10, clock=clock) as server:
+    with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=10, clock=clock) as server:
         yield server
 
 
 @pytest.fixture
 def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    retry = RetryPolicy.none()
-    return Runtime(
-        session_factory=session_factory,
-        client_factory=lambda: DatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        async_client_factory=lambda: AsyncDatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        poll_policy=PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0),
-        tuning=JobTuning(lease_s=LEASE_S, submit_max_retries=3, stale_pending_s=600.0),
-    )
+    return adoption.make_runtime(emulator, session_factory)
 
 
 @pytest.fixture
@@ -67,58 +49,11 @@ def dataset_id(runtime: Runtime) -> str:
 
 
 def new_job(runtime: Runtime, dataset_id: str, events: list[str]) -> str:
-    with runtime.session_factory() as session:
-        job, _ = create_job(
-            session,
-            kind=ImportKind.EXPLORER,
-            dataset_id=dataset_id,
-            params={"completion_event_ids": events},
-            idempotency_key=f"k-{random.random()}",
-            origin="test",
-            deadline_at=T0 + timedelta(hours=1),
-            now=T0,
-        )
-        session.commit()
-        return job.id
-
-
-def interrupted_submit(
-    runtime: Runtime, emulator: EmulatorServer, job_id: str, fault: dict[str, Any], *, at: datetime
-) -> None:
-    """Submit ``job_id`` at ``at`` (our clock and the emulator's) through ``fault``: the outcome is unknown."""
-    emulator.advance_clock((at - datetime.fromisoformat(emulator.stats()["now"])).total_seconds())
-    emulator.configure(faults={"import_from_explorer": fault})
-    with runtime.client_factory() as client:
-        outcome = submit_job(
-            job_id,
-            session_factory=runtime.session_factory,
-            client=client,
-            owner="worker",
-            now=lambda: at,
-            policy=runtime.poll_policy,
-            lease_s=LEASE_S,
-            final_attempt=False,
-        ).outcome
-    assert outcome is SubmitOutcome.AMBIGUOUS
-
-
-def sweep(runtime: Runtime, at: datetime) -> tuple[list[str], Any]:
-    resent: list[str] = []
-    report = recover(runtime, owner="sweeper", now=lambda: at, resend=resent.append)
-    return resent, report
+    return adoption.new_job(runtime, dataset_id, events, now=T0, deadline_at=T0 + timedelta(hours=1))
 
 
 def job(runtime: Runtime, job_id: str) -> Any:
-    with runtime.session_factory() as session:
-        found = get_job(session, job_id)
-        assert found is not None
-        session.expunge(found)
-        return found
-
-
-def tasks_by_creation(emulator: EmulatorServer) -> list[str]:
-    tasks = emulator.stats()["tasks"]
-    return sorted(tasks, key=lambda task_id: (tasks[task_id]["created_at"], task_id))
+    return adoption.load_job(runtime, job_id)
 
 
 def test_when_fewer_tasks_than_different_requests_appeared_the_pairing_is_a_guess_written_on_both_jobs(

@@ -34,15 +34,16 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
-from tasks.recovery import ADOPTION_PAGES
+from tasks.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
 from tests.fixtures.redis_db import flushed_redis
-from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
+from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 from tests.integration.test_import_kinds import seed_world
 from worker.settings import Settings
 
 from .harness import FAST_RECOVERY_ENV, count, events_fixture, shared_redis_url, wait_until
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 API_TIMEOUT_S = 1.0
 RETRY_AFTER_S = 2.0
@@ -101,13 +102,15 @@ def call_bound(settings: Settings, jobs: list[ImportJob], stats: dict[str, Any])
     - POSTs: one per submit attempt, at most ``submit_max_retries + 1`` attempts per job.
     - Reads: each observation the schedule allows (:func:`polls_allowed`) is one ``fetch_task``, or a share of a
       ``list_tasks`` page that serves at least ``poll_group_threshold`` jobs; each interrupted submit resolved by
-      recovery reads at most ``ADOPTION_PAGES`` pages, once more if its first lookup failed. The client tries
-      each read at most ``api_max_attempts`` times.
+      recovery reads at most every page of its dataset's task list, once more if its first lookup failed. The
+      client tries each read at most ``api_max_attempts`` times.
     """
     now = datetime.now(UTC)
     observations = sum(polls_allowed(settings, job, now) for job in jobs)
     resolved = sum(1 for job in jobs for event in job.events if _resolved_by_recovery(event.message))
-    calls = observations * (1 + 1 / settings.poll_group_threshold) + 2 * ADOPTION_PAGES * resolved
+    most_tasks = max(stats["tasks_created"].values(), default=0)
+    pages = min(ADOPTION_MAX_PAGES, max(1, math.ceil(most_tasks / LIST_PAGE_SIZE)))
+    calls = observations * (1 + 1 / settings.poll_group_threshold) + 2 * pages * resolved
     requests: dict[str, int] = stats["requests"]
     return Calls(
         posts=sum(requests.get(route, 0) for route in IMPORT_ROUTES),
@@ -150,10 +153,11 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
         ImportKind.DATASET: {"dataset_record_ids": source_records},
     }
     # Interrupted submits of different imports on one dataset cannot be told apart (tests/reliability/
-    # test_adoption_groups.py): each kind with an ambiguous fault gets a dataset of its own; the retried kinds share.
-    shared = api.create_dataset("explorer, file and campaign", "d").id
+    # test_adoption_groups.py): each kind with an ambiguous fault (a 5xx, a reset after acting, a slow answer) gets
+    # a dataset of its own; the retried kind (429) shares with one of them.
+    shared = api.create_dataset("file and campaign", "d").id
     targets = {
-        ImportKind.EXPLORER: shared,
+        ImportKind.EXPLORER: api.create_dataset("explorer", "d").id,
         ImportKind.FILE: shared,
         ImportKind.CAMPAIGN: shared,
         ImportKind.PLAYGROUND: api.create_dataset("playground", "d").id,
@@ -171,7 +175,8 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
     wait_for_jobs(requester.sessions, job_ids, timeout_s=90, on_timeout=processes.logs)
     wall_s = time.monotonic() - started
     settled = emulator.stats(include_tasks=False)["requests"]
-    time.sleep(2.0)  # several poll ticks and recovery sweeps: nothing finished is called about again
+    # Poll ticks go on for 2 s after the last job ended: nothing finished is called about again.
+    wait_for_poll_ticks(settings.broker_url, after=time.time(), spread_s=2.0, on_timeout=processes.logs)
 
     stats = emulator.stats()
     jobs = load_jobs(requester, list(job_ids))
@@ -219,7 +224,8 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
     settings: Settings,
     ledger: Any,
 ) -> None:
-    deadline_s = 8.0
+    # Nothing is sent past a deadline: long enough for ten submits on a loaded machine.
+    deadline_s = 12.0
     processes.env["DSIMPORT_JOB_DEADLINE_S"] = str(deadline_s)
     processes.env["DSIMPORT_STUCK_REMOTE_STATUS_S"] = "2"
     settings = settings.model_copy(update={"job_deadline_s": deadline_s, "stuck_remote_status_s": 2.0})
@@ -232,6 +238,7 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
     placement = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
     processes.start_worker(concurrency=2)
     processes.start_beat()
+    processes.wait_until_consuming()
     try:
         started = time.monotonic()
         job_ids = [
@@ -243,7 +250,17 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
             with requester.sessions() as session:
                 return {j: getattr(get_job(session, j), "remote_task_id", None) for j in job_ids}
 
-        wait_until(lambda: None not in remote_ids().values(), timeout_s=60, what="every submit", logs=processes.logs)
+        def submit_state() -> str:
+            with requester.sessions() as session:
+                jobs = [get_job(session, j) for j in job_ids]
+                states = [
+                    (job.id, [(str(e.at), str(e.new_status), e.message) for e in job_events(session, job.id)])
+                    for job in jobs
+                    if job is not None and not job.remote_task_id
+                ]
+            return f"jobs without a remote task: {states}\n{processes.logs()}"
+
+        wait_until(lambda: None not in remote_ids().values(), timeout_s=60, what="every submit", logs=submit_state)
         vanished = [job_ids[0], job_ids[8]]  # one of a list_tasks group, one polled alone
         for job_id in vanished:
             task_id = remote_ids()[job_id]
@@ -252,7 +269,8 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
         finished = wait_for_jobs(requester.sessions, job_ids, timeout_s=60, on_timeout=processes.logs)
         wall_s = time.monotonic() - started
         settled = emulator.stats(include_tasks=False)["requests"]
-        time.sleep(2.0)  # several poll ticks: a finished job is never polled again
+        # Poll ticks go on for 2 s after the last job ended: a finished job is never polled again.
+        wait_for_poll_ticks(settings.broker_url, after=time.time(), spread_s=2.0, on_timeout=processes.logs)
         after = emulator.stats()
     finally:
         requester.close()

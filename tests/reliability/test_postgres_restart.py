@@ -39,7 +39,8 @@ from .harness import (
 )
 from .servers import PostgresServer, postgres_server
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(480)]
 
 ROUNDS = 3
 JOBS_PER_ROUND = 6

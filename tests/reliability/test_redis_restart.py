@@ -38,7 +38,8 @@ from .harness import (
 )
 from .servers import RedisServer, redis_server
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROUNDS = 5
 JOBS_PER_ROUND = 4

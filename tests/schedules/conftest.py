@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient, ServerError
 from emulator.testing import EmulatorServer
+from store import guarantees
 from store.db import make_engine, make_session_factory
 from store.models import ScheduleSource
 from store.schedules import ScheduleDefinition, create_schedule
@@ -45,8 +46,14 @@ class FakeRecord:
 
 
 @dataclass
+class FakePage:
+    count: int
+    results: list[FakeRecord]
+
+
+@dataclass
 class FakeApi:
-    """The three reads the schedules make, answered from lists; every call is recorded."""
+    """The reads the schedules make, answered from lists; every call is recorded."""
 
     events: dict[str, datetime] = field(default_factory=dict)
     records: list[str] = field(default_factory=list)
@@ -85,10 +92,11 @@ class FakeApi:
         self._maybe_fail()
         return self.campaign_statuses.pop(0) if len(self.campaign_statuses) > 1 else self.campaign_statuses[0]
 
-    def iter_records(self, dataset_id: str) -> Iterator[FakeRecord]:
-        self.calls.append(("iter_records", dataset_id))
+    def list_records(self, dataset_id: str, page: int, page_size: int) -> FakePage:
+        self.calls.append(("list_records", (dataset_id, page, page_size)))
         self._maybe_fail()
-        return iter([FakeRecord(record_id) for record_id in self.records])
+        chosen = self.records[(page - 1) * page_size : page * page_size]
+        return FakePage(count=len(self.records), results=[FakeRecord(record_id) for record_id in chosen])
 
 
 @dataclass
@@ -108,6 +116,9 @@ class Harness:
     clock: Clock
     sent: list[str] = field(default_factory=list)
     lease_s: float = 30.0
+    settle_lag_s: float = 0.0
+    copy_page_size: int = 100
+    copy_pages_per_fire: int = 50
 
     @property
     def context(self) -> FireContext:
@@ -118,6 +129,9 @@ class Harness:
             now=self.clock,
             lease_s=self.lease_s,
             deadline_s=3600.0,
+            settle_lag_s=self.settle_lag_s,
+            copy_page_size=self.copy_page_size,
+            copy_pages_per_fire=self.copy_pages_per_fire,
         )
 
     def add(self, name: str, kind: str, *, every: str | None = "1m", cron: str | None = None, **options: Any) -> str:
@@ -167,7 +181,18 @@ def service_env(tmp_path: Path, database_url: str, broker_url: str, emulator: Em
         broker_url=broker_url,
         api_url=emulator.url,
         api_key=emulator.api_key,
-        **{"DSIMPORT_POLL_MAX_INTERVAL_S": "1", "DSIMPORT_SCHEDULES_REFRESH_S": "0.5", "DSIMPORT_LEASE_S": "5"},
+        **{
+            "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
+            "DSIMPORT_SCHEDULES_REFRESH_S": "0.5",
+            "DSIMPORT_LEASE_S": "5",
+            # A call made under a lease must end within it (checked at start-up).
+            "DSIMPORT_API_TIMEOUT_S": "2",
+            "DSIMPORT_API_MAX_ATTEMPTS": "2",
+            # The emulator's events are searchable the moment they are seeded: no settle lag needed.
+            "DSIMPORT_SCHEDULE_SETTLE_LAG_S": "0",
+            # A mutation run (a guarantee switched off) must reach the service processes too.
+            **{key: value for key, value in os.environ.items() if key == guarantees.ENV_VAR},
+        },
     )
 
 

@@ -3,7 +3,9 @@ both ledgers. Two beats at once must not double an import; every kind must impor
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import re
 import signal
@@ -26,8 +28,10 @@ from tasks.fire_times import fire_time_iso, parse_fire_time
 from tasks.schedule_specs import build_definition
 from tests.integration.service import ServiceProcesses
 
-pytestmark = pytest.mark.integration
+# Above the sum of the test's own waits (the suite-wide 120 s is not).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
+PAUSED_RE = re.compile(r"'schedule': 'often', 'fire_time': '(\S+Z)', 'outcome': 'paused'")
 SENT_RE = re.compile(r"firing schedule ([\w.-]+) at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")
 
 
@@ -72,6 +76,22 @@ def sent_fires(log_dir: Path, beat: str) -> list[str]:
     return [fire for name, fire in SENT_RE.findall(text) if name == "often"]
 
 
+def found_paused(log_dir: Path) -> set[datetime]:
+    """Fires the worker ran and found the schedule paused (its task result says so)."""
+    text = (log_dir / "worker.log").read_text(errors="replace")
+    return {parse_fire_time(fire) for fire in PAUSED_RE.findall(text)}
+
+
+def last_tick_sent(log_dir: Path, beat: str) -> datetime | None:
+    """When ``beat`` last sent one of its periodic tasks (poll ticks every 0.5 s): evidence that it is live."""
+    last = None
+    for line in (log_dir / f"{beat}.log").read_text(errors="replace").splitlines():
+        if "Sending due task" in line:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                last = datetime.fromisoformat(json.loads(line)["ts"])
+    return last
+
+
 def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, logs: Callable[[], str]) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -85,6 +105,7 @@ def stop(process: Any) -> None:
     process.wait(timeout=15)
 
 
+@pytest.mark.timeout(240)
 def test_two_beats_at_once_fire_each_time_once(
     emulator: EmulatorServer,
     api: DatasetsClient,
@@ -112,7 +133,15 @@ def test_two_beats_at_once_fire_each_time_once(
 
     pause(ledger, "often", True)
     paused_at = _now()
-    time.sleep(2.5)
+    # Both beats stay live through the pause, past the refresh that notices it: no fire from them then means
+    # something. They prove it by sending their poll ticks.
+    live_until = paused_at + timedelta(seconds=2.5)
+    wait_until(
+        lambda: all((last_tick_sent(log_dir, beat) or paused_at) > live_until for beat in ("beat-a", "beat-b")),
+        timeout_s=20,
+        what="both beats to tick through the pause",
+        logs=processes.logs,
+    )
     pause(ledger, "often", False)
     resumed_at = _now()
     wait_until(
@@ -129,16 +158,31 @@ def test_two_beats_at_once_fire_each_time_once(
     sent = {parse_fire_time(fire) for fire in sent_a + sent_b}
     # Both beats really sent the same fires: each of those reached the worker twice.
     assert len(set(sent_a) & set(sent_b)) >= 3, (sent_a, sent_b)
-    # Neither beat sent anything while the schedule was paused (allowing one table refresh to notice).
-    assert [fire for fire in sent if paused_at + timedelta(seconds=1.5) < fire <= resumed_at] == []
-    # A fire sent just before a beat noticed the pause finds the schedule paused when it runs: no run, no job.
-    maybe_paused = {fire for fire in sent if paused_at < fire <= resumed_at + timedelta(seconds=1)}
-    expected = sent - maybe_paused
+    # Neither beat sent anything while the schedule was paused (allowing a few 0.5 s table refreshes to notice: a
+    # loaded machine runs them late).
+    assert [fire for fire in sent if paused_at + timedelta(seconds=2.5) < fire <= resumed_at] == []
+    # A fire sent just before a beat noticed the pause, or sent earlier and still queued when the pause began (a
+    # busy worker runs it late), finds the schedule paused when it runs: no run, no job (the worker reports it
+    # "paused").
+    window = (paused_at - timedelta(seconds=5), resumed_at + timedelta(seconds=1))
+    maybe_paused = {fire for fire in sent if window[0] < fire <= window[1]}
 
     def fired() -> set[datetime]:
         return {run.fire_time for run in runs_of(ledger, "often")}
 
-    wait_until(lambda: expected <= fired(), timeout_s=30, what="the worker to run every fire sent", logs=processes.logs)
+    # Generous: on a loaded machine the fires of two beats queue behind each other; what is asserted is "once".
+    def unaccounted() -> set[datetime]:
+        return sent - maybe_paused - fired() - found_paused(log_dir)
+
+    wait_until(
+        lambda: not unaccounted(),
+        timeout_s=90,
+        what="the worker to run every fire sent (or find the schedule paused)",
+        logs=lambda: f"paused at {paused_at}, resumed at {resumed_at}, missing {sorted(unaccounted())}\n"
+        + processes.logs(),
+    )
+    # Only fires of the pause (or queued into it) were skipped as paused.
+    assert all(fire <= resumed_at + timedelta(seconds=1) for fire in found_paused(log_dir) - fired())
     runs = runs_of(ledger, "often")
     jobs = jobs_of(ledger, "often")
     fire_times = [fire_time_iso(run.fire_time) for run in runs]
@@ -147,8 +191,27 @@ def test_two_beats_at_once_fire_each_time_once(
     assert len(jobs) == len(fire_times), "one job per distinct fire time"
     assert sorted(job.idempotency_key for job in jobs) == sorted(f"schedule:often:{fire}" for fire in fire_times)
     assert all(run.status == RunStatus.SUBMITTED and len(run.job_ids) == 1 for run in runs)
+    # The API's side: one remote import per fire time, however many beats sent it (the worker still submits
+    # after the beats stopped; their poll ticks are not needed for that).
+    wait_until(
+        lambda: all(job.remote_task_id is not None for job in jobs_of(ledger, "often")),
+        timeout_s=30,
+        what="every job to be submitted",
+        logs=processes.logs,
+    )
+    assert emulator.stats(include_tasks=False)["tasks_created"][target] == len(fire_times)
     seconds = sorted(int(run.fire_time.timestamp()) for run in runs)
     assert any(b - a > 1 for a, b in itertools.pairwise(seconds)), "the pause left a gap"
+    # The ledger alone would not see a fire POSTed twice: count what the API really started, once every job has
+    # its remote task.
+    def submitted() -> list[ImportJob]:
+        found = jobs_of(ledger, "often")
+        return found if all(job.remote_task_id for job in found) else []
+
+    wait_until(lambda: bool(submitted()), timeout_s=60, what="every job to be submitted", logs=processes.logs)
+    stats = emulator.stats()
+    assert stats["tasks_created"] == {target: len(jobs)}, "one remote import per fire"
+    assert {job.remote_task_id for job in submitted()} == set(stats["tasks"])
 
 
 def _event(event_id: str, offset_s: float) -> dict[str, Any]:
@@ -160,6 +223,7 @@ def _event(event_id: str, offset_s: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.timeout(240)
 def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     emulator: EmulatorServer,
     api: DatasetsClient,
@@ -229,7 +293,14 @@ def test_each_kind_imports_everything_once_while_beat_fires_every_second(
         )
 
     wait_until(settled, timeout_s=60, what="every schedule to finish its imports", logs=processes.logs)
-    time.sleep(2.5)  # a few more fires of each, which must find nothing new
+    # A few more fires of each really run (and must find nothing new) before the checks below.
+    seen = {name: len(runs_of(ledger, name)) for name in ("window", "mirror")}
+    wait_until(
+        lambda: all(len(runs_of(ledger, name)) >= count + 2 for name, count in seen.items()),
+        timeout_s=30,
+        what="two more fires of each schedule",
+        logs=processes.logs,
+    )
 
     # explorer-window: each event in exactly one job, chunks of at most 2, watermark near now.
     window_jobs = jobs_of(ledger, "window")
@@ -239,14 +310,16 @@ def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     with ledger() as session:
         window = get_schedule(session, "window")
         assert window is not None and window.watermark is not None
-        assert _now() - window.watermark < timedelta(seconds=5)
+        # Near now: fires every second move it (a loaded machine runs them some seconds late).
+        assert _now() - window.watermark < timedelta(seconds=15)
     assert RunStatus.EMPTY in {run.status for run in runs_of(ledger, "window")}
 
     # campaign-when-done: waited (no job) while RUNNING, then one import, then stopped.
     late_runs = runs_of(ledger, "late")
     statuses = [run.status for run in late_runs]
     assert statuses[0] == RunStatus.WAITING and statuses.count(RunStatus.SUBMITTED) == 1
-    assert statuses[-1] == RunStatus.SUBMITTED, "no fire after the import"
+    # After the import was requested, fires wait for it; the one that sees it COMPLETED finishes the schedule.
+    assert statuses[-1] == RunStatus.EMPTY and statuses.count(RunStatus.EMPTY) == 1, "no fire after the finish"
     [late_job] = jobs_of(ledger, "late")
     assert late_job.idempotency_key == f"schedule:late:campaign:{campaign}"
 

@@ -135,7 +135,7 @@ def test_add_pause_resume_remove_at_run_time(
     assert step(scheduler, clock, 59) == [("every-minute", at(420))]
 
     with session_factory() as session:
-        remove_schedule(session, "every-minute")
+        remove_schedule(session, "every-minute", now=clock())
         session.commit()
     scheduler.refresh()
     assert step(scheduler, clock, 600) == []

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from store.models import ImportJob, JobStatus
 from store.schedules import get_schedule
 from tasks.schedule_firing import fire
 from worker.cli import main
@@ -131,11 +132,16 @@ def test_show_pause_resume_remove(capsys: pytest.CaptureFixture[str], harness: H
     assert run_json(capsys, "schedules", "show", "hourly", "--json")["state"] == "paused"
     assert run(capsys, "schedules", "resume", "hourly")[1] == "hourly: resumed\n"
     assert run_json(capsys, "schedules", "show", "hourly", "--json")["state"] == "active"
-    assert run(capsys, "schedules", "remove", "hourly")[1] == "hourly: removed\n"
-    code, _, err = run(capsys, "schedules", "show", "hourly")
-    assert (code, err.strip()) == (1, "dsimport: error: no schedule named 'hourly'")
+    assert run(capsys, "schedules", "remove", "hourly")[1] == "hourly: removed (history kept; --forget deletes it)\n"
+    # Removed, not forgotten: its history is still shown, and it is gone from the list.
+    removed = run_json(capsys, "schedules", "show", "hourly", "--json")
+    assert removed["state"] == "removed" and [run["status"] for run in removed["runs"]] == ["SUBMITTED"]
+    assert run_json(capsys, "schedules", "list", "--json") == []
     for command in ("pause", "resume", "remove", "run-now"):
         assert run(capsys, "schedules", command, "hourly")[0] == 1
+    assert run(capsys, "schedules", "remove", "hourly", "--forget")[1] == "hourly: removed and forgotten\n"
+    code, _, err = run(capsys, "schedules", "show", "hourly")
+    assert (code, err.strip()) == (1, "dsimport: error: no schedule named 'hourly'")
 
 
 def test_a_name_is_used_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,3 +192,20 @@ def test_run_now_sends_a_manual_fire_to_the_workers(
     with harness.sessions() as session:
         assert get_schedule(session, "x") is not None
     assert NOW.year <= int(fire_time[:4])
+
+
+def test_show_counts_retried_and_given_up_items(capsys: pytest.CaptureFixture[str], harness: Harness) -> None:
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE, chunk_size=2)
+    harness.api.records = ["r-1", "r-2", "r-3"]
+    first = fire(harness.context, "mirror", at(3600))
+    with harness.sessions() as session:
+        job = session.get(ImportJob, first.job_ids[0])
+        assert job is not None
+        job.status = JobStatus.FAILED
+        session.commit()
+    fire(harness.context, "mirror", at(7200))
+    shown = run_json(capsys, "schedules", "show", "mirror", "--json")
+    assert shown["items"] == {"imported": 3, "retried": 2, "given_up": 0}
+    assert "retry 1 of 3" in shown["runs"][0]["message"]
+    code, out, _ = run(capsys, "schedules", "show", "mirror")
+    assert code == 0 and "3 requested, 2 retried, 0 given up" in out

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from store.models import ImportKind, ScheduleKind, ScheduleSource
+from store.models import ImportKind, Schedule, ScheduleItem, ScheduleKind, ScheduleSource
 from store.schedules import (
     FileScheduleError,
     ScheduleExistsError,
@@ -22,6 +23,9 @@ from tasks.schedule_specs import InvalidSchedule, build_definition, check_filter
 from worker.schedule_file import FileWatcher, ScheduleFileError, parse_schedules, sync_schedule_file
 
 from .conftest import CAMPAIGN, NOW, SOURCE, TARGET, Harness, at
+
+FILE_A = Path("/etc/dsimport/a/schedules.toml")
+FILE_B = Path("/etc/dsimport/b/schedules.toml")
 
 EXAMPLE = f"""
 [schedules.hourly-review]
@@ -128,7 +132,7 @@ def test_filters_are_checked_and_a_whole_payload_is_unwrapped() -> None:
 
 
 def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harness: Harness) -> None:
-    report = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW)
+    report = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW, path=FILE_A)
     assert sorted(report.added) == ["hourly-review", "mirror", "review-when-done", "support-events"]
     with harness.sessions() as session:
         rows = {schedule.name: schedule for schedule in list_schedules(session)}
@@ -140,7 +144,7 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
         session.commit()
 
     # The same file again: nothing to do.
-    again = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=at(10))
+    again = sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=at(10), path=FILE_A)
     assert not again.changed
 
     harness.api.events = {"e-1": datetime(2026, 1, 1, 0, 5, tzinfo=UTC)}
@@ -148,7 +152,7 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
 
     edited = EXAMPLE.replace('every = "1h"', 'every = "2h"').replace("chunk_size = 200", "chunk_size = 50")
     edited = edited[: edited.index("[schedules.mirror]")]
-    report = sync_schedule_file(harness.sessions, parse_schedules(edited), now=at(20))
+    report = sync_schedule_file(harness.sessions, parse_schedules(edited), now=at(20), path=FILE_A)
     assert (sorted(report.updated), report.removed) == (["hourly-review", "support-events"], ["mirror"])
     with harness.sessions() as session:
         hourly = get_schedule(session, "hourly-review")
@@ -156,18 +160,20 @@ def test_sync_adds_updates_and_removes_file_schedules_keeping_their_state(harnes
         assert hourly is not None and (hourly.every_s, hourly.paused) == (7200, True)
         assert window is not None and window.params["chunk_size"] == 50
         assert window.watermark == at(60)  # progress kept across the edit
-        assert get_schedule(session, "mirror") is None
+        mirror = get_schedule(session, "mirror")
+        assert mirror is not None and mirror.removed_at == at(20)  # removed, its history kept
+        assert "mirror" not in [schedule.name for schedule in list_schedules(session)]
 
 
 def test_file_schedules_cannot_be_removed_from_the_command_line_and_names_do_not_clash(harness: Harness) -> None:
-    sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW)
+    sync_schedule_file(harness.sessions, parse_schedules(EXAMPLE), now=NOW, path=FILE_A)
     with harness.sessions() as session, pytest.raises(FileScheduleError, match="edit the file to remove it"):
-        remove_schedule(session, "mirror")
+        remove_schedule(session, "mirror", now=NOW)
     harness.add("cli-made", "campaign", every="1h", campaign=CAMPAIGN)
     with pytest.raises(ScheduleExistsError, match="defined in the schedules file"):
         harness.add("mirror", "campaign", every="1h", campaign=CAMPAIGN)
     clashing = EXAMPLE + f'\n[schedules.cli-made]\nevery = "1m"\nkind = "file"\ndataset = "{TARGET}"\nfile_id = "f"\n'
-    report = sync_schedule_file(harness.sessions, parse_schedules(clashing), now=at(5))
+    report = sync_schedule_file(harness.sessions, parse_schedules(clashing), now=at(5), path=FILE_A)
     assert report.conflicts == ["cli-made"]
     with harness.sessions() as session:
         kept = get_schedule(session, "cli-made")
@@ -189,3 +195,85 @@ def test_the_watcher_syncs_only_when_the_content_changes(harness: Harness, tmp_p
     path.write_text("")
     emptied = watcher.sync(harness.sessions, now=lambda: NOW)
     assert emptied is not None and len(emptied.removed) == 4
+
+
+MIRROR_ONLY = f"""
+[schedules.mirror]
+every = "1h"
+kind = "dataset-copy"
+dataset = "{TARGET}"
+from_dataset = "{SOURCE}"
+"""
+
+HOURLY_ONLY = f"""
+[schedules.hourly-review]
+every = "1h"
+kind = "campaign"
+dataset = "{TARGET}"
+campaign = "{CAMPAIGN}"
+"""
+
+
+def _mirror_items(harness: Harness) -> list[str]:
+    with harness.sessions() as session:
+        query = select(ScheduleItem.item_id).join(Schedule).where(Schedule.name == "mirror")
+        return sorted(session.scalars(query))
+
+
+def test_two_beats_reading_different_files_never_remove_each_others_schedules(harness: Harness) -> None:
+    harness.api.records = ["r-1", "r-2"]
+    assert sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=NOW, path=FILE_A).added == ["mirror"]
+    assert fire(harness.context, "mirror", at(3600)).outcome.value == "submitted"
+    assert _mirror_items(harness) == ["r-1", "r-2"]
+
+    # The other beat's file does not have "mirror": its sync leaves it alone, and back and forth changes nothing.
+    for moment in (10, 20, 30):
+        other = sync_schedule_file(harness.sessions, parse_schedules(HOURLY_ONLY), now=at(moment), path=FILE_B)
+        ours = sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=at(moment + 1), path=FILE_A)
+        assert other.removed == [] and ours.removed == [] and not ours.changed
+    with harness.sessions() as session:
+        names = {schedule.name: schedule.source_file for schedule in list_schedules(session)}
+    assert names == {"mirror": str(FILE_A), "hourly-review": str(FILE_B)}
+    assert _mirror_items(harness) == ["r-1", "r-2"]
+    harness.api.records.append("r-3")
+    copied = fire(harness.context, "mirror", at(7200))
+    assert len(copied.job_ids) == 1 and _mirror_items(harness) == ["r-1", "r-2", "r-3"]
+
+    # A name both files define belongs to the first: the second is told, and changes nothing.
+    clash = sync_schedule_file(
+        harness.sessions, parse_schedules(HOURLY_ONLY + MIRROR_ONLY.replace('"1h"', '"2h"')), now=at(40), path=FILE_B
+    )
+    assert clash.foreign == ["mirror"] and not clash.changed
+    with harness.sessions() as session:
+        mirror = get_schedule(session, "mirror")
+        assert mirror is not None and mirror.every_s == 3600
+
+
+def test_a_schedule_removed_from_its_file_comes_back_with_its_imported_items(harness: Harness) -> None:
+    harness.api.records = ["r-1"]
+    sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=NOW, path=FILE_A)
+    fire(harness.context, "mirror", at(3600))
+    emptied = sync_schedule_file(harness.sessions, parse_schedules(""), now=at(10), path=FILE_A)
+    assert emptied.removed == ["mirror"]
+    assert fire(harness.context, "mirror", at(7200)).outcome.value == "unknown"
+    back = sync_schedule_file(harness.sessions, parse_schedules(MIRROR_ONLY), now=at(20), path=FILE_A)
+    assert back.added == ["mirror"]
+    assert fire(harness.context, "mirror", at(10800)).outcome.value == "empty"  # r-1 is not copied again
+    assert _mirror_items(harness) == ["r-1"]
+
+
+def test_removal_keeps_history_unless_forgotten(harness: Harness) -> None:
+    harness.api.records = ["r-1"]
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)
+    fire(harness.context, "mirror", at(3600))
+    with harness.sessions() as session:
+        remove_schedule(session, "mirror", now=at(3700))
+        session.commit()
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)  # re-added: the same list
+    assert fire(harness.context, "mirror", at(7200)).outcome.value == "empty"
+    with harness.sessions() as session:
+        remove_schedule(session, "mirror", now=at(7300), forget=True)
+        session.commit()
+        assert get_schedule(session, "mirror") is None
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE)
+    assert fire(harness.context, "mirror", at(10800)).outcome.value == "submitted"  # forgotten: copied again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
@@ -152,7 +153,7 @@ def test_paused_schedules_do_not_fire_unless_run_by_hand(harness: Harness) -> No
 def test_a_removed_schedule_does_not_fire(harness: Harness) -> None:
     harness.add("gone", "campaign", every="1h", campaign=CAMPAIGN)
     with harness.sessions() as session:
-        remove_schedule(session, "gone")
+        remove_schedule(session, "gone", now=NOW)
         session.commit()
     assert fire(harness.context, "gone", at(3600)).outcome == FireOutcome.UNKNOWN
     assert all_jobs(harness) == []
@@ -252,7 +253,7 @@ def test_an_old_fire_arriving_after_a_newer_one_finds_its_window_covered(harness
     older = fire(harness.context, "win", at(60))
     assert _job_events(harness, newer.job_ids) == ["e-30", "e-90"]
     assert older.outcome == FireOutcome.EMPTY
-    assert "window already covered" in (older.message or "")
+    assert "already covered" in (older.message or "")
 
 
 # --- campaign-when-done -----------------------------------------------------------------------------------------
@@ -265,20 +266,27 @@ def test_campaign_when_done_waits_then_imports_once_then_stops(harness: Harness)
     for n in (1, 2, 3, 4):
         harness.clock.now = at(60 * n + 1)
         outcomes.append(fire(harness.context, "late", at(60 * n)).outcome)
-    assert outcomes == [FireOutcome.WAITING, FireOutcome.WAITING, FireOutcome.SUBMITTED, FireOutcome.FINISHED]
+    # The fourth fire finds the import requested and still running: it waits for it.
+    assert outcomes == [FireOutcome.WAITING, FireOutcome.WAITING, FireOutcome.SUBMITTED, FireOutcome.WAITING]
     [job] = all_jobs(harness)
     assert job.idempotency_key == f"schedule:late:campaign:{CAMPAIGN}"
     assert job.params == {"campaign_id": CAMPAIGN}
+    _set_status(harness, job.id, JobStatus.COMPLETED)
+    harness.clock.now = at(301)
+    assert fire(harness.context, "late", at(300)).outcome == FireOutcome.EMPTY
     statuses = [(run.status, run.message) for run in runs(harness, "late")]
+    done = f"campaign {CAMPAIGN} completed and was imported by job {job.id}"
     assert statuses == [
         (RunStatus.WAITING, f"campaign {CAMPAIGN} is RUNNING"),
         (RunStatus.WAITING, f"campaign {CAMPAIGN} is UNKNOWN"),
         (RunStatus.SUBMITTED, f"campaign {CAMPAIGN} is COMPLETED"),
+        (RunStatus.WAITING, f"campaign {CAMPAIGN}: import job {job.id} is PENDING"),
+        (RunStatus.EMPTY, done),
     ]
     with harness.sessions() as session:
         schedule = get_schedule(session, "late")
-        assert schedule is not None and schedule.finished_at == at(181)
-        assert schedule.finished_reason == f"campaign {CAMPAIGN} completed and was imported by job {job.id}"
+        assert schedule is not None and schedule.finished_at == at(301)
+        assert schedule.finished_reason == done
     # Even run by hand, a finished schedule does nothing.
     assert fire(harness.context, "late", at(500), trigger="manual").outcome == FireOutcome.FINISHED
     assert len(all_jobs(harness)) == 1
@@ -322,7 +330,7 @@ def test_dataset_copy_copies_each_record_once_in_chunks(harness: Harness) -> Non
         ["r-2", "r-3"],
         ["r-4"],
     ]
-    assert ("iter_records", SOURCE) in harness.api.calls
+    assert ("list_records", (SOURCE, 1, 100)) in harness.api.calls
     assert fire(harness.context, "mirror", at(7200)).outcome == FireOutcome.EMPTY
     harness.api.records += ["r-5", "r-6"]
     third = fire(harness.context, "mirror", at(10800))
@@ -367,6 +375,15 @@ def test_runs_record_timing_and_history_order(harness: Harness) -> None:
     assert all(run.finished_at == run.fire_time + timedelta(seconds=5) for run in history)
 
 
+def _set_status(harness: Harness, job_id: str, status: JobStatus) -> None:
+    """Stand in for the worker: the job ended with ``status`` (a terminal one, as the poller writes it)."""
+    with harness.sessions() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        job.status = status
+        session.commit()
+
+
 def _job(harness: Harness, job_id: str) -> ImportJob:
     with harness.sessions() as session:
         job = session.get(ImportJob, job_id)
@@ -392,3 +409,50 @@ def test_old_runs_are_pruned_but_a_late_duplicate_still_imports_nothing_new(harn
     again = fire(harness.context, "often", at(1))
     assert again.outcome == FireOutcome.SUBMITTED and again.message == "job existed already (PENDING)"
     assert len(all_jobs(harness)) == 12
+
+
+# --- late events, paging --------------------------------------------------------------------------------------
+
+
+def test_an_event_searchable_only_after_its_fire_is_imported_by_the_next_fire(harness: Harness) -> None:
+    harness.settle_lag_s = 30.0
+    harness.add("win", "explorer-window", every="1m", since=NOW.isoformat())
+    harness.api.events = {"e-10": at(10)}
+    first = fire(harness.context, "win", at(60))
+    assert _job_events(harness, first.job_ids) == ["e-10"]
+    # Stamped a second before the fire time, but indexed (searchable) only after the fire searched.
+    harness.api.events["e-59"] = at(59)
+    second = fire(harness.context, "win", at(120))
+    assert _job_events(harness, second.job_ids) == ["e-59"]
+    assert imported_items(harness) == ["e-10", "e-59"]
+    windows = [(run.window_start, run.window_end) for run in runs(harness, "win")]
+    assert windows == [(NOW, at(30)), (at(30), at(90))]
+
+
+def test_explorer_window_waits_for_the_settle_lag_before_its_first_search(harness: Harness) -> None:
+    harness.settle_lag_s = 120.0
+    harness.add("win", "explorer-window", every="1m")
+    early = fire(harness.context, "win", at(60))
+    assert early.outcome == FireOutcome.EMPTY and "already covered" in (early.message or "")
+    assert [call for call in harness.api.calls if call[0] == "search"] == []
+
+
+def test_dataset_copy_reads_a_bounded_number_of_pages_per_fire_and_continues_at_the_next(harness: Harness) -> None:
+    harness.copy_page_size, harness.copy_pages_per_fire = 2, 2
+    harness.add("mirror", "dataset-copy", every="1h", from_dataset=SOURCE, chunk_size=3)
+    harness.api.records = [f"r-{n:02d}" for n in range(11)]
+    pages_read = []
+    for hour in range(1, 5):
+        before = len(harness.api.calls)
+        fire(harness.context, "mirror", at(3600 * hour))
+        pages_read.append([call[1][1] for call in harness.api.calls[before:]])
+    # 11 records in pages of 2: pages 1-2, 3-4, 5-6 (the end: the next pass starts over), then 1-2 again.
+    assert pages_read == [[1, 2], [3, 4], [5, 6], [1, 2]]
+    copied = Counter(r for job in all_jobs(harness) for r in job.params["dataset_record_ids"])
+    assert copied == Counter({f"r-{n:02d}": 1 for n in range(11)})
+    assert [run.status for run in runs(harness, "mirror")][-1] == RunStatus.EMPTY
+    # Records added after a full pass are found by the next pass.
+    harness.api.records.append("r-11")
+    for hour in range(5, 8):
+        fire(harness.context, "mirror", at(3600 * hour))
+    assert "r-11" in imported_items(harness) and len(imported_items(harness)) == 12

@@ -2,14 +2,14 @@
 
 One run of the real service: the emulator started with ``EMULATOR_API_KEY=<marker>`` (so the marker really is the
 key every call sends), a worker, beat, Flower and the jobs page, all given ``MISTRAL_API_KEY=<marker>`` as compose
-gives them, on Redis database 10 and a PostgreSQL ledger whose URL carries a password marker (SQLite when the
-PostgreSQL server is down; the ledger's content is the same either way). Through the command line, as users do:
-imports that complete (one after a 429), one the API refuses (a 404: REJECTED), one the API keeps failing (503s:
-FAILED), one whose command fails on an API error, a queue message, a refused message, a schedule fired now, and
-polls that meet 502s. Then every place is searched for the markers, raw and base64-encoded: every log file, every
-row of every ledger table, every Redis key, Flower's pages and API (task arguments and results, worker
-configuration), the jobs page (list and each job), the command line's outputs (jobs list/show --json included),
-the errors recorded on jobs, and the command lines of every process.
+gives them, on Redis database 10 and a PostgreSQL ledger of the test's own that lets in only the password marker
+(so every process really uses it). Through the command line, as users do: imports that complete (one after a
+429), one the API refuses (a 404: REJECTED), one the API keeps failing (503s: FAILED), one whose command fails on
+an API error, a queue message, a refused message, a schedule fired now, and polls that meet 502s. Then every
+place is searched for the markers, raw and base64-encoded: every log file, every row of every ledger table,
+every Redis key, Flower's pages and API (task arguments and results, worker configuration), the jobs page (list
+and each job), the command line's outputs (jobs list/show --json included), the errors recorded on jobs, and the
+command lines of every process.
 
 A second test checks, on the same Flower, that its UI and API refuse requests without the login and that its
 /metrics and /healthcheck reveal no job data.
@@ -36,17 +36,17 @@ import httpx
 import pytest
 import redis
 from sqlalchemy import MetaData, create_engine, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import ImportJob, JobStatus
 from tasks import metrics
-from tests.fixtures.databases import PostgresServer, postgres_schema
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import REPO, ServiceProcesses, wait_for_jobs
 from worker.cli import main
 from worker.stack import free_port
 
+from ..reliability.servers import postgres_server
 from ..stack.procs import descendants
 from .conftest import TEST_REDIS_URL
 
@@ -122,13 +122,16 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s:
 
 
 @pytest.fixture(scope="module")
-def ledger_url(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if postgres_server.error is not None:
-        yield f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'ledger.db'}"
-        return
-    with postgres_schema(postgres_server) as url:
-        # The test server trusts local connections: any password is accepted, so the marker can be in the URL.
-        yield make_url(url).set(password=DB_PASSWORD).render_as_string(hide_password=False)
+def ledger_url() -> Iterator[str]:
+    # A PostgreSQL cluster of the test's own that lets in only a client with the marker password: every process
+    # that reaches the ledger provably holds the marker (a SQLite ledger, or a server that trusts any password,
+    # would let the test pass with the marker never used).
+    with postgres_server(password=DB_PASSWORD) as server:
+        wrong = create_engine(server.url.replace(f":{DB_PASSWORD}@", ":not-the-marker@"))
+        with pytest.raises(OperationalError, match="password authentication failed"):
+            wrong.connect().close()
+        wrong.dispose()
+        yield server.url
 
 
 @pytest.fixture(scope="module")

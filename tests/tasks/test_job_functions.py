@@ -122,10 +122,10 @@ def test_a_refused_submit_is_rejected_with_the_api_error_code(runtime: Runtime, 
         assert job is not None and job.status is JobStatus.REJECTED and job.error_code == "CAMPAIGN_NOT_FOUND"
 
 
-def test_a_503_goes_back_to_pending_then_fails_on_the_last_attempt(
+def test_a_429_goes_back_to_pending_then_fails_on_the_last_attempt(
     runtime: Runtime, dataset_id: str, emulator: EmulatorServer
 ) -> None:
-    emulator.configure(faults={"import_from_explorer": {"status": 503}})
+    emulator.configure(faults={"import_from_explorer": {"status": 429}})
     job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
     assert submit(runtime, job_id) is SubmitOutcome.RETRY
     assert status(runtime, job_id) is JobStatus.PENDING
@@ -202,7 +202,7 @@ def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
     from sqlalchemy.orm.exc import StaleDataError
 
     from api_client import DatasetImportTask
-    from tasks import polling
+    from tasks import poll_writeback, polling
     from tasks.outcomes import Observation
 
     job_ids = [new_job(runtime, dataset_id, {"completion_event_ids": [e]}) for e in EVENTS[:3]]
@@ -229,7 +229,7 @@ def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
         for d in due
     }
     calls = {"n": 0}
-    real = polling._update_in_one_statement
+    real = poll_writeback._update_in_one_statement
 
     def stale_once(session: Session, jobs: list[object]) -> None:
         calls["n"] += 1
@@ -237,8 +237,8 @@ def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
             raise StaleDataError("a row changed")
         real(session, jobs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(polling, "_update_in_one_statement", stale_once)
-    finished = polling.write_back(runtime, done, owner="w1", now=T0 + timedelta(seconds=3), rng=random.Random(1))
+    monkeypatch.setattr(poll_writeback, "_update_in_one_statement", stale_once)
+    finished = poll_writeback.write_back(runtime, done, owner="w1", now=T0 + timedelta(seconds=3), rng=random.Random(1))
     assert sorted(finished) == sorted((job_id, "COMPLETED") for job_id in job_ids)
     assert all(status(runtime, job_id) is JobStatus.COMPLETED for job_id in job_ids)
 

@@ -1,0 +1,92 @@
+"""An interrupted submit found by recovery after the job's deadline: adopted if it arrived, never sent again.
+
+The emulator runs on a socket with a frozen clock moved by the test; the sweep and the poller are called directly,
+on both ledgers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from emulator import EmulatorClock
+from emulator.testing import EmulatorServer
+from store.jobs import job_events
+from store.models import JobStatus
+from tasks.poll_loop import close_poll_loop, run_poll_rounds
+from tasks.runtime import Runtime
+
+from . import adoption
+from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep, tasks_by_creation
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DEADLINE = T0 + timedelta(seconds=10)
+PAST_DEADLINE = T0 + timedelta(seconds=LEASE_S + 2)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
+    with EmulatorServer(seed=adoption.events_fixture(["evt-0"]), task_duration_s=600, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
+    return adoption.make_runtime(emulator, session_factory)
+
+
+@pytest.fixture
+def dataset_id(runtime: Runtime) -> str:
+    with runtime.client_factory() as client:
+        return client.create_dataset("target", "d").id
+
+
+def posts(emulator: EmulatorServer) -> int:
+    return int(emulator.stats(include_tasks=False)["requests"].get("import_from_explorer", 0))
+
+
+def test_an_interrupted_submit_past_its_deadline_with_no_remote_task_ends_expired_and_is_not_sent_again(
+    runtime: Runtime, emulator: EmulatorServer, dataset_id: str
+) -> None:
+    job_id = adoption.new_job(runtime, dataset_id, ["evt-0"], now=T0, deadline_at=DEADLINE)
+    interrupted_submit(runtime, emulator, job_id, RESET_BEFORE, at=T0)
+    assert posts(emulator) == 1
+
+    resent, report = sweep(runtime, PAST_DEADLINE)
+
+    assert emulator.stats(include_tasks=False)["requests"]["list_tasks"] == 1  # it did look
+    assert resent == [] and report.reset == [] and report.finished == [(job_id, "EXPIRED")]
+    expired = load_job(runtime, job_id)
+    assert expired.status is JobStatus.EXPIRED and expired.lease_owner is None
+    with runtime.session_factory() as session:
+        assert "past its deadline" in (job_events(session, job_id)[-1].message or "")
+    # A later sweep has nothing left to do with it.
+    resent, report = sweep(runtime, PAST_DEADLINE + timedelta(minutes=5))
+    assert resent == [] and report.finished == []
+    assert posts(emulator) == 1 and emulator.stats(include_tasks=False)["tasks_created"] == {}
+
+
+def test_an_interrupted_submit_past_its_deadline_that_arrived_is_adopted_then_expires_at_its_next_poll(
+    runtime: Runtime, emulator: EmulatorServer, dataset_id: str
+) -> None:
+    job_id = adoption.new_job(runtime, dataset_id, ["evt-0"], now=T0, deadline_at=DEADLINE)
+    interrupted_submit(runtime, emulator, job_id, RESET_AFTER, at=T0)
+    [task] = tasks_by_creation(emulator)
+
+    resent, report = sweep(runtime, PAST_DEADLINE)
+
+    assert report.adopted == [(job_id, task)] and resent == []
+    assert load_job(runtime, job_id).status is JobStatus.RUNNING
+    try:
+        polled = run_poll_rounds(runtime, owner="poller", now=lambda: PAST_DEADLINE + timedelta(seconds=5))
+    finally:
+        close_poll_loop()
+    assert polled.finished == [(job_id, "EXPIRED")]
+    assert load_job(runtime, job_id).remote_task_id == task
+    assert posts(emulator) == 1

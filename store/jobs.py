@@ -37,7 +37,6 @@ __all__ = [
     "overdue_jobs",
     "release_lease",
     "release_poll_claims",
-    "remote_task_ids_for_dataset",
     "require_job",
     "stale_jobs",
     "stuck_jobs",
@@ -116,16 +115,6 @@ def get_job_by_key(session: Session, idempotency_key: str) -> ImportJob | None:
 def get_job_by_remote_task_id(session: Session, remote_task_id: str) -> ImportJob | None:
     """The job that owns the remote task ``remote_task_id``, or None."""
     return session.scalars(select(ImportJob).where(ImportJob.remote_task_id == remote_task_id)).one_or_none()
-
-
-def remote_task_ids_for_dataset(session: Session, dataset_id: str) -> set[str]:
-    """Remote task ids already owned by a job on ``dataset_id``; recovery must not adopt any of them."""
-    rows = session.scalars(
-        select(ImportJob.remote_task_id).where(
-            ImportJob.dataset_id == dataset_id, ImportJob.remote_task_id.is_not(None)
-        )
-    )
-    return {task_id for task_id in rows if task_id is not None}
 
 
 def release_poll_claims(session: Session, job_ids: Collection[str], *, owner: str) -> int:

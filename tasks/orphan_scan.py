@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from itertools import pairwise
 
@@ -58,11 +58,20 @@ def find_orphan_tasks(
     *,
     since: datetime,
     until: datetime,
-    owned: set[str],
+    owned: Callable[[Collection[str]], set[str]],
+    creators: Collection[str] = (),
     max_pages: int = ADOPTION_MAX_PAGES,
     time_budget_s: float | None = None,
 ) -> list[DatasetImportTask]:
     """The remote tasks on the dataset created between ``since`` and ``until`` and owned by no job, oldest first.
+
+    ``owned`` answers which of the given task ids a job already owns: asked about the tasks the scan saw, it stays
+    bounded by them however long the dataset's history.
+
+    A dataset is shared: other users and other programs import into it too, and their tasks are no orphans of ours.
+    Only tasks created by the same API user as ours are candidates: ``creators`` (the ``creator_id`` of tasks this
+    service started, as far as known) and those of the owned tasks the scan itself comes across. When neither says
+    who we are, every unowned task in the window is a candidate, as before.
 
     :raises ScanIncomplete: the scan needed more than ``max_pages`` pages or ``time_budget_s`` seconds, or the list
         shrank while it was read.
@@ -70,8 +79,14 @@ def find_orphan_tasks(
     """
     scan = _TaskListScan(client, dataset_id, max_pages=max_pages, time_budget_s=time_budget_s)
     scan.cover(since)
+    taken = owned(list(scan.seen))
+    ours = set(creators) | {task.creator_id for task in scan.seen.values() if task.id in taken}
     candidates = [
-        task for task in scan.seen.values() if task.id not in owned and since <= task.created_at <= until
+        task
+        for task in scan.seen.values()
+        if task.id not in taken
+        and since <= task.created_at <= until
+        and (not ours or task.creator_id in ours)
     ]
     return sorted(candidates, key=lambda task: (task.created_at, task.id))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,11 +32,13 @@ from sqlalchemy.orm import Session
 
 from api_client import ApiError, DatasetImportTask, DatasetsClient
 from store import guarantees
-from store.jobs import overdue_jobs, remote_task_ids_for_dataset, stale_jobs
+from store.jobs import overdue_jobs, stale_jobs
 from store.leases import acquire_lease
 from store.models import ImportJob, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
+from store.task_ownership import owned_task_ids
 
+from . import own_creators
 from .orphan_scan import ADOPTION_MAX_PAGES, ScanIncomplete, find_orphan_tasks
 from .outcomes import first_poll_at
 from .runtime import Runtime
@@ -132,8 +134,12 @@ def _resolve_submitting(
             (_Interrupted(job.id, job.submit_started_at, _request_key(job)) for job in group),
             key=lambda member: (member.started or at, member.job_id),
         )
-        owned = remote_task_ids_for_dataset(session, dataset_id)
         session.commit()
+
+    def owned(task_ids: Collection[str]) -> set[str]:
+        with runtime.session_factory() as session:
+            return owned_task_ids(session, task_ids)
+
     starts = [member.started for member in members if member.started is not None]
     try:
         candidates = (
@@ -145,6 +151,7 @@ def _resolve_submitting(
                 # task of ours be younger than this sweep: one that is was started by a submit begun since.
                 until=min(max(starts) + timedelta(seconds=lease_s) + CLOCK_SKEW, at),
                 owned=owned,
+                creators=own_creators.learn(runtime.session_factory, client),
                 max_pages=ADOPTION_MAX_PAGES,
                 time_budget_s=lease_s * SCAN_LEASE_FRACTION,
             )
@@ -161,7 +168,8 @@ def _resolve_submitting(
     guess = _guess_note(members, candidates) if guessed else None
     with runtime.session_factory() as session:
         for member in members:
-            job = session.get(ImportJob, member.job_id)
+            # Row-locked (PostgreSQL; SQLite holds its write lock from BEGIN): the check and the write are one step.
+            job = session.get(ImportJob, member.job_id, with_for_update=True, populate_existing=True)
             if job is None or job.status != JobStatus.SUBMITTING or job.lease_owner != owner:
                 continue
             job.lease_owner = None

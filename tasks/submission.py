@@ -53,6 +53,7 @@ from store.models import ImportJob, JobStatus
 from store.scheduling import PollPolicy
 from store.state_machine import apply_transition, new_event, remote_to_job_status
 
+from . import own_creators
 from .outcomes import first_poll_at
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,8 @@ def _record_accepted(
     result = _write_if_still_ours(
         claim, write, session_factory=session_factory, now=now, seen=f"the API accepted it as remote task {task.id}"
     )
+    # Ours whether or not it was recorded: recovery tells our tasks from other users' by this id.
+    own_creators.remember(task.creator_id)
     if result.outcome is SubmitOutcome.ACCEPTED:
         log.info("job %s accepted as remote task %s", claim.job_id, task.id, extra={"job_id": claim.job_id})
     return result

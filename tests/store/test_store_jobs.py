@@ -23,7 +23,6 @@ from store.jobs import (
     job_events,
     list_jobs,
     overdue_jobs,
-    remote_task_ids_for_dataset,
     stale_jobs,
     stuck_jobs,
 )
@@ -139,8 +138,6 @@ def test_list_count_and_lookups(session_factory: Factory) -> None:
         assert get_job_by_key(session, "b") is not None
         found = get_job_by_remote_task_id(session, "task-c")
         assert found is not None and found.id == c.id
-        assert remote_task_ids_for_dataset(session, "ds-1") == {"task-c"}
-        assert remote_task_ids_for_dataset(session, "ds-2") == set()
 
 
 def test_a_remote_task_belongs_to_one_job_only(session_factory: Factory) -> None:

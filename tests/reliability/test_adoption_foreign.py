@@ -1,0 +1,90 @@
+"""Adoption on a shared dataset: another user's imports in the submit window are never taken for ours.
+
+A job's POST reached the API but its answer was lost; another user (another API key: another ``creator_id``)
+started imports on the same dataset at the same moment. Their tasks are unowned by any job of ours and sit in the
+window, older than ours: pairing by time alone would adopt one of them, record its outcome as our job's and leave
+our own import unowned. The recovery sweep runs in a process that has started no task yet (a restarted worker), so
+it first learns who "we" are from a task the ledger says is ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from emulator import EmulatorClock
+from emulator.testing import EmulatorServer
+from emulator.world import OWNER_ID
+from store.models import JobStatus
+from tasks import own_creators
+from tasks.runtime import Runtime
+from tasks.submission import SubmitOutcome, submit_job
+
+from . import adoption
+from .adoption import LEASE_S, RESET_AFTER, interrupted_submit, load_job, sweep
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EVENTS = ["evt-earlier", "evt-job"]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    clock = EmulatorClock(start=(T0 - timedelta(minutes=5)).timestamp(), frozen=True)
+    with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=7200, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
+    return adoption.make_runtime(emulator, session_factory)
+
+
+@pytest.fixture
+def restarted_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process has started no task yet: who we are must be learned again."""
+    monkeypatch.setattr(own_creators, "_known", set())
+
+
+def test_another_users_tasks_in_the_window_are_not_adopted(
+    runtime: Runtime, emulator: EmulatorServer, restarted_process: None
+) -> None:
+    with runtime.client_factory() as client:
+        earlier_dataset = client.create_dataset("earlier", "d").id
+        shared = client.create_dataset("shared", "d").id
+    # An import of ours that went well, on another dataset: the ledger knows one task of ours.
+    earlier = adoption.new_job(runtime, earlier_dataset, EVENTS[:1], now=T0, deadline_at=T0 + timedelta(days=1))
+    adoption.move_emulator_clock(emulator, T0 - timedelta(minutes=1))
+    with runtime.client_factory() as client:
+        accepted = submit_job(
+            earlier,
+            session_factory=runtime.session_factory,
+            client=client,
+            owner="worker",
+            now=lambda: T0 - timedelta(minutes=1),
+            policy=runtime.poll_policy,
+            lease_s=LEASE_S,
+            final_attempt=False,
+        )
+    assert accepted.outcome is SubmitOutcome.ACCEPTED
+    own_creators._known.clear()  # then the worker restarted
+
+    # Another user starts three imports on the shared dataset a second before our submit, inside its window.
+    adoption.move_emulator_clock(emulator, T0 - timedelta(seconds=1))
+    foreign = set(emulator.add_foreign_tasks(shared, 3))
+    job_id = adoption.new_job(runtime, shared, EVENTS[1:], now=T0, deadline_at=T0 + timedelta(days=1))
+    before = set(emulator.stats()["tasks"])
+    interrupted_submit(runtime, emulator, job_id, RESET_AFTER, at=T0)
+    ours = set(emulator.stats()["tasks"]) - before
+    assert len(ours) == 1
+
+    resent, report = sweep(runtime, T0 + timedelta(seconds=LEASE_S + 2))
+    job = load_job(runtime, job_id)
+    assert resent == [] and [adopted for _, adopted in report.adopted] == list(ours)
+    assert job.status is JobStatus.RUNNING and job.remote_task_id in ours and job.remote_task_id not in foreign
+    # Learned from the ledger's task of the earlier import.
+    assert own_creators.known() == {OWNER_ID}

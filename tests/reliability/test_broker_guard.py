@@ -69,3 +69,33 @@ def test_a_consumer_whose_lost_connection_fails_to_close_goes_on_to_reconnect(
     # Tried once, the failure logged, the connection let go of: the consumer's loop goes on to reconnect.
     assert closed == ["tried"] and probe.connection is None
     assert "could not be closed cleanly" in caplog.text
+
+
+def test_a_late_ack_through_a_detached_transport_is_logged_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kombu.message import Message
+
+    from worker.broker_guard import guard_late_acks
+
+    monkeypatch.setattr(Message, "ack_log_error", Message.ack_log_error)  # undone after the test
+    guard_late_acks()
+    guard_late_acks()  # installing twice wraps once
+
+    class DetachedChannel:
+        def basic_ack(self, delivery_tag: object, multiple: bool = False) -> None:
+            # What kombu's Redis channel raises when its transport went with the lost connection.
+            raise AttributeError("'NoneType' object has no attribute 'hostname'")
+
+    message = Message(channel=DetachedChannel(), delivery_tag="tag-1", body=b"{}")
+    log = logging.getLogger("celery.worker.request")
+    with caplog.at_level(logging.WARNING):
+        message.ack_log_error(log, (ConnectionError,))
+    assert "could not acknowledge 'tag-1' through a lost connection" in caplog.text
+
+    class RefusingChannel:
+        def basic_ack(self, delivery_tag: object, multiple: bool = False) -> None:
+            raise ConnectionError("refused")
+
+    # Connection errors are still kombu's to log, as before.
+    Message(channel=RefusingChannel(), delivery_tag="tag-2", body=b"{}").ack_log_error(log, (ConnectionError,))

@@ -1,5 +1,16 @@
-"""Reliability tests reuse the integration fixtures: real Redis, emulator on a socket, both ledgers, processes."""
+"""Reliability tests reuse the integration fixtures: real Redis, emulator on a socket, both ledgers, processes.
 
+The adoption tests also share a runtime and a target dataset, built on whatever ``emulator`` their module defines
+(each sets its own frozen clock).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from emulator.testing import EmulatorServer
+from tasks.runtime import Runtime
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     api,
     broker_url,
@@ -11,3 +22,16 @@ from tests.integration.conftest import (  # noqa: F401 - fixtures
     service_env,
     settings,
 )
+
+from .adoption import make_runtime
+
+
+@pytest.fixture
+def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:  # noqa: F811
+    return make_runtime(emulator, session_factory)
+
+
+@pytest.fixture
+def dataset_id(runtime: Runtime) -> str:
+    with runtime.client_factory() as client:
+        return client.create_dataset("target", "d").id

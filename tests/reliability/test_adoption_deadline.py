@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
@@ -34,17 +33,6 @@ def emulator() -> Iterator[EmulatorServer]:
     clock = EmulatorClock(start=T0.timestamp(), frozen=True)
     with EmulatorServer(seed=adoption.events_fixture(["evt-0"]), task_duration_s=600, clock=clock) as server:
         yield server
-
-
-@pytest.fixture
-def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    return adoption.make_runtime(emulator, session_factory)
-
-
-@pytest.fixture
-def dataset_id(runtime: Runtime) -> str:
-    with runtime.client_factory() as client:
-        return client.create_dataset("target", "d").id
 
 
 def posts(emulator: EmulatorServer) -> int:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
@@ -37,11 +36,6 @@ def emulator() -> Iterator[EmulatorServer]:
     clock = EmulatorClock(start=(T0 - timedelta(minutes=5)).timestamp(), frozen=True)
     with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=7200, clock=clock) as server:
         yield server
-
-
-@pytest.fixture
-def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    return adoption.make_runtime(emulator, session_factory)
 
 
 @pytest.fixture

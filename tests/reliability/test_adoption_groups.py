@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
@@ -35,17 +34,6 @@ def emulator() -> Iterator[EmulatorServer]:
     clock = EmulatorClock(start=T0.timestamp(), frozen=True)
     with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=10, clock=clock) as server:
         yield server
-
-
-@pytest.fixture
-def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    return adoption.make_runtime(emulator, session_factory)
-
-
-@pytest.fixture
-def dataset_id(runtime: Runtime) -> str:
-    with runtime.client_factory() as client:
-        return client.create_dataset("target", "d").id
 
 
 def new_job(runtime: Runtime, dataset_id: str, events: list[str]) -> str:

@@ -43,17 +43,6 @@ def emulator() -> Iterator[EmulatorServer]:
         yield server
 
 
-@pytest.fixture
-def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    return adoption.make_runtime(emulator, session_factory)
-
-
-@pytest.fixture
-def dataset_id(runtime: Runtime) -> str:
-    with runtime.client_factory() as client:
-        return client.create_dataset("target", "d").id
-
-
 def crashed_submit(
     runtime: Runtime, emulator: EmulatorServer, dataset_id: str, *, history: int, later: int, fault: dict[str, Any]
 ) -> tuple[str, list[str]]:

@@ -4,10 +4,13 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY api_client ./api_client
+COPY cli ./cli
 COPY dashboard ./dashboard
 COPY emulator ./emulator
+COPY jobs ./jobs
 COPY store ./store
 COPY tasks ./tasks
+COPY triggers ./triggers
 COPY worker ./worker
 # Wheels of the project and of every dependency, so the final stage installs offline and carries no build cache.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-guarantees lint typecheck unit bench soak clean
+.PHONY: install run test test-guarantees lint layers typecheck unit bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+# The layers of docs/ARCHITECTURE.md, written as import-linter contracts in pyproject.toml.
+layers: install
+	$(BIN)/lint-imports
+
+test: lint typecheck layers
 	$(BIN)/pytest
 
 # Mutation step: each exactly-once mechanism switched off in turn; its tests (tests/guarantees.toml) must then fail.

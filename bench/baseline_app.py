@@ -2,7 +2,7 @@
 
 ``bench.naive_track`` is the loop of design note §3, option 1: one task per import that sleeps and calls
 ``fetch_task`` until the remote task ends, holding its worker slot the whole time. It follows the very poll
-schedule our poller uses (:func:`store.scheduling.next_poll` with the same policy: first poll ``initial`` seconds
+schedule our poller uses (:func:`jobs.poll_backoff.next_poll` with the same policy: first poll ``initial`` seconds
 after the start, backoff with jitter, restart when progress moves), so the comparison is about holding waits, not
 about polling more or less often. Each task writes when it started and when it saw the end into Redis hashes, which
 the benchmark reads back.
@@ -28,7 +28,7 @@ from celery import Celery
 
 from api_client import ApiError, DatasetsClient
 from bench.harness import DETECTED, ERRORS, OUTCOME, STARTED
-from store.scheduling import next_poll
+from jobs.poll_backoff import next_poll
 from store.state_machine import remote_to_job_status
 from worker.celery_app import configure
 from worker.runtime_builder import poll_policy

@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from jobs.request_import import request_import
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind
-from tasks.requests import request_import
 
 from .harness import EVENT_ID, celery_sender, our_stack, wait_until
 from .inflight import POLICY

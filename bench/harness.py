@@ -292,7 +292,7 @@ def our_worker(
     start = (
         [sys.executable, "-m", "celery", "-A", "bench.routed_app", "worker", "-Q", "dsimport,dsimport.poll"]
         if routed
-        else [sys.executable, "-m", "worker", "worker"]
+        else [sys.executable, "-m", "cli", "worker"]
     )
     command = [
         *start,
@@ -305,7 +305,7 @@ def our_worker(
 
 
 def our_beat(env: dict[str, str], log_dir: Path, *, routed: bool = False) -> Service:
-    start = [sys.executable, "-m", "celery", "-A", "bench.routed_app"] if routed else [sys.executable, "-m", "worker"]
+    start = [sys.executable, "-m", "celery", "-A", "bench.routed_app"] if routed else [sys.executable, "-m", "cli"]
     service = Service.start("beat", [*start, "beat", "--loglevel", "INFO"], env=env, log_dir=log_dir)
     service.wait_for_log("beat: Starting")
     return service

@@ -30,9 +30,9 @@ import redis
 from celery import Celery
 from sqlalchemy import func, insert, select, update
 
+from jobs.poll_backoff import PollPolicy
 from store.db import make_engine, make_session_factory
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind, JobStatus
-from store.scheduling import PollPolicy
 
 from .harness import (
     API_KEY,

@@ -1,7 +1,7 @@
 """Poller throughput without Celery: how many job polls per second one process's poll rounds sustain.
 
 N RUNNING jobs on long remote tasks (they never end during the run), all due, spread over D datasets; the rounds of
-:func:`tasks.poll_loop.run_poll_rounds` are called back to back in this process for a few seconds, every job being
+:func:`jobs.poll_loop.run_poll_rounds` are called back to back in this process for a few seconds, every job being
 made due again after each call. Prints job polls per second, API calls per job poll and CPU seconds per 1,000 job
 polls, optionally with a cProfile of the calls. This is the ceiling of the in-flight benchmark: a worker process
 cannot visit N jobs more often than every N / (polls per second) seconds.
@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import update
 
+from jobs.poll_loop import close_poll_loop, run_poll_rounds
 from store.models import ImportJob
-from tasks.poll_loop import close_poll_loop, run_poll_rounds
 from worker.runtime_builder import build_runtime
 from worker.settings import Settings
 

@@ -1,7 +1,7 @@
 """The fewest API calls an import needs under a poll policy: the yardstick of the API economy benchmark.
 
 A job of remote duration ``d`` is submitted at 0 (one POST) and polled at ``t1 = initial``, then after each poll at
-the interval :func:`store.scheduling.next_poll` gives (jitter left out: it averages to nothing). It needs every poll
+the interval :func:`jobs.poll_backoff.next_poll` gives (jitter left out: it averages to nothing). It needs every poll
 up to and including the first one at or after ``d``. Two readings of the policy:
 
 - as implemented: the interval restarts at ``initial`` whenever the task's progress moved since the last poll. The
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from store.scheduling import PollPolicy, next_poll
+from jobs.poll_backoff import PollPolicy, next_poll
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 

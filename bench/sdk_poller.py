@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from mistralai.client import Mistral
 
-from store.scheduling import PollPolicy, next_poll
+from jobs.poll_backoff import PollPolicy, next_poll
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
 HTTP_CONNECTIONS = 200

@@ -26,8 +26,8 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
+from jobs.request_import import request_import
 from store.models import ImportJob, ImportKind, JobStatus
-from tasks.requests import request_import
 
 from .harness import (
     EVENT_ID,
@@ -46,9 +46,9 @@ STREAM = "dsimport:requests"  # the default of DSIMPORT_STREAM_NAME
 
 
 def stream_consumer_available() -> bool:
-    """True when the worker reads import requests from a Redis Stream (tasks.stream_consumer)."""
+    """True when the worker reads import requests from a Redis Stream (triggers.messages.stream_consumer)."""
     try:
-        import tasks.stream_consumer  # noqa: F401
+        import triggers.messages.stream_consumer  # noqa: F401
         import worker.stream_bootstep  # noqa: F401
     except ImportError:
         return False

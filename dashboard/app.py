@@ -31,11 +31,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from jobs.metrics import WorkerMetrics, read_metrics
 from store.db import check_migrated, make_engine, make_session_factory
 from store.dead_letters import count_dead_letters
 from store.errors import StoreError
 from store.models import ImportKind, JobStatus, Schedule
-from tasks.metrics import WorkerMetrics, read_metrics
 
 from . import formatting, queries
 from .auth import BasicAuthMiddleware

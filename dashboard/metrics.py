@@ -1,7 +1,7 @@
 """``/metrics``: the ledger's and the workers' numbers in the Prometheus text format.
 
 Built fresh on every scrape from two sources: the ledger (job counts by status and kind, how late the oldest due
-poll is, dead letters waiting, schedules) and the Redis hash the workers publish (:mod:`tasks.metrics`: poll round
+poll is, dead letters waiting, schedules) and the Redis hash the workers publish (:mod:`jobs.metrics`: poll round
 latency, API calls and errors, last poll and beat tick). Either source may be down; what it would have given is
 then left out and its ``*_up`` gauge says 0. Only counts are exported, never a job's data, so the endpoint needs no
 login.
@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tasks.metrics import POLL_BUCKETS_S, WorkerMetrics
+from jobs.metrics import POLL_BUCKETS_S, WorkerMetrics
 
 __all__ = ["CONTENT_TYPE", "LedgerNumbers", "render"]
 

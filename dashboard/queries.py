@@ -17,8 +17,8 @@ from store.jobs import get_job, job_events, list_jobs
 from store.models import ImportJob, ImportKind, JobStatus, Schedule
 from store.schedule_runs import last_run
 from store.schedules import list_schedules
-from tasks.fire_times import InvalidTiming
-from tasks.schedule_specs import definition_timing
+from triggers.schedules.fire_times import InvalidTiming
+from triggers.schedules.specs import definition_timing
 
 __all__ = [
     "DeadLetterRow",

@@ -70,20 +70,12 @@ from store.schedules import (
     ScheduleExistsError,
     ScheduleNotFoundError,
 )
-from store.scheduling import PollPolicy, next_poll
 from store.state_machine import (
     ALLOWED_TRANSITIONS,
     apply_transition,
     check_transition,
     record_progress,
     remote_to_job_status,
-)
-from store.tracking import (
-    ImportCounts,
-    PollRecord,
-    record_poll,
-    record_submit_accepted,
-    record_submit_failed,
 )
 
 __all__ = [
@@ -96,7 +88,6 @@ __all__ = [
     "DeadLetter",
     "DeadLetterNotFoundError",
     "FileScheduleError",
-    "ImportCounts",
     "ImportJob",
     "ImportKind",
     "InvalidTransition",
@@ -104,8 +95,6 @@ __all__ = [
     "JobEvent",
     "JobNotFoundError",
     "JobStatus",
-    "PollPolicy",
-    "PollRecord",
     "RunStatus",
     "Schedule",
     "ScheduleDefinition",
@@ -141,13 +130,9 @@ __all__ = [
     "make_session_factory",
     "mark_retried",
     "mask_url",
-    "next_poll",
     "overdue_jobs",
     "record_dead_letter",
-    "record_poll",
     "record_progress",
-    "record_submit_accepted",
-    "record_submit_failed",
     "release_lease",
     "release_poll_claims",
     "remote_to_job_status",

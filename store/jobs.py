@@ -2,7 +2,7 @@
 
 Every function takes the caller's Session and, when it writes, an explicit ``now``; none commits.
 Claiming work (submit, poll, recovery leases) lives in ``store.leases`` and is re-exported here; turning
-remote answers into job updates lives in ``store.tracking``.
+remote answers into job updates lives in ``jobs.transitions``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading and writing beat schedules, and the items each has already imported.
 
 Like the rest of the ledger, every function takes the caller's Session (and ``now`` when it writes) and leaves
-committing to the caller. The definition of a schedule arrives already validated (``tasks.schedule_specs`` checks
+committing to the caller. The definition of a schedule arrives already validated (``triggers.schedules.specs`` checks
 names, timings and params); this module only stores it.
 
 Errors (all :class:`store.errors.StoreError`)::

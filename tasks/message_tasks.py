@@ -14,14 +14,14 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from .imports import send_submit
-from .message_intake import TASK_SOURCE, Intake
-from .messages import DEFAULT_MAX_BYTES
-from .runtime import get_runtime
+from jobs.runtime import get_runtime
+from tasks.job_tasks import send_submit
+from tasks.names import REQUEST_IMPORT
+from triggers.messages.intake import TASK_SOURCE, Intake
+from triggers.messages.message_model import DEFAULT_MAX_BYTES
 
 __all__ = ["MAX_BYTES_CONF_KEY", "REQUEST_IMPORT", "request_import_task"]
 
-REQUEST_IMPORT = "dsimport.request_import"
 MAX_BYTES_CONF_KEY = "dsimport_message_max_bytes"
 """The Celery configuration key the app sets from ``DSIMPORT_MESSAGE_MAX_BYTES``."""
 

@@ -13,15 +13,14 @@ from typing import Any
 
 from celery import shared_task
 
+from jobs.runtime import get_runtime
 from store.retention import prune
-
-from .runtime import get_runtime
+from tasks.names import PRUNE
 
 __all__ = ["PRUNE", "PRUNE_BUDGET_S", "prune_old_rows"]
 
 log = logging.getLogger(__name__)
 
-PRUNE = "dsimport.prune"
 PRUNE_BUDGET_S = 60.0
 # Long enough for a queued writer to take the lock between two batches.
 _PAUSE_S = 0.05

@@ -1,5 +1,5 @@
 """The running service: settings, the Celery app, the command line."""
 
-from .settings import Settings, SettingsError, load_settings
+from worker.settings import Settings, SettingsError, load_settings
 
 __all__ = ["Settings", "SettingsError", "load_settings"]

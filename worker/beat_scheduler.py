@@ -4,10 +4,10 @@ periodic entries (``beat_schedule`` in :mod:`worker.celery_app`).
 - The table is re-read every ``schedules_refresh_s``: a schedule added, changed, paused, resumed or removed on the
   command line takes effect within that time, without restarting beat. The schedules file, when set, is synced
   into the table at start and whenever its content changes.
-- Fire times come from :mod:`tasks.fire_times` (cron in UTC, periods aligned to the epoch), so any beat names the
-  same fires. For each schedule beat keeps the last fire it sent (starting from the later of the schedule's
-  last fire in the ledger and the moment it was created or resumed) and sends ``dsimport.fire_schedule`` for the
-  latest fire time that has passed since. After an outage that is one catch-up fire, not one per missed time.
+- Fire times come from :mod:`triggers.schedules.fire_times` (cron in UTC, periods aligned to the epoch), so any
+  beat names the same fires. For each schedule beat keeps the last fire it sent (starting from the later of the
+  schedule's last fire in the ledger and the moment it was created or resumed) and sends ``dsimport.fire_schedule``
+  for the latest fire time that has passed since. After an outage that is one catch-up fire, not one per missed time.
 - Beat only sends; the task claims the run in the ledger. Two beats by mistake (or a restart) send the same fire
   twice, and the second task finds the run already taken: nothing is imported twice.
 
@@ -29,12 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import make_engine, make_session_factory
 from store.models import Schedule
 from store.schedules import list_schedules
-from tasks.fire_times import InvalidTiming, Timing, fire_time_iso
-from tasks.schedule_specs import definition_timing
-from tasks.schedules import FIRE_SCHEDULE
-
-from .schedule_file import FileWatcher
-from .settings import Settings
+from tasks.names import FIRE_SCHEDULE
+from triggers.schedules.fire_times import InvalidTiming, Timing, fire_time_iso
+from triggers.schedules.schedule_file import FileWatcher
+from triggers.schedules.specs import definition_timing
+from worker.settings import Settings
 
 __all__ = ["SETTINGS_CONF_KEY", "LedgerScheduler", "ScheduleCursor", "due_fire"]
 

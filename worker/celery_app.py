@@ -1,6 +1,9 @@
 """The Celery app: created here, configured from settings, tasks discovered. Nothing else.
 
-Run with ``dsimport worker`` (or ``celery -A worker.celery_app worker``).
+Run with ``dsimport worker`` (or ``celery -A worker.celery_app worker``). Importing this module builds nothing:
+:func:`create_app` takes the settings it is given, and the module's ``app`` (what ``celery -A`` looks up) is built
+from the environment on first access, so a command that only needs :func:`create_app` or :func:`configure` never
+reads settings it was not asked to.
 """
 
 from __future__ import annotations
@@ -10,14 +13,13 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from tasks import runtime as task_runtime
+from jobs import runtime as task_runtime
 from tasks.message_tasks import MAX_BYTES_CONF_KEY
-
-from . import celery_hooks
-from .beat_scheduler import SETTINGS_CONF_KEY as SCHEDULER_SETTINGS_KEY
-from .runtime_builder import build_runtime
-from .settings import Settings, load_settings
-from .stream_bootstep import make_stream_step
+from worker import celery_hooks
+from worker.beat_scheduler import SETTINGS_CONF_KEY as SCHEDULER_SETTINGS_KEY
+from worker.runtime_builder import build_runtime
+from worker.settings import Settings, load_settings
+from worker.stream_bootstep import make_stream_step
 
 POLL_QUEUE = "dsimport.poll"
 
@@ -102,7 +104,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     app = Celery(
-        "dsimport", include=["tasks.imports", "tasks.message_tasks", "tasks.schedules", "tasks.retention_tasks"]
+        "dsimport", include=["tasks.job_tasks", "tasks.message_tasks", "tasks.schedule_tasks", "tasks.retention_tasks"]
     )
     configure(app, settings)
     # Celery builds the beat scheduler from the app alone; it finds its database and schedules file here.
@@ -122,4 +124,14 @@ def _fresh_runtime_after_fork(**_: Any) -> None:
     task_runtime.reset()
 
 
-app = create_app()
+_default_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    # PEP 562: ``worker.celery_app.app`` is built on first use, from the environment's settings.
+    global _default_app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _default_app is None:
+        _default_app = create_app()
+    return _default_app

@@ -12,11 +12,10 @@ from typing import Any
 
 from celery import signals
 
-from tasks import metrics
-from tasks.imports import POLL_DUE
-
-from . import logging_setup
-from .settings import Settings
+from jobs import metrics
+from tasks.names import POLL_DUE
+from worker import logging_setup
+from worker.settings import Settings
 
 __all__ = ["install"]
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from .settings import Settings, SettingsError
+from worker.settings import Settings, SettingsError
 
 __all__ = [
     "REDACTED",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from .settings import mask_url
+from worker.settings import mask_url
 
 
 def check_broker(broker_url: str, *, timeout_s: float = 3.0) -> str | None:

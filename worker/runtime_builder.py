@@ -6,12 +6,11 @@ import threading
 from types import TracebackType
 
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
+from jobs.poll_backoff import PollPolicy
+from jobs.runtime import JobTuning, Runtime
 from store.clock import use_database_clock
 from store.db import make_engine, make_session_factory
-from store.scheduling import PollPolicy
-from tasks.runtime import JobTuning, Runtime
-
-from .settings import Settings
+from worker.settings import Settings
 
 
 def job_tuning(settings: Settings) -> JobTuning:

@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8080, ge=0, le=65535)
     dashboard_refresh_s: int = Field(default=5, ge=1, le=3600, description="How often the jobs page reloads.")
 
-    # Import requests as messages on a Redis Stream (see tasks.stream_consumer).
+    # Import requests as messages on a Redis Stream (see triggers.messages.stream_consumer).
     stream_enabled: bool = Field(default=True, description="Run the stream consumer inside each worker.")
     stream_name: str = Field(default="dsimport:requests", min_length=1, description="Stream of import requests.")
     stream_redis_url: str = Field(default="", description="Redis holding the stream; the broker's if empty.")

@@ -1,4 +1,4 @@
-"""The worker bootstep that runs the stream consumer (:mod:`tasks.stream_consumer`) in a thread.
+"""The worker bootstep that runs the stream consumer (:mod:`triggers.messages.stream_consumer`) in a thread.
 
 It lives on the worker's main process, never in the pool's children: one consumer per worker, whatever the
 concurrency. It starts after the pool (so no child is forked with its connections) and stops before it, within one
@@ -12,51 +12,21 @@ import os
 import threading
 from typing import Any
 
-import redis
 from celery import bootsteps, signals
 from sqlalchemy import Engine
 
 from store.db import make_engine, make_session_factory
-from tasks.imports import SUBMIT
-from tasks.message_intake import Intake
-from tasks.stream_consumer import StreamConfig, StreamConsumer
+from tasks.names import SUBMIT
+from triggers.messages.intake import Intake
+from triggers.messages.stream_consumer import StreamConsumer
+from worker.settings import Settings
+from worker.stream_connection import stream_config, stream_redis
 
-from .settings import Settings
-
-__all__ = ["StreamService", "make_stream_step", "stream_config", "stream_redis"]
+__all__ = ["StreamService", "make_stream_step"]
 
 log = logging.getLogger(__name__)
 
 _STOP_GRACE_S = 10.0
-
-
-def stream_config(settings: Settings, consumer: str) -> StreamConfig:
-    return StreamConfig(
-        stream=settings.stream_name,
-        group=settings.stream_group,
-        consumer=consumer,
-        dead_letter_stream=settings.dead_letter_stream,
-        dead_letter_maxlen=settings.dead_letter_stream_maxlen,
-        batch_size=settings.stream_batch_size,
-        block_ms=int(settings.stream_block_s * 1000),
-        claim_min_idle_ms=int(settings.stream_claim_min_idle_s * 1000),
-        claim_interval_s=settings.stream_claim_interval_s,
-        trim_interval_s=settings.stream_trim_interval_s,
-        backoff_max_s=settings.stream_backoff_max_s,
-    )
-
-
-def stream_redis(settings: Settings) -> redis.Redis:
-    """A client for the stream's Redis; bytes in and out, since a body need not be UTF-8."""
-    return redis.Redis.from_url(
-        settings.resolved_stream_redis_url(),
-        # Longer than a blocking read, so a quiet stream is not mistaken for a dead connection.
-        socket_timeout=settings.stream_block_s + 10.0,
-        socket_connect_timeout=5.0,
-        socket_keepalive=True,
-        health_check_interval=30,
-        protocol=2,
-    )
 
 
 class StreamService:

@@ -36,7 +36,7 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     import celery
     import uvicorn
 
-    import worker.stack
+    import cli.local_stack.launcher
 
     def refuse(what: str) -> Any:
         def guard(*args: Any, **kwargs: Any) -> Any:
@@ -48,7 +48,7 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(celery.Celery, "start", refuse("a Celery program (beat or Flower)"))
     monkeypatch.setattr(uvicorn, "run", refuse("uvicorn"))
     monkeypatch.setattr(uvicorn.Server, "run", refuse("uvicorn"))
-    monkeypatch.setattr(worker.stack, "run_stack", refuse("the whole stack"))
+    monkeypatch.setattr(cli.local_stack.launcher, "run_stack", refuse("the whole stack"))
 
 
 @pytest.fixture

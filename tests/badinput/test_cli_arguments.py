@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import pytest
 
-from worker.cli import cli, main
+from cli.main import cli, main
 
 UUID_A = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 UUID_B = "71a2e42d-7414-4fe6-89cb-44a2122b6f6b"

@@ -55,7 +55,7 @@ def test_a_bad_option_for_celery_is_one_line_and_exit_2(env: dict[str, str], tmp
     started = {}
     for name, argv, _ in CASES:
         started[name] = subprocess.Popen(
-            [sys.executable, "-m", "worker", *argv],
+            [sys.executable, "-m", "cli", *argv],
             env=env,
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-import worker.stack
+import cli.local_stack.launcher
+from cli.local_stack.launcher import free_port
+from cli.main import main
+from jobs import metrics
 from store.db import upgrade
-from tasks import metrics
 from worker import logging_setup
-from worker.cli import main
-from worker.stack import free_port
 
 from .conftest import WouldStart
 
@@ -93,16 +93,16 @@ def good_env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, no
     # The jobs page and Flower set up the root logger for their process; in this one it belongs to pytest.
     monkeypatch.setattr(logging_setup, "setup_process_logging", lambda settings, stream=None: None)
     # `up` runs for real up to its first child process.
-    monkeypatch.setattr(worker.stack, "run_stack", _REAL_RUN_STACK)
-    monkeypatch.setattr(worker.stack.Stack, "start", _refuse_child)
+    monkeypatch.setattr(cli.local_stack.launcher, "run_stack", _REAL_RUN_STACK)
+    monkeypatch.setattr(cli.local_stack.launcher.Stack, "start", _refuse_child)
     yield tmp_path
     metrics.install(None)
 
 
-_REAL_RUN_STACK = worker.stack.run_stack
+_REAL_RUN_STACK = cli.local_stack.launcher.run_stack
 
 
-def _refuse_child(self: worker.stack.Stack, name: str, *args: object, **kwargs: object) -> None:
+def _refuse_child(self: cli.local_stack.launcher.Stack, name: str, *args: object, **kwargs: object) -> None:
     raise WouldStart(f"`up` would have started its {name}")
 
 

@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.dead_letters import MAX_REASON_CHARS, decode_body, list_dead_letters
 from store.jobs import get_job_by_key
-from tasks.message_intake import Intake, Outcome
-from tasks.messages import MAX_IDS, InvalidMessage, parse_message
-from tasks.stream_consumer import StreamConfig, StreamConsumer, ensure_group, read_stats
 from tests.messages.corpus import DATASET, encode, good
+from triggers.messages.intake import Intake, Outcome
+from triggers.messages.message_model import MAX_IDS, InvalidMessage, parse_message
+from triggers.messages.stream_consumer import StreamConfig, StreamConsumer, ensure_group, read_stats
 
 MAX_BYTES = 64 * 1024
 

@@ -30,9 +30,9 @@ from selenium.common.exceptions import StaleElementReferenceException, WebDriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from cli.local_stack.launcher import free_port
+from cli.main import main
 from tests.fixtures.redis_db import flushed_redis
-from worker.cli import main
-from worker.stack import free_port
 
 from ..stack.procs import alive, descendants
 from .conftest import TEST_REDIS_URL
@@ -60,7 +60,7 @@ class RunningStack:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "worker", *args],
+            [sys.executable, "-m", "cli", *args],
             env=self.env,
             cwd=REPO,
             capture_output=True,
@@ -106,7 +106,7 @@ def stack(tmp_path: Path, broker: str) -> Iterator[RunningStack]:
     output = tmp_path / "up.out"
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "up"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cli", "up"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         deadline = time.monotonic() + 120

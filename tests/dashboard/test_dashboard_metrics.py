@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from dashboard import DashboardConfig, build_app
+from jobs import metrics
 from store.models import ImportKind, JobStatus
-from tasks import metrics
 
 from .conftest import NOW, PASSWORD, USER, Ledger
 from .server import serve

@@ -14,7 +14,7 @@ from store.dead_letters import record_dead_letter
 from store.models import ImportKind, JobStatus, ScheduleSource
 from store.schedules import create_schedule
 from store.state_machine import apply_transition
-from tasks.schedule_specs import build_definition
+from triggers.schedules.specs import build_definition
 
 from .conftest import NOW, PASSWORD, USER, Ledger, add_job, auth_header
 from .server import serve

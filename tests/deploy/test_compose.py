@@ -9,6 +9,7 @@ Redis, a one-shot migration gating the services) is asserted.
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import click
 import pytest
 import yaml
 
-from worker.cli import cli
+from cli.main import cli
 from worker.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -173,7 +174,11 @@ def test_web_ports_are_published_on_loopback_by_default(services: dict[str, dict
 def test_dockerfile_builds_the_project_and_runs_unprivileged() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11", text, re.M)
-    for package in ("api_client", "dashboard", "emulator", "store", "tasks", "worker"):
+    # Every package the project ships (pyproject's package list) is copied into the image.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = [pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    assert "jobs" in packages and "cli" in packages
+    for package in packages:
         assert f"COPY {package} ./{package}" in text
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     ignored = (REPO / ".dockerignore").read_text().split()

@@ -1,7 +1,7 @@
 """The service processes of a run, each in a slot that can be killed, paused and started again.
 
 A slot is one role (``worker-0``, ``beat-1``) whose process is replaced after a kill; each start is a new process
-group (``python -m worker ...``, see :class:`tests.integration.service.ServiceProcesses`), so SIGKILL and SIGSTOP
+group (``python -m cli ...``, see :class:`tests.integration.service.ServiceProcesses`), so SIGKILL and SIGSTOP
 reach the prefork children too. A slot remembers whether its process was ended on purpose, so a process that dies
 by itself is reported instead of silently replaced.
 """

@@ -1,4 +1,4 @@
-"""Real service processes for integration tests: workers and beat as subprocesses of `python -m worker`."""
+"""Real service processes for integration tests: workers and beat as subprocesses of `python -m cli`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.request_import import request_import
 from store import guarantees
 from store.jobs import get_job
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind
-from tasks.requests import request_import
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -73,7 +73,7 @@ class ServiceProcesses:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker", *args],
+            [sys.executable, "-m", "cli", *args],
             env=self.env,
             cwd=REPO,
             stdout=log,
@@ -213,11 +213,11 @@ def wait_for_poll_ticks(
 
     The evidence a negative check needs first: a check that nothing was called since ``after`` proves something only
     if the service was live and could have called. Every poll tick stamps ``last_poll_at`` in the metrics hash on
-    the broker's Redis (:func:`tasks.metrics.record_poll`), whether or not it found a job to poll.
+    the broker's Redis (:func:`jobs.metrics.record_poll`), whether or not it found a job to poll.
     """
     import redis
 
-    from tasks.metrics import METRICS_KEY
+    from jobs.metrics import METRICS_KEY
 
     client = redis.Redis.from_url(broker_url)
     deadline = time.monotonic() + timeout_s

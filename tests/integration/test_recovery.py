@@ -8,9 +8,9 @@ import pytest
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
+from jobs.request_import import request_import
 from store.jobs import job_events
 from store.models import ImportKind, JobStatus
-from tasks.requests import request_import
 
 from .service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 

@@ -15,9 +15,9 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from tasks.message_intake import Intake
-from tasks.stream_consumer import StreamConfig, ensure_group
 from tests.fixtures.redis_db import flushed_redis
+from triggers.messages.intake import Intake
+from triggers.messages.stream_consumer import StreamConfig, ensure_group
 
 TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_MESSAGES_REDIS_URL", "redis://127.0.0.1:6379/3")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tasks.messages import MAX_ID_CHARS, MAX_IDS
+from triggers.messages.message_model import MAX_ID_CHARS, MAX_IDS
 
 DATASET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 CAMPAIGN = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"

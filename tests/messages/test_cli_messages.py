@@ -11,11 +11,11 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.main import main
 from store.dead_letters import require_dead_letter
 from store.jobs import get_job
-from tasks.message_intake import Intake, Outcome
-from tasks.stream_consumer import StreamConfig, ensure_group, process_entry
-from worker.cli import main
+from triggers.messages.intake import Intake, Outcome
+from triggers.messages.stream_consumer import StreamConfig, ensure_group, process_entry
 
 from .corpus import CAMPAIGN, DATASET, RECORD, encode, good
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import runtime as task_runtime
+from jobs.runtime import JobTuning, Runtime
 from store.dead_letters import DeadLetterNotFoundError, record_dead_letter, require_dead_letter
 from store.jobs import get_job, get_job_by_key
 from tasks import message_tasks
-from tasks import runtime as task_runtime
-from tasks.message_intake import TASK_SOURCE, AlreadyRetried, Intake, Outcome
-from tasks.messages import InvalidMessage
-from tasks.runtime import JobTuning, Runtime
+from triggers.messages.intake import TASK_SOURCE, AlreadyRetried, Intake, Outcome
+from triggers.messages.message_model import InvalidMessage
 
 from .conftest import Sent
 from .corpus import encode, good

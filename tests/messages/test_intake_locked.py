@@ -11,7 +11,7 @@ import pytest
 from store.db import make_engine, make_session_factory
 from store.jobs import get_job_by_key
 from store.lock_retry import DatabaseLockedError
-from tasks.message_intake import Intake, Outcome
+from triggers.messages.intake import Intake, Outcome
 
 from .conftest import Sent
 

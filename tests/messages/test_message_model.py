@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.messages import (
+from jobs.request_import import InvalidImportRequest, validate_params
+from triggers.messages.message_model import (
     CampaignRequest,
     DatasetRequest,
     ExplorerRequest,
@@ -19,7 +20,6 @@ from tasks.messages import (
     parse_message,
     parse_payload,
 )
-from tasks.requests import InvalidImportRequest, validate_params
 
 from .corpus import DATASET, KINDS, SOURCES, BadEntry, bad_corpus, encode, good, invalid_bodies, valid_messages
 

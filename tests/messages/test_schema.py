@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 
-from tasks.messages import SCHEMA_ID, json_schema, parse_message
-from worker.cli import main
+from cli.main import main
+from triggers.messages.message_model import SCHEMA_ID, json_schema, parse_message
 
 from .corpus import KINDS, BadEntry, bad_corpus, encode, good, valid_messages
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.dead_letters import decode_body, list_dead_letters
 from store.jobs import get_job_by_key
 from store.models import DeadLetter, ImportJob, JobStatus
-from tasks import stream_consumer
-from tasks.message_intake import Intake, Outcome
-from tasks.stream_consumer import (
+from triggers.messages import stream_consumer
+from triggers.messages.intake import Intake, Outcome
+from triggers.messages.stream_consumer import (
     StreamConfig,
     StreamConsumer,
     claim_stale,

@@ -10,8 +10,8 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.jobs import get_job_by_key
-from tasks.message_intake import Intake
-from tasks.stream_consumer import StreamConfig, StreamConsumer, trim_acknowledged
+from triggers.messages.intake import Intake
+from triggers.messages.stream_consumer import StreamConfig, StreamConsumer, trim_acknowledged
 
 from .conftest import Sent
 

@@ -24,9 +24,9 @@ from store import guarantees
 from store.db import make_engine, make_session_factory
 from store.jobs import get_job_by_key
 from store.models import DeadLetter, ImportJob, JobStatus
-from tasks.messages import idempotency_key
-from tasks.stream_consumer import read_stats
 from tests.integration.service import REPO, ServiceProcesses, wait_for_jobs
+from triggers.messages.message_model import idempotency_key
+from triggers.messages.stream_consumer import read_stats
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -170,7 +170,7 @@ def test_a_message_becomes_one_job_that_completes_whichever_way_and_however_ofte
         app.close()
     # An operator with the command line, following the job to its end.
     cli = subprocess.run(
-        [sys.executable, "-m", "worker", "messages", "send", "explorer", "--dataset", target,
+        [sys.executable, "-m", "cli", "messages", "send", "explorer", "--dataset", target,
          "--event", "evt-3", "--id", "order-3", "--wait"],
         env=service_env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip

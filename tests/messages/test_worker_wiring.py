@@ -9,7 +9,8 @@ import pytest
 from tasks.message_tasks import MAX_BYTES_CONF_KEY, REQUEST_IMPORT
 from worker.celery_app import create_app
 from worker.settings import Settings, SettingsError, load_settings
-from worker.stream_bootstep import make_stream_step, stream_config
+from worker.stream_bootstep import make_stream_step
+from worker.stream_connection import stream_config
 
 
 @pytest.fixture(autouse=True)

@@ -16,12 +16,12 @@ from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
 from emulator.imports import start_import
 from emulator.testing import EmulatorServer
+from jobs.poll_backoff import PollPolicy
+from jobs.recover import RecoveryReport, recover
+from jobs.runtime import JobTuning, Runtime
+from jobs.submit import SubmitOutcome, submit_job
 from store.jobs import create_job, get_job
 from store.models import ImportJob, ImportKind
-from store.scheduling import PollPolicy
-from tasks.recovery import RecoveryReport, recover
-from tasks.runtime import JobTuning, Runtime
-from tasks.submission import SubmitOutcome, submit_job
 
 LEASE_S = 30.0
 RESET_AFTER = {"kind": "reset", "next": 1, "phase": "after"}  # the task starts, the answer is lost

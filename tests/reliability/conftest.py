@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.testing import EmulatorServer
-from tasks.runtime import Runtime
+from jobs.runtime import Runtime
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     api,
     broker_url,

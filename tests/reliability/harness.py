@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.jobs import get_job_by_key
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobEvent
-from tasks.messages import idempotency_key
+from triggers.messages.message_model import idempotency_key
 
 STREAM = "dsimport:requests"
 SHARED_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")

@@ -13,10 +13,10 @@ import pytest
 
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
+from jobs.poll_loop import close_poll_loop, run_poll_rounds
+from jobs.runtime import Runtime
 from store.jobs import job_events
 from store.models import JobStatus
-from tasks.poll_loop import close_poll_loop, run_poll_rounds
-from tasks.runtime import Runtime
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep, tasks_by_creation

@@ -17,10 +17,10 @@ import pytest
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from emulator.world import OWNER_ID
+from jobs import own_creators
+from jobs.runtime import Runtime
+from jobs.submit import SubmitOutcome, submit_job
 from store.models import JobStatus
-from tasks import own_creators
-from tasks.runtime import Runtime
-from tasks.submission import SubmitOutcome, submit_job
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, interrupted_submit, load_job, sweep

@@ -17,10 +17,10 @@ import pytest
 
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
+from jobs.runtime import Runtime
 from store.jobs import begin_submit, get_job, job_events
 from store.models import ImportKind, JobStatus
 from store.state_machine import apply_transition
-from tasks.runtime import Runtime
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, sweep, tasks_by_creation

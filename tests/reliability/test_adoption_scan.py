@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api_client import DatasetImportTask, DatasetsClient, Page, RetryPolicy
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
+from jobs import recover as recovery
+from jobs.runtime import Runtime
 from store.models import JobStatus
-from tasks import recovery
-from tasks.runtime import Runtime
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep

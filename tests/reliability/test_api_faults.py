@@ -32,9 +32,9 @@ from sqlalchemy.orm import selectinload
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
+from jobs.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
 from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
-from tasks.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 from tests.integration.test_import_kinds import seed_world

@@ -24,10 +24,10 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ScheduleRun, ScheduleSource
 from store.schedules import create_schedule, get_schedule, set_paused
-from tasks.fire_times import fire_time_iso, parse_fire_time
-from tasks.schedule_specs import build_definition
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import ServiceProcesses, wait_for_jobs
+from triggers.schedules.fire_times import fire_time_iso, parse_fire_time
+from triggers.schedules.specs import build_definition
 
 from .harness import STREAM, all_jobs, count, events_fixture, explorer_message, message_jobs, wait_until
 from .harness import shared_redis_url as redis_db

@@ -23,10 +23,10 @@ from store import guarantees
 from store.db import make_engine, make_session_factory
 from store.models import ScheduleSource
 from store.schedules import ScheduleDefinition, create_schedule
-from tasks.schedule_firing import FireContext
-from tasks.schedule_specs import build_definition
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import ServiceProcesses, service_environment, settings_from_env
+from triggers.schedules.firing import FireContext
+from triggers.schedules.specs import build_definition
 from worker.settings import Settings
 
 TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")

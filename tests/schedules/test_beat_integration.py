@@ -1,4 +1,4 @@
-"""Schedules end to end: real `python -m worker beat` and worker processes on Redis, the emulator on a socket, and
+"""Schedules end to end: real `python -m cli beat` and worker processes on Redis, the emulator on a socket, and
 both ledgers. Two beats at once must not double an import; every kind must import each thing exactly once."""
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ImportJob, JobStatus, RunStatus, Schedule, ScheduleItem, ScheduleRun, ScheduleSource
 from store.schedules import create_schedule, get_schedule, set_paused
-from tasks.fire_times import fire_time_iso, parse_fire_time
-from tasks.schedule_specs import build_definition
 from tests.integration.service import ServiceProcesses
+from triggers.schedules.fire_times import fire_time_iso, parse_fire_time
+from triggers.schedules.specs import build_definition
 
 # Above the sum of the test's own waits (the suite-wide 120 s is not).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]

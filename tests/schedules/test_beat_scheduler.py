@@ -16,7 +16,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.schedules import remove_schedule, set_paused
-from tasks.fire_times import Timing
+from triggers.schedules.fire_times import Timing
 from worker.beat_scheduler import LedgerScheduler, ScheduleCursor, due_fire
 from worker.celery_app import create_app
 from worker.settings import Settings
@@ -76,7 +76,7 @@ def start(app: Celery) -> RecordingScheduler:
 def add(sessions: sessionmaker[Session], clock: Clock, name: str, every: str) -> None:
     from store.models import ScheduleSource
     from store.schedules import create_schedule
-    from tasks.schedule_specs import build_definition
+    from triggers.schedules.specs import build_definition
 
     definition = build_definition(name, kind="campaign", dataset=TARGET, every=every, options={"campaign": CAMPAIGN})
     with sessions() as session:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 
+from cli.main import main
 from store.models import ImportJob, JobStatus
 from store.schedules import get_schedule
-from tasks.schedule_firing import fire
-from worker.cli import main
+from triggers.schedules.firing import fire
 
 from .conftest import CAMPAIGN, NOW, SOURCE, TARGET, Harness, at
 from .test_definitions import EXAMPLE

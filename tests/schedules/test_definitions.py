@@ -18,9 +18,9 @@ from store.schedules import (
     remove_schedule,
     set_paused,
 )
-from tasks.schedule_firing import fire
-from tasks.schedule_specs import InvalidSchedule, build_definition, check_filter
-from worker.schedule_file import FileWatcher, ScheduleFileError, parse_schedules, sync_schedule_file
+from triggers.schedules.firing import fire
+from triggers.schedules.schedule_file import FileWatcher, ScheduleFileError, parse_schedules, sync_schedule_file
+from triggers.schedules.specs import InvalidSchedule, build_definition, check_filter
 
 from .conftest import CAMPAIGN, NOW, SOURCE, TARGET, Harness, at
 

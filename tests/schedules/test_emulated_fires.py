@@ -26,9 +26,9 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ImportJob, JobStatus, RunStatus, Schedule, ScheduleItem, ScheduleRun, ScheduleSource
 from store.schedules import create_schedule
-from tasks.schedule_firing import FireContext, FireOutcome, FireReport, fire
-from tasks.schedule_specs import build_definition
 from tests.integration.service import ServiceProcesses, wait_for_jobs
+from triggers.schedules.firing import FireContext, FireOutcome, FireReport, fire
+from triggers.schedules.specs import build_definition
 from worker.celery_app import create_app
 from worker.settings import Settings
 

@@ -13,8 +13,8 @@ from store.models import ImportJob, JobStatus, RunStatus, ScheduleItem, Schedule
 from store.schedule_items import item_counts
 from store.schedule_runs import list_runs
 from store.schedules import get_schedule
-from tasks.schedule_firing import FireOutcome, fire
-from tasks.schedule_retries import CHUNK_RETRIES
+from triggers.schedules.chunk_retries import CHUNK_RETRIES
+from triggers.schedules.firing import FireOutcome, fire
 
 from .conftest import CAMPAIGN, NOW, SOURCE, Harness, at
 

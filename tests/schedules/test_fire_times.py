@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.fire_times import (
+from triggers.schedules.fire_times import (
     CronExpression,
     InvalidTiming,
     Timing,

@@ -13,7 +13,7 @@ from store.jobs import get_job_by_key, list_jobs
 from store.models import ImportJob, ImportKind, JobStatus, RunStatus, ScheduleItem, ScheduleRun
 from store.schedule_runs import list_runs, prune_runs
 from store.schedules import get_schedule, remove_schedule, set_paused
-from tasks.schedule_firing import FireOutcome, fire
+from triggers.schedules.firing import FireOutcome, fire
 
 from .conftest import CAMPAIGN, NOW, SOURCE, TARGET, Harness, at
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from store.models import RunStatus
-from tasks import schedule_firing
-from tasks.schedule_firing import FireOutcome, fire
+from triggers.schedules import firing as schedule_firing
+from triggers.schedules.firing import FireOutcome, fire
 
 from .conftest import CAMPAIGN, Harness, at
 from .test_firing import runs

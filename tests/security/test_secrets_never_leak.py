@@ -38,13 +38,13 @@ import redis
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.exc import OperationalError
 
+from cli.local_stack.launcher import free_port
+from cli.main import main
+from jobs import metrics
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import ImportJob, JobStatus
-from tasks import metrics
 from tests.fixtures.redis_db import flushed_redis
 from tests.integration.service import REPO, ServiceProcesses, wait_for_jobs
-from worker.cli import main
-from worker.stack import free_port
 
 from ..reliability.servers import postgres_server
 from ..stack.procs import descendants
@@ -145,7 +145,7 @@ def run(ledger_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         clean = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
         emulator_log = (logs / "emulator.log").open("wb")
         emulator = subprocess.Popen(
-            [sys.executable, "-m", "worker", "emulator", "--port", str(emulator_port), "--seed", "demo",
+            [sys.executable, "-m", "cli", "emulator", "--port", str(emulator_port), "--seed", "demo",
              "--task-duration", "0.4", "--log-level", "info"],
             env={**clean, "EMULATOR_API_KEY": KEY},
             cwd=REPO, stdout=emulator_log, stderr=subprocess.STDOUT, start_new_session=True,

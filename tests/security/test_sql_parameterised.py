@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select, table
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.main import main
 from dashboard import DashboardConfig, build_app
 from store.models import ImportJob, Schedule
-from tasks.message_intake import Intake
 from tests.dashboard.conftest import PASSWORD, USER, auth_header
 from tests.dashboard.server import serve
-from worker.cli import main
+from triggers.messages.intake import Intake
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("api_client", "dashboard", "emulator", "store", "tasks", "worker")

@@ -71,7 +71,7 @@ def test_short_values_are_not_treated_as_secrets() -> None:
 
 
 def test_every_logger_is_structured_and_redacted(captured: io.StringIO) -> None:
-    logging.getLogger("tasks.imports").info("job %s: submit retry", JOB_ID)
+    logging.getLogger("tasks.job_tasks").info("job %s: submit retry", JOB_ID)
     logging.getLogger("httpx").debug("sending headers %s", {"Authorization": f"Bearer {MARKER_KEY}"})
     logging.getLogger("uvicorn.error").warning("client sent Authorization: Basic %s", "d2F0Y2hlcjpwdw==")
     logging.getLogger("store").info("plain line", extra={"job_id": JOB_ID})
@@ -84,7 +84,7 @@ def test_every_logger_is_structured_and_redacted(captured: io.StringIO) -> None:
     records = lines(captured)
     assert len(records) == 5
     assert records[0]["job_id"] == JOB_ID  # found in the message
-    assert records[0]["level"] == "INFO" and records[0]["logger"] == "tasks.imports"
+    assert records[0]["level"] == "INFO" and records[0]["logger"] == "tasks.job_tasks"
     assert records[1]["msg"] == "sending headers {'Authorization': 'Bearer ***'}"
     assert records[2]["msg"] == "client sent Authorization: ***"
     assert records[3]["job_id"] == JOB_ID  # from extra
@@ -104,10 +104,10 @@ def test_real_httpx_debug_logs_leak_nothing(captured: io.StringIO) -> None:
 
 def test_logfmt_lines() -> None:
     args = (JOB_ID, 'a "b"')
-    record = logging.LogRecord("tasks.polling", logging.INFO, __file__, 1, "job %s changed: %s", args, None)
+    record = logging.LogRecord("jobs.poll_round", logging.INFO, __file__, 1, "job %s changed: %s", args, None)
     line = LogfmtFormatter(Redactor()).format(record)
     assert f"job_id={JOB_ID}" in line
-    assert "level=INFO" in line and "logger=tasks.polling" in line
+    assert "level=INFO" in line and "logger=jobs.poll_round" in line
     assert f'msg="job {JOB_ID} changed: a \\"b\\""' in line
 
 
@@ -165,7 +165,7 @@ def test_celery_task_logs_in_a_worker_process(tmp_path: Path) -> None:
         task = app.tasks["dsimport.finalize"]
         task.push_request(args=[{JOB_ID!r}], id="task-1")
         _task_stack.push(task)
-        logging.getLogger("tasks.imports").info("finishing with Authorization: Bearer %s", {MARKER_KEY!r})
+        logging.getLogger("tasks.job_tasks").info("finishing with Authorization: Bearer %s", {MARKER_KEY!r})
         logging.getLogger("celery.task").info("key is %s", {MARKER_KEY!r})
         """
     )

@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.local_stack.launcher import free_port
+from cli.main import main
+from cli.monitor_commands import flower_argv
+from jobs import metrics
 from store.db import upgrade
-from tasks import metrics
 from tests.fixtures.redis_db import flushed_redis
-from worker.cli import main
-from worker.cli_monitor import flower_argv
 from worker.settings import Settings
-from worker.stack import free_port
 
 from .procs import cmdline
 
@@ -56,7 +56,7 @@ def env(tmp_path: Path, broker: str, monkeypatch: pytest.MonkeyPatch) -> dict[st
 def _serve(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker", *argv],
+            [sys.executable, "-m", "cli", *argv],
             env=env,
             cwd=REPO,
             stdout=out,

@@ -11,11 +11,8 @@ import pytest
 import redis
 from sqlalchemy.orm import Session
 
-from store.db import make_engine, upgrade
-from store.schedules import get_schedule
-from worker import stack as stack_module
-from worker.settings import Settings
-from worker.stack import (
+from cli.local_stack import launcher as stack_module
+from cli.local_stack.launcher import (
     DEMO_SCHEDULE,
     StackError,
     add_demo_schedule,
@@ -24,7 +21,10 @@ from worker.stack import (
     start_embedded_redis,
     ui_password,
 )
-from worker.stack_processes import Stack
+from cli.local_stack.processes import Stack
+from store.db import make_engine, upgrade
+from store.schedules import get_schedule
+from worker.settings import Settings
 
 from .procs import alive
 

@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from worker.stack_processes import Stack, StopSignals, wait_until
+from cli.local_stack.processes import Stack, StopSignals, wait_until
 
 from .procs import alive
 

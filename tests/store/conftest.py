@@ -11,10 +11,11 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
+from api_client import DatasetImportTask
+from jobs import transitions
+from jobs.poll_backoff import PollPolicy
 from store.jobs import begin_submit, create_job
 from store.models import ImportJob, ImportKind
-from store.scheduling import PollPolicy
-from store.tracking import record_submit_accepted
 
 T = TypeVar("T")
 
@@ -51,16 +52,7 @@ def add_running_job(
     job = add_job(session, key, now=now, dataset_id=dataset_id)
     submitted = begin_submit(session, job.id, owner="submitter", now=now, lease_s=30)
     assert submitted is not None
-    record_submit_accepted(
-        submitted,
-        remote_task_id=f"task-{key}",
-        remote_status="RUNNING",
-        progress=0,
-        message=None,
-        now=now,
-        policy=POLICY,
-        rng=random.Random(0),
-    )
+    transitions.accepted(submitted, remote_task(f"task-{key}", progress=0), now=now, policy=POLICY, message="accepted")
     submitted.next_poll_at = next_poll_at
     return submitted
 
@@ -80,3 +72,20 @@ def run_concurrently(count: int, work: Callable[[int], T]) -> list[T]:
     with ThreadPoolExecutor(max_workers=count) as pool:
         futures = [pool.submit(start, index) for index in range(count)]
         return [future.result(timeout=60) for future in futures]
+
+
+def remote_task(task_id: str, status: str = "RUNNING", progress: int | None = None) -> DatasetImportTask:
+    """A task body as the API returns it."""
+    return DatasetImportTask.model_validate(
+        {
+            "id": task_id, "created_at": "2026-01-01T11:59:00Z", "updated_at": "2026-01-01T12:00:00Z",
+            "deleted_at": None, "creator_id": "u", "dataset_id": "ds-1", "workspace_id": "w",
+            "status": status, "progress": progress, "message": None,
+        }
+    )  # fmt: skip
+
+
+def observe(job: ImportJob, status: str, *, now: datetime, progress: int | None = None) -> None:
+    """Apply one poll answer the way the poller does (jobs.transitions.apply_observation)."""
+    observation = transitions.Observation(task=remote_task(job.remote_task_id or "t", status, progress))
+    transitions.apply_observation(job, observation, now=now, policy=POLICY, rng=random.Random(0), stuck_after_s=600)

@@ -26,7 +26,7 @@ from store.retention import ITEM_WATERMARK_MARGIN, PruneCounts, count_prunable, 
 from store.schedule_items import give_up_items
 from store.schedules import add_items, create_schedule
 from store.state_machine import apply_transition
-from tasks.schedule_specs import build_definition
+from triggers.schedules.specs import build_definition
 
 from .conftest import NOW, add_job
 

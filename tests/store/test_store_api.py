@@ -8,7 +8,7 @@ import pytest
 
 import store
 
-MODULES = ["coltypes", "db", "errors", "jobs", "leases", "models", "scheduling", "state_machine", "tracking"]
+MODULES = ["coltypes", "db", "errors", "jobs", "leases", "models", "state_machine"]
 # Building blocks the modules export for each other and for tests, kept off the package's front page.
 MODULE_ONLY = {
     "REMOTE_TERMINAL_STATUSES", "SQLITE_BUSY_TIMEOUT_MS", "UTCDateTime",

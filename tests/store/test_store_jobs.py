@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import pytest
@@ -28,9 +27,8 @@ from store.jobs import (
 )
 from store.leases import begin_submit
 from store.models import ImportJob, ImportKind, JobEvent, JobStatus
-from store.tracking import record_poll
 
-from .conftest import NOW, POLICY, add_job, add_running_job, at, run_concurrently
+from .conftest import NOW, add_job, add_running_job, at, observe, run_concurrently
 
 S = JobStatus
 Factory = sessionmaker[Session]
@@ -154,10 +152,8 @@ def test_job_history_reads_back_in_order(session_factory: Factory) -> None:
     with session_factory() as session:
         job = add_running_job(session, "a", next_poll_at=at(1))
         session.commit()
-        record_poll(job, remote_status="RUNNING", progress=50, message=None, now=at(1), policy=POLICY,
-                    rng=random.Random(0))  # fmt: skip
-        record_poll(job, remote_status="COMPLETED", progress=100, message="done", now=at(2), policy=POLICY,
-                    rng=random.Random(0))  # fmt: skip
+        observe(job, "RUNNING", progress=50, now=at(1))
+        observe(job, "COMPLETED", progress=100, now=at(2))
         session.commit()
     with session_factory() as session:
         history = [(e.old_status, e.new_status, e.at, e.progress) for e in job_events(session, job.id)]
@@ -247,8 +243,7 @@ def test_stuck_jobs_are_running_jobs_parked_in_an_odd_remote_status(session_fact
         session.commit()
         for job, status, when in [(unknown, "UNKNOWN", at(1)), (continued, "CONTINUED_AS_NEW", at(2)),
                                   (recent, "UNKNOWN", at(500)), (normal, "RUNNING", at(1))]:  # fmt: skip
-            record_poll(job, remote_status=status, progress=None, message=None, now=when, policy=POLICY,
-                        rng=random.Random(0))  # fmt: skip
+            observe(job, status, now=when)
         session.commit()
         assert [j.id for j in stuck_jobs(session, since_before=at(100))] == [unknown.id, continued.id]
         assert [j.id for j in stuck_jobs(session, since_before=at(100), remote_statuses=["UNKNOWN"])] == [unknown.id]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from api_client import TransportError
+from jobs import transitions
 from store.jobs import get_job, job_events
 from store.leases import acquire_lease, begin_submit, claim_due_jobs, release_lease
 from store.models import JobStatus
-from store.tracking import record_poll, record_submit_failed
 
-from .conftest import NOW, POLICY, add_job, add_running_job, at, run_concurrently
+from .conftest import NOW, add_job, add_running_job, at, observe, run_concurrently
 
 S = JobStatus
 Factory = sessionmaker[Session]
@@ -39,7 +38,7 @@ def test_a_retried_submit_counts_its_attempts(session_factory: Factory) -> None:
         job = add_job(session, "a")
         first = begin_submit(session, job.id, owner="w1", now=at(1), lease_s=30)
         assert first is not None
-        record_submit_failed(first, error="connection reset", retryable=True, now=at(2))
+        transitions.retry_later(first, TransportError("connection refused", method="POST", url="u"), now=at(2))
         session.commit()
         second = begin_submit(session, job.id, owner="w2", now=at(10), lease_s=30)
         assert second is not None
@@ -111,11 +110,9 @@ def test_a_poller_whose_lease_was_taken_over_cannot_write(session_factory: Facto
         [mine] = claim_due_jobs(slow, owner="slow", now=at(2), lease_s=10, limit=10)
         slow.commit()
         [theirs] = claim_due_jobs(fast, owner="fast", now=at(20), lease_s=10, limit=10)
-        record_poll(theirs, remote_status="COMPLETED", progress=100, message=None, now=at(20), policy=POLICY,
-                    rng=random.Random(0))  # fmt: skip
+        observe(theirs, "COMPLETED", progress=100, now=at(20))
         fast.commit()
-        record_poll(mine, remote_status="COMPLETED", progress=100, message=None, now=at(21), policy=POLICY,
-                    rng=random.Random(0))  # fmt: skip
+        observe(mine, "COMPLETED", progress=100, now=at(21))
         with pytest.raises(StaleDataError):
             slow.commit()
         slow.rollback()

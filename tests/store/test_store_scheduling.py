@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from store.scheduling import PollPolicy, UniformSource, next_poll
+from jobs.poll_backoff import PollPolicy, UniformSource, next_poll
 
 from .conftest import NOW
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import transitions
 from store.jobs import begin_submit
 from store.task_ownership import owned_task_ids, task_ids_owned_between
-from store.tracking import record_submit_accepted
 
-from .conftest import POLICY, add_job, at
+from .conftest import POLICY, add_job, at, remote_task
 
 
 def submitted(session: Session, key: str, *, started_s: float, dataset_id: str = "ds-1", task: bool = True) -> None:
@@ -18,10 +16,9 @@ def submitted(session: Session, key: str, *, started_s: float, dataset_id: str =
     submitting = begin_submit(session, job.id, owner="w", now=at(started_s), lease_s=30)
     assert submitting is not None
     if task:
-        record_submit_accepted(
-            submitting, remote_task_id=f"task-{key}", remote_status="RUNNING", progress=0, message=None,
-            now=at(started_s + 1), policy=POLICY, rng=random.Random(0),
-        )  # fmt: skip
+        transitions.accepted(
+            submitting, remote_task(f"task-{key}", progress=0), now=at(started_s + 1), policy=POLICY, message="ok"
+        )
 
 
 def test_owned_task_ids_answers_for_the_candidates_only(session_factory: sessionmaker[Session]) -> None:

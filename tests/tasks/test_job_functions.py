@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
+from jobs.poll_backoff import PollPolicy
+from jobs.poll_loop import run_poll_rounds
+from jobs.recover import recover
+from jobs.runtime import JobTuning, Runtime
+from jobs.submit import SubmitOutcome, submit_job
 from store.jobs import create_job, get_job, job_events
 from store.models import ImportKind, JobStatus
-from store.scheduling import PollPolicy
-from tasks.poll_loop import run_poll_rounds
-from tasks.recovery import recover
-from tasks.runtime import JobTuning, Runtime
-from tasks.submission import SubmitOutcome, submit_job
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EVENTS = [f"evt-{n}" for n in range(6)]
@@ -202,8 +202,9 @@ def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
     from sqlalchemy.orm.exc import StaleDataError
 
     from api_client import DatasetImportTask
-    from tasks import poll_writeback, polling
-    from tasks.outcomes import Observation
+    from jobs import poll_round as polling
+    from jobs import poll_writeback
+    from jobs.transitions import Observation
 
     job_ids = [new_job(runtime, dataset_id, {"completion_event_ids": [e]}) for e in EVENTS[:3]]
     for job_id in job_ids:
@@ -244,7 +245,7 @@ def test_write_back_redoes_the_batch_job_by_job_when_a_row_changed(
 
 
 def test_the_kept_poll_loop_is_closed_and_rebuilt(runtime: Runtime, dataset_id: str) -> None:
-    from tasks.poll_loop import close_poll_loop
+    from jobs.poll_loop import close_poll_loop
 
     job_id = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
     submit(runtime, job_id)

@@ -22,14 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
+from jobs import poll_round as polling
+from jobs.poll_backoff import PollPolicy
+from jobs.poll_loop import close_poll_loop, run_poll_rounds
+from jobs.runtime import JobTuning, Runtime
+from jobs.transitions import Observation
 from store.jobs import create_job
 from store.models import ImportJob, ImportKind, JobStatus
-from store.scheduling import PollPolicy
 from store.state_machine import apply_transition
-from tasks import polling
-from tasks.outcomes import Observation
-from tasks.poll_loop import close_poll_loop, run_poll_rounds
-from tasks.runtime import JobTuning, Runtime
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0)

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from emulator.testing import EmulatorServer
+from jobs.recover import recover
+from jobs.runtime import Runtime
+from jobs.submit import SubmitOutcome, SubmitResult, submit_job
 from store.jobs import get_job, job_events
 from store.models import JobStatus
-from tasks.recovery import recover
-from tasks.runtime import Runtime
-from tasks.submission import SubmitOutcome, SubmitResult, submit_job
 from tests.tasks.test_job_functions import EVENTS, T0, dataset_id, emulator, new_job, runtime, status
 
 __all__ = ["dataset_id", "emulator", "runtime"]  # fixtures used by the tests below

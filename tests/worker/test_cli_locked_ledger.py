@@ -53,7 +53,7 @@ def command_env(tmp_path: Path, ledger_path: Path, broker_url: str, *, retry_s: 
 
 
 def start_import(env: dict[str, str], key: str) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "worker", "import", "campaign", "--dataset", DATASET, "--campaign", CAMPAIGN]
+    argv = [sys.executable, "-m", "cli", "import", "campaign", "--dataset", DATASET, "--campaign", CAMPAIGN]
     return subprocess.Popen(
         [*argv, "--key", key], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

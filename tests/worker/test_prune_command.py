@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.main import main
+from jobs import runtime as task_runtime
+from jobs.runtime import JobTuning, Runtime
 from store.jobs import begin_submit, create_job
 from store.models import ImportJob, ImportKind, JobEvent, JobStatus
 from store.state_machine import apply_transition
-from tasks import runtime as task_runtime
 from tasks.retention_tasks import prune_old_rows
-from tasks.runtime import JobTuning, Runtime
 from worker.celery_app import beat_schedule
-from worker.cli import main
 from worker.settings import SettingsError, load_settings
 
 

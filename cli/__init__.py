@@ -1,0 +1,1 @@
+"""The ``dsimport`` command line: one module per command group, and the local stack launcher (``dsimport up``)."""

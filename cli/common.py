@@ -1,0 +1,146 @@
+"""What the command-line modules share: settings, database and client access, id validation."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_client import ApiError, DatasetsClient, RetryPolicy
+from store.db import check_migrated, make_engine, make_session_factory
+from store.errors import StoreError
+from worker.settings import Settings, SettingsError, load_settings
+
+
+class CommandFailed(click.ClickException):
+    """An operational failure, reported as one line with exit code 1."""
+
+    exit_code = 1
+
+
+class UuidParam(click.ParamType[str, Any]):
+    """An id the API types as a uuid: a malformed one is refused here rather than by a 422 later."""
+
+    name = "UUID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            self.fail(f"{value!r} is not a valid UUID", param, ctx)
+
+
+UUID = UuidParam()
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses NaN, which compares false with both bounds and so passes."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Session]:
+    """A session factory on a migrated ledger, or one line saying what to fix.
+
+    ``read_only`` sessions do not take SQLite's write lock, so listings never wait behind the workers.
+    """
+    try:
+        engine = make_engine(settings.database_url, **settings.engine_options())
+        check_migrated(engine)
+    except StoreError as exc:
+        raise CommandFailed(str(exc)) from None
+    return make_session_factory(engine, read_only=read_only)
+
+
+def check_ledger(settings: Settings) -> None:
+    """Refuse an unreachable or unmigrated ledger with one line saying what to do; keep no connection open."""
+    engine = make_engine(settings.database_url)
+    try:
+        check_migrated(engine)
+    except StoreError as exc:
+        raise CommandFailed(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def ledger_sessions(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
+    """:func:`ledger`, with the engine's connections closed on the way out (PostgreSQL counts them)."""
+    sessions = ledger(settings, read_only=read_only)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def api_client(settings: Settings) -> DatasetsClient:
+    try:
+        key = settings.require_api_key()
+    except SettingsError as exc:
+        raise CommandFailed(str(exc)) from None
+    return DatasetsClient(
+        key,
+        base_url=settings.api_base_url,
+        timeout_s=settings.api_timeout_s,
+        retry=RetryPolicy(max_attempts=settings.api_max_attempts),
+    )
+
+
+def dataset_record_ids(settings: Settings, record_ids: tuple[str, ...], from_dataset: str | None) -> list[str]:
+    """The records a dataset import copies: the ones named, or every record of ``from_dataset``."""
+    if bool(record_ids) == (from_dataset is not None):
+        raise click.UsageError("give --record (one or more) or --from-dataset, not both")
+    if from_dataset is None:
+        return list(record_ids)
+    with api_client(settings) as client:
+        try:
+            ids = [record.id for record in client.iter_records(from_dataset)]
+        except ApiError as exc:
+            raise CommandFailed(f"cannot list the records of {from_dataset}: {exc}") from None
+    if not ids:
+        raise CommandFailed(f"dataset {from_dataset} has no records to copy")
+    return ids
+
+
+def file_id_to_import(settings: Settings, path: Path | None, file_id: str | None) -> str:
+    """The file a file import reads: ``file_id`` as given, or the id of ``path`` once uploaded."""
+    if (path is None) == (file_id is None):
+        raise click.UsageError("give exactly one of --path and --file-id")
+    if path is None:
+        assert file_id is not None
+        return file_id
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--path") from None
+    if not content.strip():
+        raise click.BadParameter(f"{path} is empty", param_hint="--path")
+    with api_client(settings) as client:
+        try:
+            uploaded = client.upload_file(path.name, content).id
+        except ApiError as exc:
+            raise CommandFailed(f"upload of {path} failed: {exc}") from None
+    click.echo(f"uploaded {path} as file {uploaded}", err=True)
+    return uploaded

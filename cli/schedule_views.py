@@ -1,0 +1,89 @@
+"""How schedules and their runs are shown: one dict per schedule or run, used by `--json` and by the tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from store.models import ImportJob, Schedule, ScheduleKind, ScheduleRun
+from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
+from triggers.schedules.specs import definition_timing
+
+__all__ = ["public_kind", "run_to_dict", "schedule_to_dict"]
+
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else fire_time_iso(value) if value.microsecond == 0 else value.isoformat()
+
+
+def public_kind(schedule: Schedule) -> str:
+    """The kind as users write it: the import kind for a plain schedule, else the schedule kind."""
+    return str(schedule.import_kind) if schedule.kind == ScheduleKind.PLAIN else str(schedule.kind)
+
+
+def _state(schedule: Schedule) -> str:
+    if schedule.removed_at is not None:
+        return "removed"
+    if schedule.finished_at is not None:
+        return "finished"
+    return "paused" if schedule.paused else "active"
+
+
+def _next_fire(schedule: Schedule, now: datetime) -> str | None:
+    if _state(schedule) != "active":
+        return None
+    try:
+        timing = definition_timing(schedule.cron, schedule.every_s)
+    except InvalidTiming:
+        return None
+    start = max(now, schedule.fires_after, schedule.last_fire_at or schedule.fires_after)
+    return fire_time_iso(timing.next_after(start))
+
+
+def schedule_to_dict(
+    schedule: Schedule, latest: ScheduleRun | None, jobs: dict[str, ImportJob], *, now: datetime
+) -> dict[str, Any]:
+    try:
+        timing = definition_timing(schedule.cron, schedule.every_s).describe()
+    except InvalidTiming:
+        timing = f"invalid ({schedule.cron or schedule.every_s})"
+    return {
+        "name": schedule.name,
+        "kind": public_kind(schedule),
+        "timing": timing,
+        "cron": schedule.cron,
+        "every_s": schedule.every_s,
+        "state": _state(schedule),
+        "source": str(schedule.source),
+        "dataset_id": schedule.dataset_id,
+        "params": schedule.params,
+        "watermark": _iso(schedule.watermark),
+        "last_fire_at": _iso(schedule.last_fire_at),
+        "next_fire_at": _next_fire(schedule, now.astimezone(UTC)),
+        "finished_at": _iso(schedule.finished_at),
+        "finished_reason": schedule.finished_reason,
+        "created_at": _iso(schedule.created_at),
+        "last_run": None if latest is None else run_to_dict(latest, jobs),
+    }
+
+
+def run_to_dict(run: ScheduleRun, jobs: dict[str, ImportJob]) -> dict[str, Any]:
+    return {
+        "fire_time": _iso(run.fire_time),
+        "trigger": run.trigger,
+        "status": str(run.status),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "items": run.item_count,
+        "window_start": _iso(run.window_start),
+        "window_end": _iso(run.window_end),
+        "message": run.message,
+        "jobs": [_job_summary(job_id, jobs.get(job_id)) for job_id in run.job_ids or []],
+    }
+
+
+def _job_summary(job_id: str, job: ImportJob | None) -> dict[str, Any]:
+    if job is None:
+        return {"id": job_id, "status": "missing", "progress": None, "imported": None}
+    return {"id": job.id, "status": str(job.status), "progress": job.progress, "imported": job.imported_count}

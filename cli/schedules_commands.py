@@ -1,0 +1,381 @@
+"""``dsimport schedules``: add, list, show, pause, resume, remove and run beat schedules now.
+
+Changes go to the schedules table; a running beat picks them up within ``DSIMPORT_SCHEDULES_REFRESH_S``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from cli.common import UUID, CommandFailed, ledger, settings_or_fail, utcnow
+from cli.schedule_views import run_to_dict, schedule_to_dict
+from store.models import Schedule, ScheduleSource
+from store.schedule_items import item_counts
+from store.schedule_runs import jobs_of_runs, last_run, list_runs
+from store.schedules import (
+    ScheduleError,
+    create_schedule,
+    list_schedules,
+    remove_schedule,
+    require_schedule,
+    set_paused,
+)
+from tasks.names import FIRE_SCHEDULE
+from triggers.schedules.fire_times import fire_time_iso
+from triggers.schedules.schedule_file import ScheduleFileError, load_schedule_file, sync_schedule_file
+from triggers.schedules.specs import MAX_CHUNK_SIZE, InvalidSchedule, build_definition
+from worker.settings import Settings
+
+__all__ = ["check_schedules_file", "schedules_group"]
+
+
+def check_schedules_file(settings: Settings) -> None:
+    """Refuse to start beat on a schedules file that does not validate: one line naming the file and the table."""
+    if settings.schedules_file is None:
+        return
+    try:
+        load_schedule_file(settings.schedules_file)
+    except ScheduleFileError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+@contextmanager
+def _ledger(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the migrated ledger, with the engine's connections closed afterwards."""
+    sessions = ledger(settings, read_only=read_only)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+@click.group()
+def schedules_group() -> None:
+    """Beat schedules: imports started on a cron or a period by `dsimport beat`."""
+
+
+# --- add ------------------------------------------------------------------------------------------------------
+
+
+class _AddGroup(click.Group):
+    """The `add` group: its timing options may follow NAME (`add NAME --every 1h KIND …`), so it parses options
+    interspersed and passes the ones it does not know on to the kind's command. `--help` after the kind is the
+    kind's, not this group's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        kind_at = next((i for i, arg in enumerate(args) if arg in self.commands), None)
+        if kind_at is None or not any(arg in ("--help", "-h") for arg in args[kind_at + 1 :]):
+            return super().parse_args(ctx, args)
+        super().parse_args(ctx, args[: kind_at + 1])
+        ctx.args = [*ctx.args, *args[kind_at + 1 :]]
+        return ctx.args
+
+
+@schedules_group.group(
+    "add", cls=_AddGroup, context_settings={"allow_interspersed_args": True, "ignore_unknown_options": True}
+)
+@click.argument("name")
+@click.option("--cron", default=None, help='Cron expression, in UTC (e.g. "0 * * * *").')
+@click.option("--every", default=None, help="Period aligned to the epoch: 30s, 10m, 1h30m, 1d.")
+@click.option("--paused", is_flag=True, help="Create the schedule paused.")
+def add_group(name: str, cron: str | None, every: str | None, paused: bool) -> None:
+    """Add schedule NAME, firing on --cron or --every, of KIND (the kinds take the options of `dsimport import`)."""
+
+
+def _target(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--dataset", "dataset_id", type=UUID, required=True, help="Target dataset id.")(func)
+
+
+def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--chunk-size",
+        type=click.IntRange(1, MAX_CHUNK_SIZE),
+        default=100,
+        show_default=True,
+        help="Ids per import job.",
+    )(func)
+
+
+def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
+    # The name and timing are the `add` group's own parameters, parsed before the kind's.
+    group = click.get_current_context().parent
+    assert group is not None
+    params = group.params
+    if (params["cron"] is None) == (params["every"] is None):
+        raise click.UsageError("give exactly one of --cron and --every")
+    try:
+        definition = build_definition(
+            params["name"],
+            kind=kind,
+            dataset=dataset_id,
+            cron=params["cron"],
+            every=params["every"],
+            options=options,
+            paused=params["paused"],
+        )
+    except InvalidSchedule as exc:
+        raise click.UsageError(str(exc)) from None
+    now = utcnow()
+    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+        try:
+            schedule = create_schedule(session, definition, source=ScheduleSource.CLI, now=now)
+        except ScheduleError as exc:
+            raise CommandFailed(str(exc)) from None
+        session.commit()
+        row = schedule_to_dict(schedule, None, {}, now=now)
+    next_fire = row["next_fire_at"] or "-"
+    click.echo(f"{row['name']}: {row['kind']}, {row['timing']}, {row['state']}, next fire {next_fire}")
+
+
+@add_group.command("campaign")
+@_target
+@click.option("--campaign", "campaign_id", type=UUID, required=True, help="Campaign to import on every fire.")
+def add_campaign(dataset_id: str, campaign_id: str) -> None:
+    """Import a campaign on every fire."""
+    _add("campaign", dataset_id, {"campaign": campaign_id})
+
+
+@add_group.command("explorer")
+@_target
+@click.option("--event", "event_ids", multiple=True, required=True, help="Completion event id (repeatable).")
+def add_explorer(dataset_id: str, event_ids: tuple[str, ...]) -> None:
+    """Import the same explorer events on every fire."""
+    _add("explorer", dataset_id, {"events": list(event_ids)})
+
+
+@add_group.command("file")
+@_target
+@click.option("--file-id", "file_id", required=True, help="Id of a file already uploaded.")
+def add_file(dataset_id: str, file_id: str) -> None:
+    """Import an uploaded file on every fire (upload it once with `dsimport import file --path`)."""
+    _add("file", dataset_id, {"file_id": file_id})
+
+
+@add_group.command("playground")
+@_target
+@click.option("--conversation", "conversation_ids", multiple=True, required=True, help="Conversation id (repeatable).")
+def add_playground(dataset_id: str, conversation_ids: tuple[str, ...]) -> None:
+    """Import playground conversations on every fire."""
+    _add("playground", dataset_id, {"conversations": list(conversation_ids)})
+
+
+@add_group.command("dataset")
+@_target
+@click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
+@click.option("--from-dataset", "from_dataset", type=UUID, default=None, help="Not here: see dataset-copy.")
+def add_dataset(dataset_id: str, record_ids: tuple[str, ...], from_dataset: str | None) -> None:
+    """Copy the same dataset records on every fire."""
+    if from_dataset is not None:
+        raise click.UsageError(
+            "to copy a whole dataset on a schedule use kind dataset-copy (it copies each record once): "
+            "dsimport schedules add NAME --every 1h dataset-copy --dataset D --from-dataset S"
+        )
+    if not record_ids:
+        raise click.UsageError("give --record (one or more)")
+    _add("dataset", dataset_id, {"records": list(record_ids)})
+
+
+@add_group.command("explorer-window")
+@_target
+@click.option("--filter", "filter_json", default=None, help="Explorer filter as JSON (a condition or an AND/OR group).")
+@_chunk_size
+@click.option("--since", default=None, help="Start of the first window, ISO-8601 (default: now).")
+def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: int, since: str | None) -> None:
+    """Import the explorer events created since the last fire (matching --filter), in chunks; each event once."""
+    filters = None
+    if filter_json is not None:
+        try:
+            filters = json.loads(filter_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--filter") from None
+        except ValueError as exc:  # an integer of more than 4,300 digits; the message's first clause says so
+            raise click.BadParameter(f"not valid JSON: {str(exc).split(':')[0]}", param_hint="--filter") from None
+        except RecursionError:
+            raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
+    _add("explorer-window", dataset_id, {"filter": filters, "chunk_size": chunk_size, "since": since})
+
+
+@add_group.command("campaign-when-done")
+@_target
+@click.option("--campaign", "campaign_id", type=UUID, required=True, help="Campaign to import once it completes.")
+def add_campaign_when_done(dataset_id: str, campaign_id: str) -> None:
+    """Check the campaign on every fire; import it once when COMPLETED, then stop."""
+    _add("campaign-when-done", dataset_id, {"campaign": campaign_id})
+
+
+@add_group.command("dataset-copy")
+@_target
+@click.option("--from-dataset", "from_dataset", type=UUID, required=True, help="Dataset whose records to copy.")
+@_chunk_size
+def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> None:
+    """Copy the records of --from-dataset this schedule has not copied yet, in chunks."""
+    _add("dataset-copy", dataset_id, {"from_dataset": from_dataset, "chunk_size": chunk_size})
+
+
+# --- read -----------------------------------------------------------------------------------------------------
+
+
+@schedules_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+def list_command(as_json: bool) -> None:
+    """List schedules with their last and next fire."""
+    now = utcnow()
+    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+        rows = []
+        for schedule in list_schedules(session):
+            latest = last_run(session, schedule.id)
+            jobs = jobs_of_runs(session, [latest] if latest else [])
+            rows.append(schedule_to_dict(schedule, latest, jobs, now=now))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'NAME':24}  {'KIND':18}  {'TIMING':20}  {'STATE':8}  {'LAST FIRE':20}  {'LAST RUN':9}  NEXT FIRE")
+    for row in rows:
+        last = row["last_run"] or {}
+        click.echo(
+            f"{row['name']:24}  {row['kind']:18}  {row['timing']:20}  {row['state']:8}  "
+            f"{row['last_fire_at'] or '-':20}  {last.get('status', '-'):9}  {row['next_fire_at'] or '-'}"
+        )
+
+
+@schedules_group.command("show")
+@click.argument("name")
+@click.option("--runs", "run_count", type=click.IntRange(1, 1000), default=10, show_default=True, help="Runs shown.")
+@click.option("--json", "as_json", is_flag=True)
+def show_command(name: str, run_count: int, as_json: bool) -> None:
+    """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
+    now = utcnow()
+    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+        schedule = _require(session, name)
+        runs = list_runs(session, schedule.id, limit=run_count)
+        jobs = jobs_of_runs(session, runs)
+        row = schedule_to_dict(schedule, runs[0] if runs else None, jobs, now=now)
+        row["runs"] = [run_to_dict(run, jobs) for run in runs]
+        counts = item_counts(session, schedule.id)
+        row["items"] = {"imported": counts.total, "retried": counts.retried, "given_up": counts.given_up}
+        row["copy_page"] = schedule.copy_page
+        row["source_file"] = schedule.source_file
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+        return
+    for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "watermark",
+                "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
+        value = row[key]
+        if value is not None:
+            click.echo(f"{key:16} {json.dumps(value) if isinstance(value, dict) else value}")
+    items = row["items"]
+    if items["imported"]:
+        # Given-up items failed their chunk's last retry: the schedule will not request them again.
+        click.echo(f"{'items':16} {items['imported']} requested, {items['retried']} retried, "
+                   f"{items['given_up']} given up")  # fmt: skip
+    click.echo("runs (latest first):" if row["runs"] else "runs: none yet")
+    for run in row["runs"]:
+        jobs_text = ", ".join(f"{job['id']} {job['status']}" for job in run["jobs"]) or "no job"
+        message = f"  ({run['message']})" if run["message"] else ""
+        click.echo(f"  {run['fire_time']}  {run['status']:9}  {run['trigger']:6}  {jobs_text}{message}")
+
+
+def _require(session: Any, name: str) -> Schedule:
+    try:
+        return require_schedule(session, name, include_removed=True)
+    except ScheduleError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+# --- change ---------------------------------------------------------------------------------------------------
+
+
+def _set_paused(name: str, paused: bool) -> None:
+    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+        try:
+            set_paused(session, name, paused, now=utcnow())
+        except ScheduleError as exc:
+            raise CommandFailed(str(exc)) from None
+        session.commit()
+    click.echo(f"{name}: {'paused' if paused else 'resumed'}")
+
+
+@schedules_group.command("pause")
+@click.argument("name")
+def pause_command(name: str) -> None:
+    """Stop firing a schedule (file schedules too) until it is resumed."""
+    _set_paused(name, True)
+
+
+@schedules_group.command("resume")
+@click.argument("name")
+def resume_command(name: str) -> None:
+    """Fire a paused schedule again, from its next fire time (missed fires are not caught up)."""
+    _set_paused(name, False)
+
+
+@schedules_group.command("remove")
+@click.argument("name")
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Also delete its run history and imported-id list: re-added, it would import everything again.",
+)
+def remove_command(name: str, forget: bool) -> None:
+    """Stop a schedule for good, keeping its history and imported-id list (re-adding NAME brings them back).
+    File schedules: edit the file (--forget works on them once the file no longer has them)."""
+    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+        try:
+            remove_schedule(session, name, now=utcnow(), forget=forget)
+        except ScheduleError as exc:
+            raise CommandFailed(str(exc)) from None
+        session.commit()
+    click.echo(f"{name}: {'removed and forgotten' if forget else 'removed (history kept; --forget deletes it)'}")
+
+
+@schedules_group.command("run-now")
+@click.argument("name")
+def run_now_command(name: str) -> None:
+    """Fire a schedule now (even a paused one), through a worker like any fire; prints the fire time."""
+    settings = settings_or_fail()
+    with _ledger(settings, read_only=True) as sessions, sessions() as session:
+        schedule = _require(session, name)
+        if schedule.removed_at is not None:
+            raise CommandFailed(f"schedule {name} was removed")
+        if schedule.finished_at is not None:
+            raise CommandFailed(f"schedule {name} is finished: {schedule.finished_reason}")
+    fire_time = fire_time_iso(utcnow())
+    from worker.celery_app import create_app
+
+    app = create_app(settings)
+    try:
+        app.send_task(FIRE_SCHEDULE, args=[name, fire_time, "manual"])
+    except Exception as exc:  # kombu raises its own errors when the broker cannot be reached
+        raise CommandFailed(f"could not send the fire of {name}: {exc}") from None
+    finally:
+        app.close()
+    click.echo(f"{name}: fire {fire_time} sent")
+
+
+@schedules_group.command("sync")
+def sync_command() -> None:
+    """Sync DSIMPORT_SCHEDULES_FILE into the schedules table now (beat does it at start and on change)."""
+    settings = settings_or_fail()
+    if settings.schedules_file is None:
+        raise CommandFailed("DSIMPORT_SCHEDULES_FILE is not set")
+    try:
+        definitions = load_schedule_file(settings.schedules_file)
+    except ScheduleFileError as exc:
+        raise CommandFailed(str(exc)) from None
+    with _ledger(settings) as sessions:
+        report = sync_schedule_file(sessions, definitions, now=utcnow(), path=settings.schedules_file)
+    for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+        if names:
+            click.echo(f"{label}: {', '.join(names)}")
+    for name in report.conflicts:
+        click.echo(f"not synced: {name} exists as a command-line schedule", err=True)
+    for name in report.foreign:
+        click.echo(f"not synced: {name} is defined by another schedules file", err=True)
+    if not report.changed and not report.conflicts and not report.foreign:
+        click.echo("schedules table already matches the file")

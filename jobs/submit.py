@@ -1,0 +1,286 @@
+"""Submitting one import job: the function behind the ``submit`` task.
+
+The API has no idempotency key, so the POST is the one dangerous step: the job row is moved to SUBMITTING (under a
+lease) before the request and to RUNNING, with the remote task id, right after. Outcomes:
+
+- accepted: RUNNING, first poll scheduled;
+- refused (4xx other than 408/429): REJECTED with the API's message and error code, never retried;
+- failed before the API could have acted (429, 408, a connection that could not be opened): back to PENDING and
+  retried with backoff by the caller (never before the API's ``Retry-After``); after the last retry, FAILED;
+- ambiguous (the request may have reached the API): the job stays SUBMITTING under its lease, and once the lease
+  runs out the recovery sweep first looks for the remote task it may have started (see :mod:`jobs.recover`)
+  before it ever POSTs again. Every 5xx is ambiguous, 503 included: a gateway answers 502/504 precisely when the
+  upstream is slow and may still be working, and the contract does not promise that a 503 means "not started"
+  (the SDK itself retries 503 on imports, which can double one). So are a read timeout, a reset, an answer that
+  cannot be read, and a POST that outlives its overall deadline;
+- past its deadline: EXPIRED, nothing is sent.
+
+What could still break "one POST per job, every answer recorded", and what stops it:
+
+- *A late answer.* A POST slower than the lease (a slow server, a long SQLite busy wait before the write) lets
+  recovery take the job over and adopt or re-send. Every write after the POST is conditional on the job being
+  SUBMITTING under this worker's claim (lease owner and row version from ``begin_submit``): a writer that lost
+  its claim writes nothing but an event saying what it saw, and adopts nothing. The POST has an overall deadline
+  (``post_deadline_s``, below the lease: checked at start-up) so that the answer normally arrives in time.
+- *Two deliveries of the submit message.* ``begin_submit`` lets one through.
+- *A retry after the deadline.* Each attempt checks the deadline before it claims the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from api_client import (
+    ApiError,
+    DatasetImportTask,
+    DatasetsClient,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+    call_with_deadline,
+)
+from jobs import own_creators, transitions
+from jobs.poll_backoff import PollPolicy
+from store import guarantees
+from store.jobs import begin_submit, get_job
+from store.models import ImportJob, JobStatus
+from store.state_machine import new_event
+
+log = logging.getLogger(__name__)
+
+
+class SubmitOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    RETRY = "retry"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"
+    EXPIRED = "expired"
+    # The answer came after another worker took the job over: recorded as an event only.
+    SUPERSEDED = "superseded"
+    # Not sent yet: the API asked for a wait (Retry-After) that has not passed; nothing changed.
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    outcome: SubmitOutcome
+    job_id: str
+    detail: str = ""
+    retry_after_s: float | None = None
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What ``begin_submit`` gave this worker: writes after the POST are conditional on it."""
+
+    job_id: str
+    owner: str
+    version: int
+
+
+def submit_job(
+    job_id: str,
+    *,
+    session_factory: sessionmaker[Session],
+    client: DatasetsClient,
+    owner: str,
+    now: Callable[[], datetime],
+    policy: PollPolicy,
+    lease_s: float,
+    final_attempt: bool,
+    post_deadline_s: float | None = None,
+) -> SubmitResult:
+    """Submit ``job_id`` once; the caller decides on retry from the outcome.
+
+    ``post_deadline_s`` bounds the POST as a whole (default: half the lease).
+    """
+    with session_factory() as session:
+        if _expire_if_overdue(session, job_id, now=now()):
+            session.commit()
+            return SubmitResult(SubmitOutcome.EXPIRED, job_id, "past its deadline before it was sent", finished=True)
+        wait_s = _wait_before_sending(session, job_id, now=now())
+        if wait_s > 0:
+            return SubmitResult(SubmitOutcome.DEFERRED, job_id, f"Retry-After: {wait_s:.1f} s left", wait_s)
+        job = begin_submit(session, job_id, owner=owner, now=now(), lease_s=lease_s)
+        if job is None:
+            existing = get_job(session, job_id)
+            state = existing.status if existing is not None else "missing"
+            return SubmitResult(SubmitOutcome.SKIPPED, job_id, f"job is {state}, not PENDING")
+        claim = _Claim(job_id, owner, job.version)
+        kind, dataset_id, params = job.kind, job.dataset_id, dict(job.params)
+        session.commit()
+
+    deadline_s = post_deadline_s if post_deadline_s is not None else lease_s / 2
+    try:
+        task = call_with_deadline(
+            lambda: client.start_import(dataset_id, kind, params),
+            deadline_s=deadline_s,
+            operation=f"start_import {kind}",
+            on_late=lambda late: _log_late_answer(job_id, late),
+        )
+    except ApiError as exc:
+        return _record_failure(claim, exc, session_factory=session_factory, now=now, final_attempt=final_attempt)
+    return _record_accepted(claim, task, session_factory=session_factory, now=now, policy=policy)
+
+
+def _expire_if_overdue(session: Session, job_id: str, *, now: datetime) -> bool:
+    """End a PENDING job whose deadline has passed; nothing is sent for it."""
+    job = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
+    if job is None or job.status != JobStatus.PENDING or job.deadline_at is None or now < job.deadline_at:
+        return False
+    transitions.expired(job, now=now, message="never submitted before its deadline")
+    return True
+
+
+def _wait_before_sending(session: Session, job_id: str, *, now: datetime) -> float:
+    """Seconds until the API's last Retry-After for this job has passed (0 when it has, or there was none)."""
+    job = session.get(ImportJob, job_id)
+    if job is None or job.status != JobStatus.PENDING or job.submit_not_before is None:
+        return 0.0
+    return max(0.0, (job.submit_not_before - now).total_seconds())
+
+
+def _record_accepted(
+    claim: _Claim,
+    task: DatasetImportTask,
+    *,
+    session_factory: sessionmaker[Session],
+    now: Callable[[], datetime],
+    policy: PollPolicy,
+) -> SubmitResult:
+    def write(job: ImportJob, at: datetime) -> SubmitResult:
+        ended = transitions.accepted(job, task, now=at, policy=policy, message=f"remote task {task.id}")
+        return SubmitResult(SubmitOutcome.ACCEPTED, claim.job_id, task.id, finished=ended is not None)
+
+    result = _write_if_still_ours(
+        claim, write, session_factory=session_factory, now=now, seen=f"the API accepted it as remote task {task.id}"
+    )
+    # Ours whether or not it was recorded: recovery tells our tasks from other users' by this id.
+    own_creators.remember(task.creator_id)
+    if result.outcome is SubmitOutcome.ACCEPTED:
+        log.info("job %s accepted as remote task %s", claim.job_id, task.id, extra={"job_id": claim.job_id})
+    return result
+
+
+def _write_if_still_ours(
+    claim: _Claim,
+    write: Callable[[ImportJob, datetime], SubmitResult],
+    *,
+    session_factory: sessionmaker[Session],
+    now: Callable[[], datetime],
+    seen: str,
+) -> SubmitResult:
+    """Apply ``write`` if the job is still SUBMITTING under ``claim``; else record ``seen`` as an event only.
+
+    The check and the write are one transaction: SQLite holds its write lock from BEGIN, PostgreSQL's row lock
+    (FOR UPDATE) holds the row, and the version column makes the UPDATE itself fail if the row moved anyway.
+    """
+    with session_factory() as session:
+        at = now()
+        job = session.get(ImportJob, claim.job_id, with_for_update=True, populate_existing=True)
+        if job is None:
+            return SubmitResult(SubmitOutcome.SKIPPED, claim.job_id, "job vanished")
+        if _still_ours(job, claim):
+            result = write(job, at)
+            try:
+                session.commit()
+            except StaleDataError:
+                session.rollback()
+            else:
+                return result
+    return _record_superseded(claim, seen, session_factory=session_factory, now=now)
+
+
+def _still_ours(job: ImportJob, claim: _Claim) -> bool:
+    if not guarantees.enabled("lease-check"):
+        return job.status == JobStatus.SUBMITTING
+    return job.status == JobStatus.SUBMITTING and job.lease_owner == claim.owner and job.version == claim.version
+
+
+def _record_superseded(
+    claim: _Claim, seen: str, *, session_factory: sessionmaker[Session], now: Callable[[], datetime]
+) -> SubmitResult:
+    """A late writer: the job was taken over (recovery adopted or re-sent it, or it was cancelled) meanwhile."""
+    note = f"late submit answer from {claim.owner}, not applied (the job was taken over meanwhile): {seen}"
+    with session_factory() as session:
+        job = session.get(ImportJob, claim.job_id, populate_existing=True)
+        if job is not None:
+            new_event(job, job.status, job.status, now=now(), progress=job.progress, message=note)
+            session.commit()
+    log.warning("job %s: %s", claim.job_id, note, extra={"job_id": claim.job_id})
+    return SubmitResult(SubmitOutcome.SUPERSEDED, claim.job_id, note)
+
+
+def _log_late_answer(job_id: str, late: object) -> None:
+    """What a POST abandoned at its deadline finally returned: only logged, recovery owns the job now."""
+    what = f"remote task {late.id}" if isinstance(late, DatasetImportTask) else f"{type(late).__name__}: {late}"
+    log.warning(
+        "job %s: answer after the submit deadline, left to recovery: %s", job_id, what, extra={"job_id": job_id}
+    )
+
+
+def may_have_arrived(exc: ApiError) -> bool:
+    """True when the API may have started an import although we saw no accepted answer."""
+    if isinstance(exc, UnexpectedResponseError):
+        return True
+    if isinstance(exc, ServerError):
+        if not guarantees.enabled("ambiguous-5xx"):
+            return exc.status_code == 500
+        return True
+    if isinstance(exc, TransportError):
+        # Only a failure to connect proves the request never left.
+        return exc.may_have_reached_server
+    return False
+
+
+def _is_retryable(exc: ApiError) -> bool:
+    if isinstance(exc, (ServerError, RateLimitedError, TransportError)):
+        return True
+    return exc.status_code == 408
+
+
+def _record_failure(
+    claim: _Claim,
+    exc: ApiError,
+    *,
+    session_factory: sessionmaker[Session],
+    now: Callable[[], datetime],
+    final_attempt: bool,
+) -> SubmitResult:
+    reason = str(exc)
+    job_id = claim.job_id
+
+    def write(job: ImportJob, at: datetime) -> SubmitResult:
+        if may_have_arrived(exc):
+            # Leave it SUBMITTING and keep the lease: when the lease runs out, every POST that was in flight at
+            # the same time has been answered and recorded, so the recovery sweep can tell an orphan remote task
+            # of this job from another job's, and adopt it before any second POST.
+            transitions.ambiguous(job, exc, now=at)
+            log.warning(
+                "job %s: submit outcome unknown (%s); recovery will check", job_id, reason, extra={"job_id": job_id}
+            )
+            return SubmitResult(SubmitOutcome.AMBIGUOUS, job_id, reason)
+        if _is_retryable(exc):
+            if final_attempt:
+                transitions.gave_up(job, exc, now=at)
+                return SubmitResult(SubmitOutcome.FAILED, job_id, reason, finished=True)
+            transitions.retry_later(job, exc, now=at)
+            return SubmitResult(SubmitOutcome.RETRY, job_id, reason, retry_after_s=exc.retry_after_s)
+        # The API looked at the request and refused it: sending it again cannot help.
+        transitions.refused(job, exc, now=at)
+        return SubmitResult(SubmitOutcome.REJECTED, job_id, reason, finished=True)
+
+    return _write_if_still_ours(
+        claim, write, session_factory=session_factory, now=now, seen=f"the submit failed: {reason}"
+    )

@@ -1,0 +1,162 @@
+"""The Celery tasks of an import job. Each is thin: it looks up the runtime, calls a plain function, and decides
+on retry. Arguments are ids only: Flower shows arguments, and nothing secret or large belongs there.
+
+- ``dsimport.submit(job_id)``: POST the import (see :mod:`jobs.submit`).
+- ``dsimport.poll_due()``: periodic; batch-polls every due job (see :mod:`jobs.poll_round`).
+- ``dsimport.finalize(job_id)``: one short task per finished job, whose result names the job and its outcome.
+- ``dsimport.recover()``: periodic; re-sends lost PENDING jobs, resolves SUBMITTING ones left by a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Task, shared_task
+
+from jobs import metrics
+from jobs.poll_loop import run_poll_rounds
+from jobs.recover import recover as run_recovery
+from jobs.runtime import Runtime, get_runtime
+from jobs.submit import SubmitOutcome, submit_job
+from store.clock import LedgerClock
+from store.jobs import get_job
+from tasks.names import FINALIZE, POLL_DUE, RECOVER, SUBMIT
+
+log = logging.getLogger(__name__)
+
+
+# Submit outcomes that mean the API call failed (for the API error counter of /metrics), and those that made one.
+_SUBMIT_API_ERRORS = frozenset(
+    {SubmitOutcome.REJECTED, SubmitOutcome.RETRY, SubmitOutcome.FAILED, SubmitOutcome.AMBIGUOUS}
+)
+_SUBMIT_API_CALLS = _SUBMIT_API_ERRORS | {SubmitOutcome.ACCEPTED, SubmitOutcome.SUPERSEDED}
+
+
+def utcnow() -> datetime:
+    """The time the tasks stamp and schedule with: the ledger's (the database's) clock, read through this host's.
+
+    Due times and submit starts written by one worker are compared by others; on the database's clock they mean
+    the same to every worker, whatever each host's own clock says (see :mod:`store.clock`).
+    """
+    return _ledger_clock(get_runtime())()
+
+
+def process_now(offset_s: float = 0.0) -> datetime:
+    """This host's own clock, shifted by ``offset_s`` (``DSIMPORT_CLOCK_OFFSET_S``: tests play a skewed host)."""
+    return datetime.now(UTC) + timedelta(seconds=offset_s)
+
+
+_clock_lock = threading.Lock()
+_clock: tuple[Runtime, LedgerClock] | None = None
+
+
+def _ledger_clock(runtime: Runtime) -> LedgerClock:
+    # One clock per runtime (and so per process: the runtime is rebuilt after a fork), keeping its measured offset.
+    global _clock
+    with _clock_lock:
+        if _clock is None or _clock[0] is not runtime:
+            offset_s = runtime.tuning.clock_offset_s
+            _clock = (runtime, LedgerClock(runtime.session_factory, local=lambda: process_now(offset_s)))
+        return _clock[1]
+
+
+def worker_identity() -> str:
+    """Who holds a lease: host and process, so a lease left by a dead process is recognisable."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def send_submit(job_id: str) -> None:
+    submit.apply_async(args=[job_id])
+
+
+def send_finalize(finished: list[tuple[str, str]]) -> None:
+    for job_id, _status in finished:
+        finalize.apply_async(args=[job_id])
+
+
+@shared_task(name=SUBMIT, bind=True, acks_late=True, max_retries=None)
+def submit(self: Task, job_id: str) -> dict[str, Any]:
+    runtime = get_runtime()
+    tuning = runtime.tuning
+    with runtime.client_factory() as client:
+        result = submit_job(
+            job_id,
+            session_factory=runtime.session_factory,
+            client=client,
+            owner=worker_identity(),
+            now=utcnow,
+            policy=runtime.poll_policy,
+            lease_s=tuning.lease_s,
+            final_attempt=self.request.retries >= tuning.submit_max_retries,
+            post_deadline_s=tuning.post_deadline_s,
+        )
+    if result.outcome == SubmitOutcome.DEFERRED:
+        # A fresh message, not a retry: waiting out the API's Retry-After is not a failed attempt.
+        submit.apply_async(args=[job_id], countdown=result.retry_after_s)
+        return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+    if result.outcome in _SUBMIT_API_CALLS:
+        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
+    if result.outcome == SubmitOutcome.RETRY:
+        backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)
+        countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
+        log.info(
+            "job %s: submit retry %d in %.1f s",
+            job_id,
+            self.request.retries + 1,
+            countdown,
+            extra={"job_id": job_id},
+        )
+        raise self.retry(countdown=countdown)
+    if result.finished:
+        finalize.apply_async(args=[job_id])
+    return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+
+
+@shared_task(name=POLL_DUE, ignore_result=True)
+def poll_due() -> dict[str, Any]:
+    runtime = get_runtime()
+    started = time.monotonic()
+    report = run_poll_rounds(runtime, owner=worker_identity(), now=utcnow, on_finished=send_finalize)
+    metrics.record_poll(
+        duration_s=time.monotonic() - started,
+        claimed=report.claimed,
+        api_calls=report.api_calls,
+        errors=report.errors,
+    )
+    return {"claimed": report.claimed, "api_calls": report.api_calls, "finished": len(report.finished)}
+
+
+@shared_task(name=FINALIZE, acks_late=True)
+def finalize(job_id: str) -> dict[str, Any]:
+    """Close the books on a finished job; the result is what Flower shows for it."""
+    runtime = get_runtime()
+    with runtime.session_factory() as session:
+        job = get_job(session, job_id)
+        if job is None:
+            return {"job_id": job_id, "outcome": "missing"}
+        summary = {
+            "job_id": job.id,
+            "kind": str(job.kind),
+            "dataset_id": job.dataset_id,
+            "outcome": str(job.status),
+            "remote_task_id": job.remote_task_id,
+            "imported": job.imported_count,
+            "message": job.message,
+        }
+    log.info("job %s finished: %s", job_id, summary["outcome"], extra={"job_id": job_id})
+    return summary
+
+
+@shared_task(name=RECOVER, ignore_result=True)
+def recover() -> dict[str, Any]:
+    runtime = get_runtime()
+    report = run_recovery(runtime, owner=worker_identity(), now=utcnow, resend=send_submit)
+    send_finalize(report.finished)
+    return {"resent": len(report.resent), "adopted": len(report.adopted), "reset": len(report.reset)}

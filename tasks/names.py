@@ -1,0 +1,10 @@
+"""The registered names of the service's Celery tasks, for senders (the CLI, the stream consumer, beat) that must
+not load the task layer to send one."""
+
+SUBMIT = "dsimport.submit"
+POLL_DUE = "dsimport.poll_due"
+FINALIZE = "dsimport.finalize"
+RECOVER = "dsimport.recover"
+REQUEST_IMPORT = "dsimport.request_import"
+FIRE_SCHEDULE = "dsimport.fire_schedule"
+PRUNE = "dsimport.prune"

@@ -1,0 +1,255 @@
+"""Every transition an API answer makes (jobs.transitions, the code submit, recovery and the poller run): answers in,
+job changes out, no broker, no database."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from api_client import ClientError, DatasetImportTask, NotFoundError, RateLimitedError, ServerError, TransportError
+from jobs import transitions
+from jobs.poll_backoff import PollPolicy
+from jobs.transitions import Observation, apply_observation, expire_if_past_deadline
+from store.errors import JobAlreadyFinishedError
+from store.models import ImportJob, ImportKind, JobStatus
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POLICY = PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=8.0, jitter_ratio=0.0)
+
+
+def running_job(**overrides: object) -> ImportJob:
+    job = ImportJob(
+        id="job-1",
+        kind=ImportKind.EXPLORER,
+        dataset_id="ds-1",
+        params={"completion_event_ids": ["e1"]},
+        idempotency_key="k1",
+        origin="test",
+        status=JobStatus.RUNNING,
+        remote_task_id="task-1",
+        remote_status="RUNNING",
+        remote_status_since=NOW - timedelta(seconds=5),
+        progress=10,
+        poll_interval_s=1.0,
+        poll_count=0,
+        attempts=1,
+        deadline_at=NOW + timedelta(hours=1),
+        created_at=NOW - timedelta(minutes=1),
+        updated_at=NOW - timedelta(minutes=1),
+        lease_owner="w1",
+        lease_expires_at=NOW + timedelta(seconds=60),
+    )
+    for key, value in overrides.items():
+        setattr(job, key, value)
+    return job
+
+
+def task(
+    status: str, progress: int | None = None, message: str | None = None, **extra: object
+) -> DatasetImportTask:
+    body = {
+        "id": "task-1",
+        "created_at": "2026-01-01T11:59:00Z",
+        "updated_at": "2026-01-01T12:00:00Z",
+        "deleted_at": None,
+        "creator_id": "u",
+        "dataset_id": "ds-1",
+        "workspace_id": "w",
+        "status": status,
+        "progress": progress,
+        "message": message,
+        **extra,
+    }
+    return DatasetImportTask.model_validate(body)
+
+
+def observe(job: ImportJob, observation: Observation, *, now: datetime = NOW, stuck_after_s: float = 600.0):
+    return apply_observation(
+        job, observation, now=now, policy=POLICY, rng=random.Random(1), stuck_after_s=stuck_after_s
+    )
+
+
+def test_completed_task_ends_the_job_with_counts_and_releases_the_lease() -> None:
+    job = running_job()
+    result = {"requested_record_count": 3, "imported_record_count": 2, "skipped_record_count": 1}
+    applied = observe(job, Observation(task=task("COMPLETED", 100, "done", result=result)))
+    assert applied.finished and applied.status is JobStatus.COMPLETED
+    assert job.status is JobStatus.COMPLETED
+    assert (job.progress, job.message, job.finished_at) == (100, "done", NOW)
+    assert (job.requested_count, job.imported_count, job.skipped_count) == (3, 2, 1)
+    assert job.next_poll_at is None and job.lease_owner is None
+    assert job.poll_count == 1
+
+
+@pytest.mark.parametrize("status", ["FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"])
+def test_each_remote_ending_ends_the_job_in_the_same_status(status: str) -> None:
+    job = running_job()
+    applied = observe(job, Observation(task=task(status, 40, "boom")))
+    assert job.status == JobStatus(status) and applied.finished
+    assert job.message == "boom"
+
+
+@pytest.mark.parametrize("status", ["CONTINUED_AS_NEW", "UNKNOWN", "PAUSED_BY_SOMETHING_NEW"])
+def test_ambiguous_and_unknown_statuses_keep_polling(status: str) -> None:
+    job = running_job()
+    applied = observe(job, Observation(task=task(status, 10)))
+    assert not applied.finished
+    assert job.status is JobStatus.RUNNING
+    assert job.remote_status == status
+    assert job.next_poll_at is not None and job.next_poll_at > NOW
+
+
+def test_backoff_grows_while_nothing_moves_and_resets_when_progress_moves() -> None:
+    job = running_job()
+    intervals = []
+    for _ in range(5):
+        observe(job, Observation(task=task("RUNNING", 10)))
+        intervals.append(job.poll_interval_s)
+    assert intervals == [2.0, 4.0, 8.0, 8.0, 8.0]
+    observe(job, Observation(task=task("RUNNING", 50)))
+    assert job.poll_interval_s == 1.0
+    assert job.next_poll_at == NOW + timedelta(seconds=1)
+
+
+def test_a_404_makes_the_job_lost() -> None:
+    job = running_job()
+    error = NotFoundError("Task not found", status_code=404, error_code="DATASET_TASK_NOT_FOUND")
+    applied = observe(job, Observation(error=error))
+    assert applied.finished and job.status is JobStatus.LOST
+    assert job.finished_at == NOW
+
+
+def test_a_server_error_keeps_the_job_and_backs_off() -> None:
+    job = running_job()
+    applied = observe(job, Observation(error=ServerError("boom", status_code=503)))
+    assert not applied.finished and job.status is JobStatus.RUNNING
+    assert job.last_error is not None and "boom" in job.last_error
+    assert job.poll_interval_s == 2.0
+
+
+def test_a_job_past_its_deadline_expires_on_its_next_poll() -> None:
+    job = running_job(deadline_at=NOW - timedelta(seconds=1))
+    applied = observe(job, Observation(task=task("RUNNING", 10)))
+    assert applied.finished and job.status is JobStatus.EXPIRED
+
+
+def test_a_terminal_answer_wins_over_the_deadline() -> None:
+    job = running_job(deadline_at=NOW - timedelta(seconds=1))
+    observe(job, Observation(task=task("COMPLETED", 100)))
+    assert job.status is JobStatus.COMPLETED
+
+
+def test_a_job_stuck_in_unknown_is_flagged_but_not_ended() -> None:
+    job = running_job(remote_status="UNKNOWN", remote_status_since=NOW - timedelta(seconds=700))
+    applied = observe(job, Observation(task=task("UNKNOWN", 10)), stuck_after_s=600)
+    assert job.status is JobStatus.RUNNING
+    assert job.last_error is not None and "UNKNOWN" in job.last_error
+    assert applied.notes
+
+
+def test_expire_leaves_finished_jobs_alone() -> None:
+    job = running_job(status=JobStatus.COMPLETED, deadline_at=NOW - timedelta(hours=1))
+    assert not expire_if_past_deadline(job, now=NOW)
+    assert job.status is JobStatus.COMPLETED
+
+
+def test_transport_errors_are_retryable_observations() -> None:
+    from api_client import TransportError
+
+    job = running_job()
+    error = TransportError("connection reset", method="GET", url="http://api/x")
+    applied = observe(job, Observation(error=error))
+    assert not applied.finished and job.status is JobStatus.RUNNING
+
+
+# --- answers to a submit (and recovery's findings) ---------------------------------------------------------------
+
+
+def submitting_job(**overrides: object) -> ImportJob:
+    fields: dict[str, object] = {
+        "status": JobStatus.SUBMITTING, "remote_task_id": None, "remote_status": None, "remote_status_since": None,
+        "progress": None, "poll_interval_s": None, "submit_started_at": NOW - timedelta(seconds=2),
+    }  # fmt: skip
+    return running_job(**(fields | overrides))
+
+
+def test_an_accepted_submit_becomes_running_with_its_first_poll_scheduled() -> None:
+    job = submitting_job(submit_not_before=NOW, last_error="earlier 429")
+    ended = transitions.accepted(job, task("RUNNING", progress=None), now=NOW, policy=POLICY, message="remote task 1")
+    assert ended is None
+    assert (job.status, job.remote_task_id, job.submitted_at) == (JobStatus.RUNNING, "task-1", NOW)
+    assert (job.remote_status, job.remote_status_since) == ("RUNNING", NOW)
+    assert (job.next_poll_at, job.poll_interval_s) == (NOW + timedelta(seconds=1.0), 1.0)
+    assert (job.lease_owner, job.lease_expires_at, job.submit_not_before, job.last_error) == (None, None, None, None)
+
+
+def test_an_accepted_submit_whose_task_already_ended_goes_straight_to_the_end_with_its_counts() -> None:
+    job = submitting_job()
+    result = {"requested_record_count": 3, "imported_record_count": 2, "skipped_record_count": 1}
+    done = task("COMPLETED", progress=100, message="done", result=result)
+    assert transitions.accepted(job, done, now=NOW, policy=POLICY, message="remote task 1") is JobStatus.COMPLETED
+    assert (job.status, job.finished_at, job.next_poll_at, job.lease_owner) == (JobStatus.COMPLETED, NOW, None, None)
+    assert (job.requested_count, job.imported_count, job.skipped_count) == (3, 2, 1)
+
+
+def test_an_adopted_task_keeps_the_pairing_note_visible() -> None:
+    job = submitting_job()
+    transitions.accepted(job, task("RUNNING"), now=NOW, policy=POLICY, message="adopted", note="paired by time")
+    assert (job.status, job.last_error) == (JobStatus.RUNNING, "paired by time")
+
+
+def test_an_answer_for_a_job_cancelled_meanwhile_is_refused() -> None:
+    job = submitting_job(status=JobStatus.CANCELLED_LOCALLY, finished_at=NOW)
+    with pytest.raises(JobAlreadyFinishedError):
+        transitions.accepted(job, task("RUNNING"), now=NOW, policy=POLICY, message="remote task 1")
+
+
+def test_a_refused_submit_is_rejected_with_the_api_error_code() -> None:
+    job = submitting_job()
+    error = ClientError("Dataset not found", status_code=404, error_code="DATASET_NOT_FOUND")
+    event = transitions.refused(job, error, now=NOW)
+    assert (event.old_status, event.new_status) == (JobStatus.SUBMITTING, JobStatus.REJECTED)
+    assert (job.status, job.error_code, job.message, job.finished_at) == (
+        JobStatus.REJECTED, "DATASET_NOT_FOUND", "Dataset not found", NOW,
+    )  # fmt: skip
+
+
+def test_an_ambiguous_answer_leaves_the_job_submitting_under_its_lease_and_keeps_retry_after() -> None:
+    job = submitting_job()
+    transitions.ambiguous(job, ServerError("gateway timeout", status_code=504, retry_after_s=30), now=NOW)
+    assert (job.status, job.lease_owner) == (JobStatus.SUBMITTING, "w1")
+    assert job.submit_not_before == NOW + timedelta(seconds=30)
+    assert "gateway timeout" in (job.last_error or "")
+
+
+def test_a_submit_the_api_did_not_act_on_goes_back_to_pending_not_before_retry_after() -> None:
+    job = submitting_job()
+    event = transitions.retry_later(job, RateLimitedError("slow down", status_code=429, retry_after_s=5), now=NOW)
+    assert (event.new_status, job.lease_owner, job.submit_not_before) == (
+        JobStatus.PENDING, None, NOW + timedelta(seconds=5),
+    )  # fmt: skip
+
+
+def test_the_last_failed_attempt_gives_up() -> None:
+    job = submitting_job()
+    transitions.gave_up(job, TransportError("refused", method="POST", url="u"), now=NOW)
+    assert (job.status, job.finished_at) == (JobStatus.FAILED, NOW)
+
+
+def test_no_task_found_after_an_interrupted_submit_sends_it_again() -> None:
+    job = submitting_job(attempts=1)
+    assert transitions.not_found(job, now=NOW, max_attempts=3, note="paired by time") is JobStatus.PENDING
+    assert (job.status, job.lease_owner, job.last_error) == (JobStatus.PENDING, None, "paired by time")
+
+
+def test_no_task_found_after_too_many_interrupted_submits_fails() -> None:
+    job = submitting_job(attempts=4)
+    assert transitions.not_found(job, now=NOW, max_attempts=3) is JobStatus.FAILED
+
+
+def test_no_task_found_past_the_deadline_expires_instead_of_sending() -> None:
+    job = submitting_job(attempts=1, deadline_at=NOW - timedelta(seconds=1))
+    assert transitions.not_found(job, now=NOW, max_attempts=3) is JobStatus.EXPIRED
+    assert job.next_poll_at is None

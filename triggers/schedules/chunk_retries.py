@@ -1,0 +1,132 @@
+"""Requesting again the items of a schedule's failed chunk, a bounded number of times, then giving up visibly.
+
+An explorer-window or dataset-copy fire records its items as imported when it *creates* their job; if that job
+then fails (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED before it sent anything), nothing else would ever request
+those items again. So every fire first looks for such chunks (:func:`retry_failed_chunks`), in the transaction that
+holds the schedule's lock, and for each one either
+
+- creates the retry job under the key ``<chunk key>:retry:K`` (K = 1, 2, …) and points the items at it: the key is
+  derived from the failed chunk alone, so a second beat, a redelivered fire or a crash after the commit finds the
+  same job and never requests the chunk twice; or
+- after :data:`CHUNK_RETRIES` retries (or when the job may have imported after all: EXPIRED once it had started
+  sending), marks the items given up: they stay in the imported list, so they are not requested again, and are
+  counted as given up in ``schedules show``.
+
+Both leave a line in the failed job's history (``dsimport jobs show``) and in the run's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from jobs.request_import import SOURCE_FIELDS, validate_params
+from store.jobs import create_job
+from store.models import ImportJob, ImportKind, JobStatus
+from store.schedule_items import FailedChunk, failed_chunks, give_up_items, move_items
+from store.state_machine import new_event
+
+__all__ = ["CHUNK_RETRIES", "RetryPass", "retry_failed_chunks", "retry_key"]
+
+log = logging.getLogger(__name__)
+
+# A chunk that failed this many retries fails for a reason another retry will not fix (an item the API refuses, a
+# source that is gone); every retry is a remote import, so the bound also caps what such a chunk costs.
+CHUNK_RETRIES = 3
+_RETRY_SUFFIX = re.compile(r":retry:\d+$")
+
+
+def retry_key(key: str, retry: int) -> str:
+    """The idempotency key of retry number ``retry`` of the chunk whose (first or retry) job has ``key``."""
+    return f"{_RETRY_SUFFIX.sub('', key)}:retry:{retry}"
+
+
+class RetryConflictError(Exception):
+    """Raised when a retry's key already belongs to a job holding other items (a removed and re-added schedule)."""
+
+
+@dataclass
+class RetryPass:
+    """What one pass over the failed chunks did."""
+
+    job_ids: list[str] = field(default_factory=list)
+    to_send: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str | None:
+        return "; ".join(self.notes) if self.notes else None
+
+
+def retry_failed_chunks(
+    session: Session,
+    *,
+    schedule_id: str,
+    schedule_name: str,
+    import_kind: ImportKind,
+    dataset_id: str,
+    now: datetime,
+    deadline_s: float,
+) -> RetryPass:
+    """Retry or give up every failed chunk of the schedule; the caller holds the schedule's lock and commits."""
+    done = RetryPass()
+    origin = f"schedule:{schedule_name}"
+    for chunk in failed_chunks(session, schedule_id):
+        failed = session.get(ImportJob, chunk.job_id)
+        assert failed is not None  # found by the query above, in this transaction
+        if chunk.may_have_imported or chunk.retries >= CHUNK_RETRIES:
+            give_up_items(session, schedule_id, chunk.item_ids, now=now)
+            why = "it may have imported them" if chunk.may_have_imported else f"{chunk.retries} retries"
+            note = f"gave up on {len(chunk.item_ids)} item(s) of job {chunk.job_id} ({chunk.status}, {why})"
+            _note(failed, f"schedule {schedule_name} {note}", now=now)
+            log.warning("schedule %s: %s", schedule_name, note)
+            done.notes.append(note)
+            continue
+        retry = chunk.retries + 1
+        job = _retry_job(session, chunk, retry, origin=origin, import_kind=import_kind, dataset_id=dataset_id,
+                         now=now, deadline_s=deadline_s)  # fmt: skip
+        move_items(session, schedule_id, chunk.item_ids, job_id=job.id, retries=retry)
+        note = f"job {chunk.job_id} ended {chunk.status}: retry {retry} of {CHUNK_RETRIES} is job {job.id}"
+        _note(failed, f"schedule {schedule_name}: retry {retry} of {CHUNK_RETRIES} is job {job.id}", now=now)
+        log.warning("schedule %s: %s (%d item(s))", schedule_name, note, len(chunk.item_ids))
+        done.notes.append(note)
+        done.job_ids.append(job.id)
+        if job.status == JobStatus.PENDING:
+            done.to_send.append(job.id)
+    return done
+
+
+def _retry_job(
+    session: Session,
+    chunk: FailedChunk,
+    retry: int,
+    *,
+    origin: str,
+    import_kind: ImportKind,
+    dataset_id: str,
+    now: datetime,
+    deadline_s: float,
+) -> ImportJob:
+    field_name, _ = SOURCE_FIELDS[import_kind]
+    job, created = create_job(
+        session,
+        kind=import_kind,
+        dataset_id=dataset_id,
+        params=validate_params(import_kind, {field_name: chunk.item_ids}),
+        idempotency_key=retry_key(chunk.idempotency_key, retry),
+        origin=origin,
+        deadline_at=now + timedelta(seconds=deadline_s),
+        now=now,
+    )
+    if not created and sorted(job.params.get(field_name, [])) != sorted(chunk.item_ids):
+        raise RetryConflictError(f"idempotency key {job.idempotency_key} is taken by job {job.id} with other items")
+    return job
+
+
+def _note(job: ImportJob, message: str, *, now: datetime) -> None:
+    # A line in the job's history without a status change: what the schedule did about its failure.
+    new_event(job, job.status, job.status, now=now, progress=job.progress, message=message)

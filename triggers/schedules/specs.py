@@ -1,0 +1,251 @@
+"""Turning what a user wrote (command-line options or a table of the schedules file) into a schedule definition.
+
+One function, :func:`build_definition`, serves both, so the command line and the file accept the same kinds with
+the same option names and refuse the same mistakes with the same words. Kinds:
+
+=====================  ====================================================================================
+``campaign``           plain: import campaign ``campaign`` on every fire
+``explorer``           plain: import the explorer events ``events`` on every fire
+``file``               plain: import the uploaded file ``file_id`` on every fire
+``playground``         plain: import the conversations ``conversations`` on every fire
+``dataset``            plain: copy the records ``records`` on every fire
+``explorer-window``    events created since the watermark matching ``filter``, in chunks of ``chunk_size``;
+                       the first window starts at ``since`` (default: when the schedule is created)
+``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
+``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
+=====================  ====================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jobs.request_import import InvalidImportRequest, validate_params
+from store.models import ImportKind, ScheduleKind
+from store.schedules import ScheduleDefinition
+from triggers.schedules.fire_times import InvalidTiming, Timing
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "KIND_NAMES",
+    "MAX_CHUNK_SIZE",
+    "InvalidSchedule",
+    "build_definition",
+    "check_filter",
+    "check_name",
+    "definition_timing",
+]
+
+DEFAULT_CHUNK_SIZE = 100
+MAX_CHUNK_SIZE = 10_000
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_FILTER_OPS = frozenset(
+    "lt lte gt gte startswith istartswith endswith iendswith contains icontains matches notcontains "
+    "inotcontains eq neq isnull includes excludes len_eq".split()
+)
+
+# Kind name -> (schedule kind, import kind, accepted options beyond the common ones).
+_KINDS: dict[str, tuple[ScheduleKind, ImportKind, frozenset[str]]] = {
+    "campaign": (ScheduleKind.PLAIN, ImportKind.CAMPAIGN, frozenset({"campaign"})),
+    "explorer": (ScheduleKind.PLAIN, ImportKind.EXPLORER, frozenset({"events"})),
+    "file": (ScheduleKind.PLAIN, ImportKind.FILE, frozenset({"file_id"})),
+    "playground": (ScheduleKind.PLAIN, ImportKind.PLAYGROUND, frozenset({"conversations"})),
+    "dataset": (ScheduleKind.PLAIN, ImportKind.DATASET, frozenset({"records"})),
+    "explorer-window": (
+        ScheduleKind.EXPLORER_WINDOW,
+        ImportKind.EXPLORER,
+        frozenset({"filter", "chunk_size", "since"}),
+    ),
+    "campaign-when-done": (ScheduleKind.CAMPAIGN_WHEN_DONE, ImportKind.CAMPAIGN, frozenset({"campaign"})),
+    "dataset-copy": (ScheduleKind.DATASET_COPY, ImportKind.DATASET, frozenset({"from_dataset", "chunk_size"})),
+}
+KIND_NAMES: tuple[str, ...] = tuple(_KINDS)
+
+
+class InvalidSchedule(ValueError):
+    """Raised when a schedule definition is incomplete or wrong (one line that says what to fix)."""
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise InvalidSchedule(
+            f"schedule name {name!r} must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def _uuid(value: Any, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise InvalidSchedule(f"{what} {value!r} is not a valid UUID") from None
+
+
+def _id_list(value: Any, what: str, *, as_uuid: bool = False) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise InvalidSchedule(f"{what} must be a non-empty list of ids")
+    if not all(isinstance(item, str) and item.strip() for item in value):
+        raise InvalidSchedule(f"{what} must hold non-empty strings")
+    items = [_uuid(item, what) if as_uuid else item.strip() for item in value]
+    return list(dict.fromkeys(items))
+
+
+def check_filter(value: Any, *, where: str = "filter") -> dict[str, Any]:
+    """Check an explorer filter (a ``FilterPayload``'s ``filters``: a condition or an AND/OR group).
+
+    A whole ``{"filters": …}`` payload is accepted too and unwrapped.
+    """
+    if isinstance(value, Mapping) and set(value) == {"filters"}:
+        value = value["filters"]
+    if not isinstance(value, Mapping):
+        raise InvalidSchedule(f"{where} must be an object (a condition or an AND/OR group)")
+    if where == "filter":
+        # Once, for the whole filter: it is stored as JSON and sent as JSON on every fire. NaN, Infinity (1e999)
+        # or a TOML date would be stored, then refused by the API (or by PostgreSQL) at each fire.
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidSchedule(
+                "filter values must be JSON: strings, finite numbers, booleans, null, lists and objects"
+            ) from None
+    keys = set(value)
+    if keys and keys <= {"AND", "OR"}:
+        for key in sorted(keys):
+            members = value[key]
+            if members is None:
+                continue
+            if not isinstance(members, list):
+                raise InvalidSchedule(f"{where}.{key} must be a list")
+            for index, member in enumerate(members):
+                check_filter(member, where=f"{where}.{key}[{index}]")
+        return dict(value)
+    if keys != {"field", "op", "value"}:
+        raise InvalidSchedule(
+            f"{where} must be a condition {{field, op, value}} or a group {{AND: [...]}} / {{OR: [...]}}, "
+            f"got keys {sorted(keys)}"
+        )
+    if not isinstance(value["field"], str) or not value["field"]:
+        raise InvalidSchedule(f"{where}.field must be a non-empty string")
+    if value["op"] not in _FILTER_OPS:
+        raise InvalidSchedule(f"{where}.op {value['op']!r} is not one of {', '.join(sorted(_FILTER_OPS))}")
+    return dict(value)
+
+
+def _chunk_size(value: Any) -> int:
+    if value is None:
+        return DEFAULT_CHUNK_SIZE
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CHUNK_SIZE:
+        raise InvalidSchedule(f"chunk_size must be an integer from 1 to {MAX_CHUNK_SIZE}, got {value!r}")
+    return value
+
+
+def _since(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidSchedule(f"since {value!r} is not an ISO-8601 date and time") from None
+    if not isinstance(value, datetime):
+        raise InvalidSchedule(f"since must be a date and time, got {value!r}")
+    # A time without an offset is read as UTC, like every time this service handles.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    if kind == "campaign" or kind == "campaign-when-done":
+        if options.get("campaign") is None:
+            raise InvalidSchedule(f"a {kind} schedule needs campaign")
+        return {"campaign_id": _uuid(options["campaign"], "campaign")}
+    if kind == "explorer":
+        return {"completion_event_ids": _id_list(options.get("events"), "events")}
+    if kind == "file":
+        file_id = options.get("file_id")
+        if not isinstance(file_id, str) or not file_id.strip():
+            raise InvalidSchedule("a file schedule needs file_id (upload once with `dsimport import file --path`)")
+        return {"file_id": file_id.strip()}
+    if kind == "playground":
+        return {"conversation_ids": _id_list(options.get("conversations"), "conversations")}
+    if kind == "dataset":
+        return {"dataset_record_ids": _id_list(options.get("records"), "records", as_uuid=True)}
+    if kind == "explorer-window":
+        raw_filter = options.get("filter")
+        return {
+            "filter": None if raw_filter is None else check_filter(raw_filter),
+            "chunk_size": _chunk_size(options.get("chunk_size")),
+        }
+    # dataset-copy
+    if options.get("from_dataset") is None:
+        raise InvalidSchedule("a dataset-copy schedule needs from_dataset")
+    return {
+        "from_dataset_id": _uuid(options["from_dataset"], "from_dataset"),
+        "chunk_size": _chunk_size(options.get("chunk_size")),
+    }
+
+
+def build_definition(
+    name: str,
+    *,
+    kind: str,
+    dataset: Any,
+    cron: str | None = None,
+    every: str | int | None = None,
+    options: Mapping[str, Any] | None = None,
+    paused: bool = False,
+) -> ScheduleDefinition:
+    """Validate a schedule and return its definition.
+
+    ``options`` holds the kind's own settings under the names in the module docstring; a name the kind does not
+    take is refused (it is most likely a typo that would otherwise be silently ignored).
+
+    :raises InvalidSchedule: anything is missing or wrong.
+    """
+    check_name(name)
+    if kind not in _KINDS:
+        raise InvalidSchedule(f"unknown schedule kind {kind!r}: use one of {', '.join(KIND_NAMES)}")
+    schedule_kind, import_kind, accepted = _KINDS[kind]
+    given = {key: value for key, value in (options or {}).items() if value is not None}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        hint = ""
+        if kind == "dataset" and "from_dataset" in unknown:
+            hint = " (to copy a whole dataset on a schedule, use kind dataset-copy: it copies each record once)"
+        raise InvalidSchedule(f"a {kind} schedule does not take {', '.join(unknown)}{hint}")
+    try:
+        timing = Timing.parse(cron=cron, every=every)
+    except InvalidTiming as exc:
+        raise InvalidSchedule(str(exc)) from None
+    if dataset is None:
+        raise InvalidSchedule(f"a {kind} schedule needs dataset (the target dataset id)")
+    params = _params(kind, given)
+    if params.get("from_dataset_id") == _uuid(dataset, "dataset"):
+        raise InvalidSchedule("a dataset-copy schedule cannot copy a dataset into itself (it would copy its copies)")
+    if schedule_kind == ScheduleKind.PLAIN:
+        try:
+            params = validate_params(import_kind, params)
+        except InvalidImportRequest as exc:
+            raise InvalidSchedule(str(exc)) from None
+    return ScheduleDefinition(
+        name=name,
+        kind=schedule_kind,
+        import_kind=import_kind,
+        dataset_id=_uuid(dataset, "dataset"),
+        params=params,
+        cron=timing.cron_text,
+        every_s=timing.every_s,
+        start=_since(given.get("since")),
+        paused=bool(paused),
+    )
+
+
+def definition_timing(cron: str | None, every_s: int | None) -> Timing:
+    """The timing of a stored schedule (its columns were validated when it was stored)."""
+    return Timing.parse(cron=cron) if cron is not None else Timing.parse(every=every_s)

@@ -33,18 +33,15 @@ from store.errors import (
 )
 from store.jobs import (
     cancel_job,
-    count_jobs_by_status,
     create_job,
     get_job,
     get_job_by_key,
-    get_job_by_remote_task_id,
     job_events,
     list_jobs,
     overdue_jobs,
     release_poll_claims,
     require_job,
     stale_jobs,
-    stuck_jobs,
 )
 from store.leases import acquire_lease, begin_submit, claim_due_jobs, release_lease
 from store.models import (
@@ -115,13 +112,11 @@ __all__ = [
     "check_transition",
     "claim_due_jobs",
     "count_dead_letters",
-    "count_jobs_by_status",
     "create_job",
     "current_revision",
     "get_dead_letter",
     "get_job",
     "get_job_by_key",
-    "get_job_by_remote_task_id",
     "head_revision",
     "job_events",
     "list_dead_letters",
@@ -139,6 +134,5 @@ __all__ = [
     "require_dead_letter",
     "require_job",
     "stale_jobs",
-    "stuck_jobs",
     "upgrade",
 ]

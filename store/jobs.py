@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,9 @@ __all__ = [
     "begin_submit",
     "cancel_job",
     "claim_due_jobs",
-    "count_jobs_by_status",
     "create_job",
     "get_job",
     "get_job_by_key",
-    "get_job_by_remote_task_id",
     "job_events",
     "list_jobs",
     "overdue_jobs",
@@ -39,7 +37,6 @@ __all__ = [
     "release_poll_claims",
     "require_job",
     "stale_jobs",
-    "stuck_jobs",
 ]
 
 
@@ -112,11 +109,6 @@ def get_job_by_key(session: Session, idempotency_key: str) -> ImportJob | None:
     ).one_or_none()
 
 
-def get_job_by_remote_task_id(session: Session, remote_task_id: str) -> ImportJob | None:
-    """The job that owns the remote task ``remote_task_id``, or None."""
-    return session.scalars(select(ImportJob).where(ImportJob.remote_task_id == remote_task_id)).one_or_none()
-
-
 def release_poll_claims(session: Session, job_ids: Collection[str], *, owner: str) -> int:
     """Drop ``owner``'s lease on RUNNING jobs it claimed but did not observe, so that the next round polls them.
 
@@ -168,15 +160,6 @@ def job_events(session: Session, job_id: str) -> list[JobEvent]:
     return list(session.scalars(query))
 
 
-def count_jobs_by_status(session: Session) -> dict[JobStatus, int]:
-    """How many jobs are in each status; every status is present, zero included."""
-    counts = dict.fromkeys(JobStatus, 0)
-    query = select(ImportJob.status, func.count()).group_by(ImportJob.status)
-    for status, count in session.execute(query):
-        counts[status] = count
-    return counts
-
-
 def stale_jobs(
     session: Session,
     *,
@@ -221,30 +204,6 @@ def overdue_jobs(session: Session, *, now: datetime, limit: int) -> list[ImportJ
         .order_by(ImportJob.deadline_at, ImportJob.id)
         .limit(limit)
     )
-    return list(session.scalars(query))
-
-
-def stuck_jobs(
-    session: Session,
-    *,
-    since_before: datetime,
-    remote_statuses: Collection[str] | None = None,
-    limit: int = 100,
-) -> list[ImportJob]:
-    """RUNNING jobs whose remote status has not changed since ``since_before`` and is not plain RUNNING.
-
-    Meant for flagging jobs parked in ``UNKNOWN`` or ``CONTINUED_AS_NEW``; ``remote_statuses`` narrows the
-    search to those raw values.
-    """
-    query = select(ImportJob).where(
-        ImportJob.status == JobStatus.RUNNING,
-        ImportJob.remote_status.is_not(None),
-        ImportJob.remote_status != "RUNNING",
-        ImportJob.remote_status_since <= since_before,
-    )
-    if remote_statuses is not None:
-        query = query.where(ImportJob.remote_status.in_(list(remote_statuses)))
-    query = query.order_by(ImportJob.remote_status_since, ImportJob.id).limit(limit)
     return list(session.scalars(query))
 
 

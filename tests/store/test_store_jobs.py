@@ -14,16 +14,13 @@ import store.jobs
 from store.errors import JobAlreadyFinishedError, JobNotFoundError
 from store.jobs import (
     cancel_job,
-    count_jobs_by_status,
     create_job,
     get_job,
     get_job_by_key,
-    get_job_by_remote_task_id,
     job_events,
     list_jobs,
     overdue_jobs,
     stale_jobs,
-    stuck_jobs,
 )
 from store.leases import begin_submit
 from store.models import ImportJob, ImportKind, JobEvent, JobStatus
@@ -129,13 +126,8 @@ def test_list_count_and_lookups(session_factory: Factory) -> None:
         assert [j.id for j in list_jobs(session, dataset_id="ds-2")] == [b.id]
         assert list_jobs(session, kind=ImportKind.FILE) == []
         assert [j.id for j in list_jobs(session, limit=1, offset=1)] == [b.id]
-        counts = count_jobs_by_status(session)
-        assert set(counts) == set(JobStatus)
-        assert (counts[S.PENDING], counts[S.RUNNING], counts[S.COMPLETED]) == (2, 1, 0)
         assert get_job(session, "no-such-job") is None
         assert get_job_by_key(session, "b") is not None
-        found = get_job_by_remote_task_id(session, "task-c")
-        assert found is not None and found.id == c.id
 
 
 def test_a_remote_task_belongs_to_one_job_only(session_factory: Factory) -> None:
@@ -232,21 +224,6 @@ def test_overdue_jobs(session_factory: Factory) -> None:
         session.commit()
         assert [j.id for j in overdue_jobs(session, now=at(30), limit=10)] == [late.id, later.id]
         assert [j.id for j in overdue_jobs(session, now=at(30), limit=1)] == [late.id]
-
-
-def test_stuck_jobs_are_running_jobs_parked_in_an_odd_remote_status(session_factory: Factory) -> None:
-    with session_factory() as session:
-        normal = add_running_job(session, "normal", next_poll_at=NOW)
-        unknown = add_running_job(session, "unknown", next_poll_at=NOW)
-        continued = add_running_job(session, "continued", next_poll_at=NOW)
-        recent = add_running_job(session, "recent", next_poll_at=NOW)
-        session.commit()
-        for job, status, when in [(unknown, "UNKNOWN", at(1)), (continued, "CONTINUED_AS_NEW", at(2)),
-                                  (recent, "UNKNOWN", at(500)), (normal, "RUNNING", at(1))]:  # fmt: skip
-            observe(job, status, now=when)
-        session.commit()
-        assert [j.id for j in stuck_jobs(session, since_before=at(100))] == [unknown.id, continued.id]
-        assert [j.id for j in stuck_jobs(session, since_before=at(100), remote_statuses=["UNKNOWN"])] == [unknown.id]
 
 
 def test_a_stale_object_cannot_overwrite_a_newer_row(session_factory: Factory) -> None:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .errors import DATASET_TASK_NOT_FOUND, observability_error, validation_error
-from .imports import start_import
+from .import_kinds import start_import
 from .lifecycle import initial_view, observe, settle_dataset, view
 from .models import StoredFile
 from .stats import Stats

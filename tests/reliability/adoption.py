@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
-from emulator.imports import start_import
+from emulator.import_kinds import start_import
 from emulator.testing import EmulatorServer
 from jobs.poll_backoff import PollPolicy
 from jobs.recover import RecoveryReport, recover

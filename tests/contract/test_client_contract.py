@@ -145,8 +145,12 @@ def test_404_carries_the_error_code(api: Both) -> None:
 
 def test_422_is_a_validation_error(api: Both) -> None:
     with pytest.raises(ValidationError) as caught:
-        api.fetch_dataset("not-a-uuid")
+        api.fetch_task(DEMO_DATASET_ID, "not-a-uuid")
     assert caught.value.status_code == 422 and caught.value.error_code == "VALIDATION_ERROR"
+    # A dataset path value that is not UUID-shaped is a slug: an unknown one is a missing dataset.
+    with pytest.raises(NotFoundError) as slug:
+        api.fetch_dataset("not-a-uuid")
+    assert slug.value.error_code == "DATASET_NOT_FOUND"
 
 
 def test_import_errors_are_typed(api: Both) -> None:

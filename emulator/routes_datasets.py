@@ -37,6 +37,7 @@ __all__ = ["dataset_routes"]
 PREFIX = "/v1/observability/datasets"
 # What 3.x create_record accepts as ``source`` (CreateDatasetRecordRequestSource); the default is DIRECT_INPUT.
 CREATE_SOURCES = ("DIRECT_INPUT", "TELEMETRY_SPAN")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # (path suffix, import kind), in the SDKs' order.
 IMPORT_ROUTES = (
     ("campaign", "campaign"),
@@ -186,24 +187,31 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
     def route(path: str, name: str, handler: Any, method: str) -> Route:
         return Route(PREFIX + path, ops.wrap(name, handler), methods=[method], name=name)
 
-    def removable(kind: str, endpoint: Any) -> Any:
-        """With the ``removed_import_routes`` knob at "gone", answer exactly as a route the API does not have
-        (before authentication, counters and faults, which only a route the API has would apply)."""
+    def removable(endpoint: Any) -> Any:
+        """A removed kind's route. With the ``removed_import_routes`` knob at "gone" it answers exactly as a path the
+        API does not have, whatever the method (before authentication, counters and faults, which only a route the
+        API has would apply); otherwise as any POST-only route."""
 
         async def maybe_gone(request: Request) -> Response:
             if world.knobs.removed_import_routes == "gone":
                 problem = route_not_found(request.method, request.url.path)
                 return json_response(problem.body, problem.status)
+            if request.method != "POST":
+                problem = observability_error(405, None, f"Method Not Allowed: {request.method} {request.url.path}")
+                return json_response(problem.body, problem.status, {"Allow": "POST"})
             response: Response = await endpoint(request)
             return response
 
-        return maybe_gone if kind in REMOVED_IMPORT_KINDS else endpoint
+        return maybe_gone
 
     imports = [
         Route(
             f"{PREFIX}/{{dataset_id}}/imports/from-{suffix}",
-            removable(kind, ops.wrap(f"import_from_{kind}", import_endpoint(kind))),
-            methods=["POST"],
+            removable(ops.wrap(f"import_from_{kind}", import_endpoint(kind)))
+            if kind in REMOVED_IMPORT_KINDS
+            else ops.wrap(f"import_from_{kind}", import_endpoint(kind)),
+            # A removed kind's route takes every method, to answer any of them as an unknown path when gone.
+            methods=ALL_METHODS if kind in REMOVED_IMPORT_KINDS else ["POST"],
             name=f"import_from_{kind}",
         )
         for suffix, kind in IMPORT_ROUTES

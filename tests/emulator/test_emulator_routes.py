@@ -44,6 +44,8 @@ def test_unknown_route_needs_no_key(emu: EmulatorServer) -> None:
         ("PUT", DATASETS, {"GET", "HEAD", "POST"}),
         ("DELETE", f"{DATASETS}/{DEMO_DATASET_ID}/records", {"GET", "HEAD", "POST"}),
         ("GET", f"{DATASETS}/{DEMO_DATASET_ID}/imports/from-file", {"POST"}),
+        ("GET", f"{DATASETS}/{DEMO_DATASET_ID}/imports/from-campaign", {"POST"}),
+        ("DELETE", f"{DATASETS}/{DEMO_DATASET_ID}/imports/from-explorer", {"POST"}),
         ("GET", "/v1/observability/spans/search", {"POST"}),
         ("POST", "/v1/observability/dataset-records/" + DEMO_DATASET_ID, {"DELETE", "GET", "HEAD"}),
     ],
@@ -73,6 +75,7 @@ def test_knob_makes_campaign_and_explorer_imports_unknown_routes(emu: EmulatorSe
     assert_route_not_found(client.post(explorer, json={"completion_event_ids": []}), "POST", explorer)
     with httpx.Client(base_url=emu.url) as anonymous:  # as any unknown route: before authentication
         assert_route_not_found(anonymous.post(campaign, json={}), "POST", campaign)
+    assert_route_not_found(client.get(explorer), "GET", explorer)  # any method: the path is not there
     stats = emu.stats()
     assert stats["tasks_created"] == {} and "import_from_campaign" not in stats["requests"]
     # The kinds today's API has are untouched.

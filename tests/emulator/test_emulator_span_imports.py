@@ -200,7 +200,7 @@ def test_injected_failure_and_status_sequence(emu: EmulatorServer, api: Api) -> 
     assert api.records(dataset_id)["count"] == 0
 
 
-def test_span_import_survives_a_state_file(emu: EmulatorServer, api: Api, tmp_path: Any) -> None:
+def test_spans_survive_a_state_file(emu: EmulatorServer, api: Api, tmp_path: Any) -> None:
     from emulator.clock import EmulatorClock
     from emulator.config import EmulatorSettings
     from emulator.persistence import load_state

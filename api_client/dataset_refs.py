@@ -47,10 +47,15 @@ def parse_dataset_ref(value: str) -> str:
 
     :raises ValueError: ``value`` is neither (the message says what a reference looks like).
     """
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not {describe_dataset_ref()}")
-    if is_dataset_uuid(value):
-        return str(uuid.UUID(value))
-    if len(value) <= MAX_SLUG_CHARS and _SLUG.fullmatch(value):
-        return value
-    raise ValueError(f"{value!r} is not {describe_dataset_ref()}")
+    if isinstance(value, str):
+        if is_dataset_uuid(value):
+            return str(uuid.UUID(value))
+        if len(value) <= MAX_SLUG_CHARS and _SLUG.fullmatch(value):
+            return value
+    raise ValueError(f"{_shown(value)} is not {describe_dataset_ref()}")
+
+
+def _shown(value: object) -> str:
+    # The value may come from anyone (a queue message): quoted, escaped, and short enough for one log line.
+    text = repr(value)
+    return text if len(text) <= 50 else text[:46] + "...'"

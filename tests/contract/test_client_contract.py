@@ -138,6 +138,20 @@ def test_404_carries_the_error_code(api: Both) -> None:
     with pytest.raises(NotFoundError) as caught:
         api.fetch_dataset(MISSING)
     assert caught.value.status_code == 404 and caught.value.error_code == "DATASET_NOT_FOUND"
+
+
+def test_removed_import_routes_are_a_404_without_a_code(emu: EmulatorServer, api: Both) -> None:
+    # Today's API (emulator knob): from-campaign and from-explorer are routes it does not have. The missing code is
+    # what tells this 404 apart from a missing dataset.
+    emu.configure(removed_import_routes="gone")
+    with pytest.raises(NotFoundError) as campaign:
+        api.import_from_campaign(DEMO_DATASET_ID, DEMO_CAMPAIGN_COMPLETED_ID)
+    assert campaign.value.status_code == 404 and campaign.value.error_code is None
+    assert "no route POST" in str(campaign.value)
+    with pytest.raises(NotFoundError) as explorer:
+        api.import_from_explorer(DEMO_DATASET_ID, ["evt"])
+    assert explorer.value.error_code is None
+    assert emu.stats()["tasks_created"] == {}
     with pytest.raises(NotFoundError) as task_missing:
         api.fetch_task(DEMO_DATASET_ID, MISSING)
     assert task_missing.value.error_code == "DATASET_TASK_NOT_FOUND"
@@ -145,8 +159,12 @@ def test_404_carries_the_error_code(api: Both) -> None:
 
 def test_422_is_a_validation_error(api: Both) -> None:
     with pytest.raises(ValidationError) as caught:
-        api.fetch_dataset("not-a-uuid")
+        api.fetch_task(DEMO_DATASET_ID, "not-a-uuid")
     assert caught.value.status_code == 422 and caught.value.error_code == "VALIDATION_ERROR"
+    # A dataset path value that is not UUID-shaped is a slug: an unknown one is a missing dataset.
+    with pytest.raises(NotFoundError) as slug:
+        api.fetch_dataset("not-a-uuid")
+    assert slug.value.error_code == "DATASET_NOT_FOUND"
 
 
 def test_import_errors_are_typed(api: Both) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.common import (
+    DATASET,
     UUID,
     CommandFailed,
     dataset_record_ids,
@@ -27,7 +28,7 @@ from worker.settings import Settings
 
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--dataset", "dataset_id", type=UUID, required=True, help="Target dataset id.")(func)
+    func = click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
     func = click.option(
         "--key",
         "idempotency_key",
@@ -97,7 +98,7 @@ def import_playground(
 @import_group.command("dataset")
 @_common
 @click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option("--from-dataset", "from_dataset", type=UUID, default=None, help="Take all records of this dataset.")
+@click.option("--from-dataset", "from_dataset", type=DATASET, default=None, help="Take all records of this dataset.")
 def import_dataset(
     dataset_id: str,
     idempotency_key: str | None,

@@ -19,7 +19,7 @@ import click
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import UUID, CommandFailed, dataset_record_ids, file_id_to_import, ledger, settings_or_fail
+from cli.common import DATASET, UUID, CommandFailed, dataset_record_ids, file_id_to_import, ledger, settings_or_fail
 from cli.import_commands import follow
 from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_letter, list_dead_letters
 from store.errors import StoreError
@@ -59,7 +59,7 @@ def schema_command() -> None:
 
 
 def _send_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--dataset", "dataset_id", type=UUID, required=True, help="Target dataset id.")(func)
+    func = click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
     func = click.option(
         "--id",
         "--key",
@@ -118,7 +118,7 @@ def send_playground(dataset_id: str, message_id: str | None, wait: bool, convers
 @send_group.command("dataset")
 @_send_options
 @click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option("--from-dataset", "from_dataset", type=UUID, default=None, help="Take all records of this dataset.")
+@click.option("--from-dataset", "from_dataset", type=DATASET, default=None, help="Take all records of this dataset.")
 def send_dataset(
     dataset_id: str, message_id: str | None, wait: bool, record_ids: tuple[str, ...], from_dataset: str | None
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import UUID, CommandFailed, ledger, settings_or_fail, utcnow
+from cli.common import DATASET, UUID, CommandFailed, ledger, settings_or_fail, utcnow
 from cli.schedule_views import run_to_dict, schedule_to_dict
 from store.models import Schedule, ScheduleSource
 from store.schedule_items import item_counts
@@ -89,7 +89,7 @@ def add_group(name: str, cron: str | None, every: str | None, paused: bool) -> N
 
 
 def _target(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--dataset", "dataset_id", type=UUID, required=True, help="Target dataset id.")(func)
+    return click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
 
 
 def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,7 +168,7 @@ def add_playground(dataset_id: str, conversation_ids: tuple[str, ...]) -> None:
 @add_group.command("dataset")
 @_target
 @click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option("--from-dataset", "from_dataset", type=UUID, default=None, help="Not here: see dataset-copy.")
+@click.option("--from-dataset", "from_dataset", type=DATASET, default=None, help="Not here: see dataset-copy.")
 def add_dataset(dataset_id: str, record_ids: tuple[str, ...], from_dataset: str | None) -> None:
     """Copy the same dataset records on every fire."""
     if from_dataset is not None:
@@ -211,7 +211,7 @@ def add_campaign_when_done(dataset_id: str, campaign_id: str) -> None:
 
 @add_group.command("dataset-copy")
 @_target
-@click.option("--from-dataset", "from_dataset", type=UUID, required=True, help="Dataset whose records to copy.")
+@click.option("--from-dataset", "from_dataset", type=DATASET, required=True, help="Dataset whose records to copy.")
 @_chunk_size
 def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> None:
     """Copy the records of --from-dataset this schedule has not copied yet, in chunks."""

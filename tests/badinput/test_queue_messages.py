@@ -87,7 +87,7 @@ def extra_corpus() -> list[Bad]:
         _message("kind of 50,000 characters", good() | {"kind": "x" * 50_000}, 'unknown kind "xxxxxxxxx'),
         _message("kind an object", good() | {"kind": {"name": "explorer"}}, "unknown kind"),
         _message("kind a boolean", good() | {"kind": True}, "unknown kind true"),
-        _message("dataset_id a list", good(dataset_id=[DATASET]), "schema: dataset_id: UUID input should be a string"),
+        _message("dataset_id a list", good(dataset_id=[DATASET]), "schema: dataset_id: Input should be a valid string"),
         _message("id a float", good() | {"id": 4.2}, "schema: id: Input should be a valid string"),
         _message("id a list", good() | {"id": ["a"]}, "schema: id: Input should be a valid string"),
         _message("source ids a list of lists", good(completion_event_ids=[["evt-1"]]), "completion_event_ids[0]: Input should be a valid string"),

@@ -17,6 +17,7 @@ from jobs.poll_loop import run_poll_rounds
 from jobs.recover import recover
 from jobs.runtime import JobTuning, Runtime
 from jobs.submit import SubmitOutcome, submit_job
+from jobs.transitions import IMPORT_KIND_NOT_OFFERED
 from store.jobs import create_job, get_job, job_events
 from store.models import ImportKind, JobStatus
 
@@ -120,6 +121,41 @@ def test_a_refused_submit_is_rejected_with_the_api_error_code(runtime: Runtime, 
     with runtime.session_factory() as session:
         job = get_job(session, job_id)
         assert job is not None and job.status is JobStatus.REJECTED and job.error_code == "CAMPAIGN_NOT_FOUND"
+
+
+def test_an_import_kind_the_api_no_longer_has_is_rejected_saying_so(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    # Today's API has no campaign and explorer imports: the emulator answers those POSTs as routes it lacks.
+    emulator.configure(removed_import_routes="gone")
+    campaign = new_job(
+        runtime, dataset_id, {"campaign_id": "0b7e8f0e-1f1e-4d7a-9a0e-3c5d1e0f9a77"}, kind=ImportKind.CAMPAIGN
+    )
+    explorer = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    for job_id, kind in ((campaign, "campaign"), (explorer, "explorer")):
+        assert submit(runtime, job_id) is SubmitOutcome.REJECTED
+        with runtime.session_factory() as session:
+            job = get_job(session, job_id)
+            assert job is not None and job.status is JobStatus.REJECTED
+            assert job.error_code == IMPORT_KIND_NOT_OFFERED
+            assert (job.message or "").startswith(f"the API no longer offers imports from {kind} (route not found)")
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {}
+
+
+def test_a_job_naming_its_dataset_by_slug_is_followed_to_its_end(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    with runtime.client_factory() as client:
+        slug = client.fetch_dataset(dataset_id).slug
+    assert slug == "target"
+    job_id = new_job(runtime, slug, {"completion_event_ids": EVENTS[:2]})
+    assert submit(runtime, job_id) is SubmitOutcome.ACCEPTED
+    emulator.advance_clock(11)
+    finished: list[tuple[str, str]] = []
+    run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(seconds=2), on_finished=finished.extend)
+    assert finished == [(job_id, "COMPLETED")]
+    # The import went into the dataset the slug names.
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {dataset_id: 1}
 
 
 def test_a_429_goes_back_to_pending_then_fails_on_the_last_attempt(

@@ -16,8 +16,18 @@ import re
 import uuid
 from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
 
+from api_client.dataset_refs import MAX_SLUG_CHARS, SLUG_PATTERN, parse_dataset_ref
 from jobs.request_import import InvalidImportRequest
 from store.models import ImportKind
 
@@ -59,13 +69,26 @@ SourceId = Annotated[
 ]
 SourceIds = Annotated[list[SourceId], Field(min_length=1, max_length=MAX_IDS)]
 UuidIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_IDS)]
+# A dataset's UUID (written the canonical way) or its workspace-scoped slug: see api_client.dataset_refs.
+DatasetRef = Annotated[
+    str,
+    AfterValidator(parse_dataset_ref),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "uuid"},
+                {"type": "string", "pattern": SLUG_PATTERN, "maxLength": MAX_SLUG_CHARS},
+            ]
+        }
+    ),
+]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: MessageId = Field(description="Chosen by the producer; the same id twice is one import.")
-    dataset_id: uuid.UUID = Field(description="Dataset to import into.")
+    dataset_id: DatasetRef = Field(description="Dataset to import into: its UUID or its slug.")
 
     def params(self) -> dict[str, Any]:
         """The import's body field, as the ledger stores it."""

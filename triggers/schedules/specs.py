@@ -14,6 +14,8 @@ the same option names and refuse the same mistakes with the same words. Kinds:
 ``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
+
+Every kind takes ``dataset``, the target; it and ``from_dataset`` are a dataset's UUID or its slug.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from api_client.dataset_refs import parse_dataset_ref
 from jobs.request_import import InvalidImportRequest, validate_params
 from store.models import ImportKind, ScheduleKind
 from store.schedules import ScheduleDefinition
@@ -84,6 +87,14 @@ def _uuid(value: Any, what: str) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise InvalidSchedule(f"{what} {value!r} is not a valid UUID") from None
+
+
+def _dataset(value: Any, what: str) -> str:
+    # A dataset's UUID or its slug (see api_client.dataset_refs); the message says what a reference looks like.
+    try:
+        return parse_dataset_ref(value)
+    except ValueError as exc:
+        raise InvalidSchedule(f"{what}: {exc}") from None
 
 
 def _id_list(value: Any, what: str, *, as_uuid: bool = False) -> list[str]:
@@ -186,7 +197,7 @@ def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if options.get("from_dataset") is None:
         raise InvalidSchedule("a dataset-copy schedule needs from_dataset")
     return {
-        "from_dataset_id": _uuid(options["from_dataset"], "from_dataset"),
+        "from_dataset_id": _dataset(options["from_dataset"], "from_dataset"),
         "chunk_size": _chunk_size(options.get("chunk_size")),
     }
 
@@ -226,7 +237,9 @@ def build_definition(
     if dataset is None:
         raise InvalidSchedule(f"a {kind} schedule needs dataset (the target dataset id)")
     params = _params(kind, given)
-    if params.get("from_dataset_id") == _uuid(dataset, "dataset"):
+    dataset_id = _dataset(dataset, "dataset")
+    # The same dataset named once by its UUID and once by its slug is not caught here: only the API knows both.
+    if params.get("from_dataset_id") == dataset_id:
         raise InvalidSchedule("a dataset-copy schedule cannot copy a dataset into itself (it would copy its copies)")
     if schedule_kind == ScheduleKind.PLAIN:
         try:
@@ -237,7 +250,7 @@ def build_definition(
         name=name,
         kind=schedule_kind,
         import_kind=import_kind,
-        dataset_id=_uuid(dataset, "dataset"),
+        dataset_id=dataset_id,
         params=params,
         cron=timing.cron_text,
         every_s=timing.every_s,

@@ -4,7 +4,7 @@ The commands are found by walking the click group, so a command added later is t
 for every group, no subcommand and an unknown one; for every command, an unknown option, each required parameter
 left out, each option given without its value, and each typed parameter (UUID, dataset, number, range, choice,
 file) given a malformed value. A table then adds what types cannot express: cron and period syntax, filter JSON, contradictory
-options, ids out of range. tests/worker/test_cli_errors.py, tests/schedules/test_cli_schedules.py and
+options, ids out of range. tests/cli/test_cli_errors.py, tests/schedules/test_cli_schedules.py and
 tests/messages/test_cli_messages.py hold the first such cases; this file is the exhaustive sweep.
 
 Nothing here reaches a server: the environment has an unmigrated ledger and a dead broker, and every way a command

@@ -1,7 +1,7 @@
 """Submitting an import of a kind the API no longer has: the job ends REJECTED saying so, after one POST.
 
 The API is an httpx.MockTransport here (the emulator's own missing-route answers are tested end to end in
-tests/tasks); the ledger is real (SQLite and PostgreSQL).
+tests/jobs); the ledger is real (SQLite and PostgreSQL).
 """
 
 from __future__ import annotations

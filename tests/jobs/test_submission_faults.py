@@ -17,7 +17,7 @@ from jobs.submit import SubmitOutcome, SubmitResult
 from store.jobs import get_job, job_events
 from store.models import JobStatus
 from tests.fixtures.direct_runtime import direct_submit
-from tests.tasks.test_job_functions import EVENTS, T0, dataset_id, emulator_options, new_job, runtime, status
+from tests.jobs.test_job_functions import EVENTS, T0, dataset_id, emulator_options, new_job, runtime, status
 
 __all__ = ["dataset_id", "emulator_options", "runtime"]  # fixtures used by the tests below
 

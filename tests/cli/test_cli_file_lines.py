@@ -1,7 +1,7 @@
 """`dsimport import file --path`: the lines of the file are the API's business, uploaded exactly as written.
 
 In 3.x a record's payload is any JSON object (a record made from a span carries no ``messages``): nothing on this
-side may refuse or reshape such lines. Only an empty file is refused before the upload (tests/worker/
+side may refuse or reshape such lines. Only an empty file is refused before the upload (tests/cli/
 test_cli_errors.py). The Files API is an httpx.MockTransport here.
 """
 

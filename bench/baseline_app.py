@@ -2,10 +2,10 @@
 
 ``bench.naive_track`` is the loop of design note §3, option 1: one task per import that sleeps and calls
 ``fetch_task`` until the remote task ends, holding its worker slot the whole time. It follows the very poll
-schedule our poller uses (:func:`jobs.poll_backoff.next_poll` with the same policy: first poll ``initial`` seconds
-after the start, backoff with jitter, restart when progress moves), so the comparison is about holding waits, not
-about polling more or less often. Each task writes when it started and when it saw the end into Redis hashes, which
-the benchmark reads back.
+schedule our poller uses (:func:`jobs.poll_forecast.next_poll_after` with the same policy: first poll ``initial``
+seconds after the start, then at the end the progress rate forecasts, backoff with jitter when progress says
+nothing), so the comparison is about holding waits, not about polling more or less often. Each task writes when it
+started and when it saw the end into Redis hashes, which the benchmark reads back.
 
 The app takes the service's own Celery configuration (:func:`worker.celery_app.configure`) from the same
 ``DSIMPORT_*`` environment as our worker, so the no-op throughput is measured with the same reliability settings
@@ -28,7 +28,7 @@ from celery import Celery
 
 from api_client import ApiError, DatasetsClient
 from bench.harness import DETECTED, ERRORS, OUTCOME, STARTED
-from jobs.poll_backoff import next_poll
+from jobs.poll_forecast import ProgressTrack, next_poll_after
 from store.state_machine import remote_to_job_status
 from worker.celery_app import configure
 from worker.runtime_builder import poll_policy
@@ -68,12 +68,14 @@ def naive_track(dataset_id: str, task_id: str, start_at: float) -> str:
     policy = poll_policy(settings)
     rng = random.Random()
     # As our submit does: first poll one initial interval after the start, progress 0 at the start.
-    due_at = max(start_at, time.time()) + policy.initial_interval_s
+    started = max(start_at, time.time())
+    due_at = started + policy.initial_interval_s
     interval_s: float | None = policy.initial_interval_s
-    progress: int | None = 0
+    track = ProgressTrack(0, datetime.fromtimestamp(started, UTC))
     while True:
         time.sleep(max(0.0, due_at - time.time()))
-        moved = False
+        seen: int | None = None
+        running = False
         try:
             task = client.fetch_task(dataset_id, task_id)
         except ApiError:
@@ -84,10 +86,19 @@ def naive_track(dataset_id: str, task_id: str, start_at: float) -> str:
                 store.hset(DETECTED, task_id, time.time())
                 store.hset(OUTCOME, task_id, str(status))
                 return str(status)
-            moved = task.progress is not None and task.progress != progress
-            progress = task.progress if task.progress is not None else progress
+            seen, running = task.progress, str(task.status) == "RUNNING"
         now = datetime.now(UTC)
-        next_at, interval_s = next_poll(policy, previous_interval_s=interval_s, progress_moved=moved, now=now, rng=rng)
+        next_at, interval_s = next_poll_after(
+            policy,
+            track,
+            seen=seen,
+            running=running,
+            previous_interval_s=interval_s,
+            seen_at=now,
+            now=now,
+            rng=rng,
+        )
+        track = track.after(seen, now)
         due_at = next_at.timestamp()
 
 

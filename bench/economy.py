@@ -100,8 +100,9 @@ def run(
             submits = sum(created.get(d, 0) for d in datasets)
             lists = list_calls if group == "shared" else 0
             calls = submits + fetches + lists
-            per_task_polling = sum(minimum_calls(POLICY, d, progress_resets=True) for d in durations)
-            pure_backoff = sum(minimum_calls(POLICY, d, progress_resets=False) for d in durations)
+            per_task_polling = sum(minimum_calls(POLICY, d, reading="forecast") for d in durations)
+            restart = sum(minimum_calls(POLICY, d, reading="restart") for d in durations)
+            pure_backoff = sum(minimum_calls(POLICY, d, reading="backoff") for d in durations)
             lags = [
                 r.finished_at.timestamp() - (iso_to_ts(tasks[r.remote_task_id]["terminal_at"]) + offset_s)
                 for r in members
@@ -117,6 +118,8 @@ def run(
                 "minimum_per_import": round(per_task_polling / n, 2),
                 "ratio_to_minimum": round(calls / per_task_polling, 2),
                 "pure_backoff_minimum_per_import": round(pure_backoff / n, 2),
+                # The schedule before the forecast (restart at the initial interval whenever progress moved).
+                "restart_minimum_per_import": round(restart / n, 2),
                 "per_task_polling_per_import": round(per_task_polling / n, 2),
                 "fewer_than_per_task_polling": round(per_task_polling / calls, 1),
                 "lag_p50_s": round(percentile(lags, 0.5), 2),
@@ -127,10 +130,15 @@ def run(
 
 def _policy_text() -> str:
     p = POLICY
+    moving = (
+        f"while progress moves, {p.forecast_fraction:g} x the earliest end its rate allows (within "
+        f"{p.initial_interval_s:g}-{p.max_interval_s:g} s; an end due sooner at the estimate)"
+        if p.forecasts
+        else f"restart at {p.initial_interval_s:g} s when progress moves"
+    )
     return (
         f"first poll {p.initial_interval_s:g} s after submit, x{p.multiplier:g} per poll without progress, "
-        f"cap {p.max_interval_s:g} s, jitter {p.jitter_ratio:.0%}, restart at {p.initial_interval_s:g} s when "
-        f"progress moves"
+        f"cap {p.max_interval_s:g} s, jitter {p.jitter_ratio:.0%}; {moving}"
     )
 
 

@@ -166,8 +166,24 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                     f"{g['ratio_to_minimum']:.2f}x",
                 )
             )
+        spread = economy["groups"].get("spread")
+        if spread:
+            checks.append(
+                (
+                    "economy: ≤ 4 calls per import and p99 lag ≤ 2 s, 100 imports on 100 datasets",
+                    spread["calls_per_import"] <= 4 and spread["lag_p99_s"] <= 2,
+                    f"{spread['calls_per_import']:.2f} calls, p99 {spread['lag_p99_s']:.2f} s",
+                )
+            )
         shared = economy["groups"].get("shared")
         if shared:
+            checks.append(
+                (
+                    "economy: ≤ 1.3 calls per import, 100 imports on one dataset",
+                    shared["calls_per_import"] <= 1.3,
+                    f"{shared['calls_per_import']:.2f}",
+                )
+            )
             checks.append(
                 (
                     "economy: ≥ 5x fewer calls than per-task polling, 100 imports on one dataset",

@@ -64,6 +64,7 @@ def run(profile: str, only: set[str], variants: bool) -> dict[str, Any]:
             "multiplier": POLICY.multiplier,
             "max_interval_s": POLICY.max_interval_s,
             "jitter_ratio": POLICY.jitter_ratio,
+            "forecast_fraction": POLICY.forecast_fraction,
         },
         "steps": [],
     }

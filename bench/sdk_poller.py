@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 from mistralai.client import Mistral
 
-from jobs.poll_backoff import PollPolicy, next_poll
+from jobs.poll_backoff import PollPolicy
+from jobs.poll_forecast import ProgressTrack, next_poll_after
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
 HTTP_CONNECTIONS = 200
@@ -35,13 +36,15 @@ HTTP_CONNECTIONS = 200
 def track(sdk: Mistral, policy: PollPolicy, dataset_id: str, task_id: str, start_at: float) -> dict[str, Any]:
     datasets = sdk.beta.observability.datasets
     rng = random.Random()
-    due_at = max(start_at, time.time()) + policy.initial_interval_s
+    started = max(start_at, time.time())
+    due_at = started + policy.initial_interval_s
     interval_s = policy.initial_interval_s
-    progress: int | None = 0
+    track = ProgressTrack(0, datetime.fromtimestamp(started, UTC))
     errors = 0
     while True:
         time.sleep(max(0.0, due_at - time.time()))
-        moved = False
+        seen: int | None = None
+        running = False
         try:
             task = datasets.fetch_task(dataset_id=dataset_id, task_id=task_id)
         except Exception:  # the SDK's errors and httpx's: count them and keep polling
@@ -50,11 +53,21 @@ def track(sdk: Mistral, policy: PollPolicy, dataset_id: str, task_id: str, start
             status = str(task.status)
             if status in TERMINAL:
                 return {"detected_at": time.time(), "status": status, "errors": errors}
-            moved = task.progress is not None and task.progress != progress
-            progress = task.progress if task.progress is not None else progress
-        next_at, interval_s = next_poll(
-            policy, previous_interval_s=interval_s, progress_moved=moved, now=datetime.now(UTC), rng=rng
+            # The SDK answers ``UNSET`` for a field the API left out: no reading, like None.
+            seen = task.progress if isinstance(task.progress, int) else None
+            running = status == "RUNNING"
+        now = datetime.now(UTC)
+        next_at, interval_s = next_poll_after(
+            policy,
+            track,
+            seen=seen,
+            running=running,
+            previous_interval_s=interval_s,
+            seen_at=now,
+            now=now,
+            rng=rng,
         )
+        track = track.after(seen, now)
         due_at = next_at.timestamp()
 
 
@@ -69,10 +82,13 @@ def main() -> None:
     parser.add_argument("--multiplier", type=float, default=1.5)
     parser.add_argument("--max-interval-s", type=float, default=10.0)
     parser.add_argument("--jitter-ratio", type=float, default=0.1)
+    parser.add_argument("--forecast-fraction", type=float, default=1.0)
     args = parser.parse_args()
 
     tasks: list[list[str]] = json.loads(args.tasks.read_text())
-    policy = PollPolicy(args.initial_interval_s, args.multiplier, args.max_interval_s, args.jitter_ratio)
+    policy = PollPolicy(
+        args.initial_interval_s, args.multiplier, args.max_interval_s, args.jitter_ratio, args.forecast_fraction
+    )
     http = httpx.Client(
         limits=httpx.Limits(max_connections=HTTP_CONNECTIONS, max_keepalive_connections=HTTP_CONNECTIONS),
         timeout=60,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -88,14 +89,18 @@ class RoundReport:
 class Observed:
     """What a round has learned so far: observations by job id (each also handed to ``sink``) and API calls made.
 
-    Filled while the round goes on, so that a round cut short still has everything that did arrive.
+    Filled while the round goes on, so that a round cut short still has everything that did arrive. With a
+    ``clock``, each observation is stamped with when it arrived (the poll forecast dates progress by it).
     """
 
     by_job: dict[str, Observation] = field(default_factory=dict)
     calls: int = 0
     sink: Callable[[str, Observation], None] | None = None
+    clock: Callable[[], datetime] | None = None
 
     def add(self, job_id: str, observation: Observation) -> None:
+        if self.clock is not None and observation.at is None:
+            observation = dataclasses.replace(observation, at=self.clock())
         self.by_job[job_id] = observation
         if self.sink is not None:
             self.sink(job_id, observation)
@@ -225,7 +230,7 @@ async def poll_round(
     writer = SliceWriter(
         runtime, owner=round_owner, now=now, rng=rng, interval_s=lease_s * WRITE_INTERVAL_LEASE_FRACTION
     )
-    observed = Observed(sink=writer.add)
+    observed = Observed(sink=writer.add, clock=now)
     own = clients is None
     opened = clients or PollClients(runtime)
     try:

@@ -13,7 +13,9 @@ becomes for each answer is decided here, and nowhere else:
   after the last attempt;
 - :func:`not_found`: recovery found no task of an interrupted submit: PENDING to be sent again (or FAILED after too
   many interrupted submits, EXPIRED past the deadline);
-- :func:`apply_observation`: a poll's answer: progress, an ending, a 404 (LOST) or an error that says nothing;
+- :func:`apply_observation`: a poll's answer: progress, an ending, a 404 (LOST) or an error that says nothing; and
+  when the job is polled next: forecast from its progress rate while a RUNNING task moves
+  (:mod:`jobs.poll_forecast`), by backoff otherwise (:mod:`jobs.poll_backoff`);
 - :func:`expire_if_past_deadline` and :func:`expired`: the deadline passed (EXPIRED).
 
 The status rules themselves (which change is allowed) are :mod:`store.state_machine`'s; each function here goes
@@ -28,6 +30,7 @@ from datetime import datetime, timedelta
 
 from api_client import ApiError, DatasetImportTask, NotFoundError, RouteNotFoundError
 from jobs.poll_backoff import PollPolicy, next_poll
+from jobs.poll_forecast import ProgressTrack, next_poll_after
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
 
@@ -42,10 +45,15 @@ _DROPPED_KINDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Observation:
-    """What one poll learned about a job's remote task: exactly one of ``task`` and ``error`` is set."""
+    """What one poll learned about a job's remote task: exactly one of ``task`` and ``error`` is set.
+
+    ``at`` is when the answer arrived: its progress is dated then, since a write may come a while later (the
+    poller writes in slices). Without it, the write's ``now`` stands for it.
+    """
 
     task: DatasetImportTask | None = None
     error: ApiError | None = None
+    at: datetime | None = None
 
 
 @dataclass
@@ -77,7 +85,17 @@ def apply_observation(
     if observation.error is not None:
         return _apply_error(job, observation.error, applied, now=now, policy=policy, rng=rng)
     assert observation.task is not None
-    return _apply_task(job, observation.task, applied, now=now, policy=policy, rng=rng, stuck_after_s=stuck_after_s)
+    seen_at = min(observation.at, now) if observation.at is not None else now
+    return _apply_task(
+        job,
+        observation.task,
+        applied,
+        now=now,
+        seen_at=seen_at,
+        policy=policy,
+        rng=rng,
+        stuck_after_s=stuck_after_s,
+    )
 
 
 def expire_if_past_deadline(job: ImportJob, *, now: datetime) -> bool:
@@ -97,6 +115,7 @@ def _apply_task(
     applied: Applied,
     *,
     now: datetime,
+    seen_at: datetime,
     policy: PollPolicy,
     rng: random.Random,
     stuck_after_s: float,
@@ -105,9 +124,10 @@ def _apply_task(
     if status != job.remote_status:
         job.remote_status = status
         job.remote_status_since = now
+    before = _track(job)
     applied.progress_moved = task.progress is not None and task.progress != job.progress
-    if task.progress is not None:
-        job.progress = task.progress
+    after = before.after(task.progress, seen_at)
+    job.progress, job.progress_at, job.progress_rate = after.progress, after.since, after.rate
     if task.message is not None:
         job.message = task.message
     if task.result is not None:
@@ -135,7 +155,17 @@ def _apply_task(
         applied.finished = True
         applied.status = JobStatus.EXPIRED
         return applied
-    _schedule(job, applied.progress_moved, now=now, policy=policy, rng=rng)
+    # While the task's progress gives a rate, near when it can end; by backoff otherwise.
+    job.next_poll_at, job.poll_interval_s = next_poll_after(
+        policy,
+        before,
+        seen=task.progress,
+        running=status == "RUNNING",
+        previous_interval_s=job.poll_interval_s,
+        seen_at=seen_at,
+        now=now,
+        rng=rng,
+    )
     return applied
 
 
@@ -163,6 +193,10 @@ def _apply_error(
         return applied
     _schedule(job, False, now=now, policy=policy, rng=rng)
     return applied
+
+
+def _track(job: ImportJob) -> ProgressTrack:
+    return ProgressTrack(job.progress, job.progress_at, job.progress_rate)
 
 
 def _schedule(job: ImportJob, progress_moved: bool, *, now: datetime, policy: PollPolicy, rng: random.Random) -> None:
@@ -199,6 +233,9 @@ def accepted(
     job.remote_status = str(task.status)
     job.remote_status_since = now
     job.progress = task.progress
+    # The first point of the progress rate: the next poll that sees it move can forecast the end.
+    job.progress_at = now if task.progress is not None else None
+    job.progress_rate = None
     job.message = task.message
     job.submitted_at = now
     job.last_error = note

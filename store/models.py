@@ -156,6 +156,10 @@ class ImportJob(Base):
     remote_status: Mapped[str | None] = mapped_column(String(64))
     remote_status_since: Mapped[datetime | None]
     progress: Mapped[int | None] = mapped_column(Integer)
+    # When the current progress value was first seen, and the fastest rate (points per second) the last two values
+    # allow: what the poll forecast reads (jobs/poll_forecast.py).
+    progress_at: Mapped[datetime | None]
+    progress_rate: Mapped[float | None] = mapped_column(Float())
     message: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(128))
     requested_count: Mapped[int | None] = mapped_column(Integer)

@@ -37,6 +37,7 @@ def poll_policy(settings: Settings) -> PollPolicy:
         multiplier=settings.poll_multiplier,
         max_interval_s=settings.poll_max_interval_s,
         jitter_ratio=settings.poll_jitter_ratio,
+        forecast_fraction=settings.poll_forecast_fraction,
     )
 
 

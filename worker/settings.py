@@ -92,9 +92,16 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often the batch poller looks for due jobs."
     )
     poll_initial_interval_s: float = Field(default=1.0, gt=0)
-    poll_max_interval_s: float = Field(default=10.0, gt=0, description="Cap of the per-job poll backoff.")
+    poll_max_interval_s: float = Field(
+        default=10.0, gt=0, description="Longest delay between two polls of a job (backoff and forecast)."
+    )
     poll_multiplier: float = Field(default=1.5, ge=1.0)
     poll_jitter_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # The poll after a RUNNING task's progress moved goes at this fraction of the time the rate says it may still
+    # need (jobs/poll_forecast.py); lower polls more on the way, for imports whose rate changes; 0 turns it off.
+    poll_forecast_fraction: float = Field(
+        default=1.0, ge=0.0, le=1.0, description="Share of a moving import's forecast remaining time to wait."
+    )
     # Large enough that a list_tasks page serves many due jobs of its dataset (bench/poll_path.py: 500 -> 2000
     # took one process from ~600 to ~1,700 job polls/s with 50 jobs per dataset).
     poll_batch_size: int = Field(default=2000, ge=1, description="Jobs claimed by one poll round.")

@@ -25,6 +25,9 @@ from store.models import ImportJob, ImportKind, JobStatus
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=8.0, jitter_ratio=0.0)
+NO_FORECAST = PollPolicy(
+    initial_interval_s=1.0, multiplier=2.0, max_interval_s=8.0, jitter_ratio=0.0, forecast_fraction=0.0
+)
 
 
 def running_job(**overrides: object) -> ImportJob:
@@ -73,9 +76,16 @@ def task(
     return DatasetImportTask.model_validate(body)
 
 
-def observe(job: ImportJob, observation: Observation, *, now: datetime = NOW, stuck_after_s: float = 600.0):
+def observe(
+    job: ImportJob,
+    observation: Observation,
+    *,
+    now: datetime = NOW,
+    stuck_after_s: float = 600.0,
+    policy: PollPolicy = POLICY,
+):
     return apply_observation(
-        job, observation, now=now, policy=POLICY, rng=random.Random(1), stuck_after_s=stuck_after_s
+        job, observation, now=now, policy=policy, rng=random.Random(1), stuck_after_s=stuck_after_s
     )
 
 
@@ -109,16 +119,146 @@ def test_ambiguous_and_unknown_statuses_keep_polling(status: str) -> None:
     assert job.next_poll_at is not None and job.next_poll_at > NOW
 
 
-def test_backoff_grows_while_nothing_moves_and_resets_when_progress_moves() -> None:
-    job = running_job()
+def test_backoff_grows_while_nothing_moves_and_resets_when_progress_moves_with_forecasting_off() -> None:
+    job = running_job(progress_at=NOW - timedelta(seconds=2))
     intervals = []
     for _ in range(5):
-        observe(job, Observation(task=task("RUNNING", 10)))
+        observe(job, Observation(task=task("RUNNING", 10)), policy=NO_FORECAST)
         intervals.append(job.poll_interval_s)
     assert intervals == [2.0, 4.0, 8.0, 8.0, 8.0]
-    observe(job, Observation(task=task("RUNNING", 50)))
+    observe(job, Observation(task=task("RUNNING", 50)), policy=NO_FORECAST)
     assert job.poll_interval_s == 1.0
     assert job.next_poll_at == NOW + timedelta(seconds=1)
+
+
+# --- when a moving import is polled next (jobs.poll_forecast) -----------------------------------------------------
+
+
+def seconds(at: datetime | None) -> float:
+    assert at is not None
+    return (at - NOW).total_seconds()
+
+
+def test_moving_progress_polls_at_the_forecast_end_within_the_cap() -> None:
+    # 10 % two seconds ago, 20 % now: at most 5.5 points a second, more than 79 points left: 14.4 s, capped at 8 s.
+    job = running_job(progress=10, progress_at=NOW - timedelta(seconds=2))
+    observe(job, Observation(task=task("RUNNING", 20)))
+    assert (seconds(job.next_poll_at), job.poll_interval_s) == (8.0, 8.0)
+    assert (job.progress, job.progress_at, job.progress_rate) == (20, NOW, 5.5)
+    # 64 % eight seconds later: at most 45 points in 8 s, more than 35 points left.
+    later = NOW + timedelta(seconds=8)
+    observe(job, Observation(task=task("RUNNING", 64)), now=later)
+    assert job.poll_interval_s == pytest.approx(35 / (45 / 8))
+    assert seconds(job.next_poll_at) == pytest.approx(8 + 35 / (45 / 8))
+    assert job.progress_at == later
+
+
+def test_an_end_expected_within_the_initial_interval_is_polled_then_not_a_full_interval_later() -> None:
+    job = running_job(progress=90, progress_at=NOW - timedelta(seconds=1))
+    observe(job, Observation(task=task("RUNNING", 95)))
+    # At most 6 points a second, more than 4 points left: 0.67 s.
+    assert seconds(job.next_poll_at) == pytest.approx(4 / 6)
+    # Expected any moment: half the initial interval, the next round, not at once.
+    job = running_job(progress=90, progress_at=NOW - timedelta(seconds=1))
+    observe(job, Observation(task=task("RUNNING", 99)))
+    assert seconds(job.next_poll_at) == 0.5
+
+
+def test_a_value_seen_again_within_its_rate_is_forecast_again() -> None:
+    # 97 % first seen at NOW at 4 points a second at most (so it is left within 0.25 s at that rate): a poll 0.5 s
+    # later that still reads 97 % came early, not late; more than 2 points are left.
+    job = running_job(progress=97, progress_at=NOW, progress_rate=4.0, poll_interval_s=0.5)
+    observe(job, Observation(task=task("RUNNING", 97)), now=NOW + timedelta(seconds=0.5))
+    assert seconds(job.next_poll_at) == pytest.approx(0.5 + 2 / 4)
+    assert (job.progress_at, job.progress_rate) == (NOW, 4.0), "the first sighting and the rate are kept"
+
+
+def test_an_import_at_99_is_polled_each_round_until_it_ends_or_stalls() -> None:
+    job = running_job(progress=99, progress_at=NOW, progress_rate=2.0, poll_interval_s=0.0)
+    observe(job, Observation(task=task("RUNNING", 99)), now=NOW + timedelta(seconds=1))
+    assert seconds(job.next_poll_at) == 1.5, "due the next round"
+    # Held 1.6 s, past three times the 0.5 s a point takes at 2 points a second: it stalled, the backoff decides
+    # (grown from the 0.5 s just waited).
+    observe(job, Observation(task=task("RUNNING", 99)), now=NOW + timedelta(seconds=1.6))
+    assert (seconds(job.next_poll_at), job.poll_interval_s) == (pytest.approx(1.6 + 2.0), 2.0)
+
+
+def test_a_stalled_forecast_backs_off_from_its_own_interval() -> None:
+    job = running_job(progress=10, progress_at=NOW - timedelta(seconds=2))
+    observe(job, Observation(task=task("RUNNING", 20)))
+    assert job.poll_interval_s == 8.0
+    observe(job, Observation(task=task("RUNNING", 20)), now=NOW + timedelta(seconds=8))
+    # Held 8 s at 5.5 points a second: stalled. Backoff, grown from the forecast's 8 s (and capped), not from 1 s.
+    assert job.poll_interval_s == 8.0
+    assert job.progress_at == NOW, "the time the value was first seen is kept while it does not move"
+
+
+@pytest.mark.parametrize(
+    ("why", "remote", "before", "rate", "seen", "interval"),
+    [
+        ("not RUNNING", "CONTINUED_AS_NEW", 10, 5.0, 40, 1.0),
+        ("unknown progress", "RUNNING", 10, 5.0, None, 4.0),
+        ("went backwards", "RUNNING", 40, 5.0, 30, 1.0),
+        ("has not moved yet", "RUNNING", 40, None, 40, 4.0),
+    ],
+)
+def test_without_a_rate_the_backoff_decides(
+    why: str, remote: str, before: int, rate: float | None, seen: int | None, interval: float
+) -> None:
+    job = running_job(
+        progress=before, progress_at=NOW - timedelta(seconds=0.1), progress_rate=rate, poll_interval_s=2.0
+    )
+    observe(job, Observation(task=task(remote, seen)))
+    # The backoff: restarted at 1 s when progress moved, else grown from the stored 2 s.
+    assert (seconds(job.next_poll_at), job.poll_interval_s) == (interval, interval), why
+
+
+def test_progress_is_dated_when_the_answer_arrived_not_when_it_was_written() -> None:
+    # The answer arrived 0.5 s before the write: the rate and the forecast are counted from its arrival.
+    arrived = NOW - timedelta(seconds=0.5)
+    job = running_job(progress=10, progress_at=NOW - timedelta(seconds=2.5))
+    observe(job, Observation(task=task("RUNNING", 60), at=arrived))
+    assert (job.progress_at, job.progress_rate) == (arrived, 51 / 2)
+    assert job.next_poll_at == arrived + timedelta(seconds=39 / (51 / 2))
+    # The backoff, which knows no rate, still counts from the write.
+    job = running_job(progress=10, progress_at=None)
+    observe(job, Observation(task=task("RUNNING", 60), at=arrived))
+    assert (job.progress_at, job.next_poll_at) == (arrived, NOW + timedelta(seconds=1))
+
+
+def test_progress_going_backwards_forgets_the_rate() -> None:
+    job = running_job(progress=40, progress_at=NOW - timedelta(seconds=2), progress_rate=5.0)
+    observe(job, Observation(task=task("RUNNING", 30)))
+    assert (job.progress, job.progress_at, job.progress_rate) == (30, NOW, None)
+
+
+def test_a_job_with_no_first_sighting_recorded_forecasts_from_its_next_movement() -> None:
+    # A row from before progress_at existed: this movement has nothing to measure against, the next one has.
+    job = running_job(progress=10, progress_at=None)
+    observe(job, Observation(task=task("RUNNING", 20)))
+    assert (seconds(job.next_poll_at), job.progress_at) == (1.0, NOW)
+    observe(job, Observation(task=task("RUNNING", 40)), now=NOW + timedelta(seconds=1))
+    # At most 21 points a second, more than 59 points left.
+    assert job.poll_interval_s == pytest.approx(59 / 21)
+
+
+def test_an_unmoved_progress_with_no_first_sighting_records_it_now() -> None:
+    job = running_job(progress=10, progress_at=None)
+    observe(job, Observation(task=task("RUNNING", 10)))
+    assert job.progress_at == NOW
+
+
+def test_a_failed_poll_keeps_the_progress_point_and_backs_off() -> None:
+    job = running_job(progress=10, progress_at=NOW - timedelta(seconds=2), progress_rate=5.0, poll_interval_s=2.0)
+    observe(job, Observation(error=ServerError("boom", status_code=503)))
+    assert (job.progress, job.progress_at, job.progress_rate) == (10, NOW - timedelta(seconds=2), 5.0)
+    assert job.poll_interval_s == 4.0
+
+
+def test_forecasting_off_keeps_the_backoff_even_with_a_rate() -> None:
+    job = running_job(progress=10, progress_at=NOW - timedelta(seconds=2), progress_rate=5.0, poll_interval_s=4.0)
+    observe(job, Observation(task=task("RUNNING", 20)), policy=NO_FORECAST)
+    assert (seconds(job.next_poll_at), job.poll_interval_s) == (1.0, 1.0)
 
 
 def test_a_404_makes_the_job_lost() -> None:
@@ -191,6 +331,16 @@ def test_an_accepted_submit_becomes_running_with_its_first_poll_scheduled() -> N
     assert (job.remote_status, job.remote_status_since) == ("RUNNING", NOW)
     assert (job.next_poll_at, job.poll_interval_s) == (NOW + timedelta(seconds=1.0), 1.0)
     assert (job.lease_owner, job.lease_expires_at, job.submit_not_before, job.last_error) == (None, None, None, None)
+    assert (job.progress, job.progress_at, job.progress_rate) == (None, None, None)
+
+
+def test_an_accepted_submit_records_its_first_progress_point() -> None:
+    job = submitting_job()
+    transitions.accepted(job, task("RUNNING", progress=0), now=NOW, policy=POLICY, message="remote task 1")
+    assert (job.progress, job.progress_at) == (0, NOW)
+    # So the first poll that sees it move can forecast: 12 % one second later, at most 13 points a second.
+    observe(job, Observation(task=task("RUNNING", 12)), now=NOW + timedelta(seconds=1))
+    assert job.poll_interval_s == pytest.approx(87 / 13)
 
 
 def test_an_accepted_submit_whose_task_already_ended_goes_straight_to_the_end_with_its_counts() -> None:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import selectinload
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from jobs.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
+from jobs.poll_forecast import SOONEST_FRACTION
 from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
 from tests.fixtures.emulators import explorer_events
@@ -84,10 +85,15 @@ class Calls:
 
 
 def polls_allowed(settings: Settings, job: ImportJob, now: datetime) -> int:
-    """The most observations the poll schedule allows for ``job``: one per shortest interval while it runs."""
+    """The most observations the poll schedule allows for ``job``: one per shortest interval while it runs.
+
+    The shortest is the backoff's first step less its jitter, or a forecast end expected any moment
+    (:data:`jobs.poll_forecast.SOONEST_FRACTION` of the initial interval), whichever is shorter.
+    """
     if job.submitted_at is None:
         return 0
-    shortest_s = settings.poll_initial_interval_s * (1 - settings.poll_jitter_ratio)
+    initial_s = settings.poll_initial_interval_s
+    shortest_s = min(initial_s * (1 - settings.poll_jitter_ratio), initial_s * SOONEST_FRACTION)
     running_s = ((job.finished_at or now) - job.submitted_at).total_seconds()
     return math.floor(running_s / shortest_s) + 2
 

@@ -42,7 +42,7 @@ LEDGER_TABLES = {
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -34,7 +34,10 @@ def delay_s(policy: PollPolicy, previous: float | None, moved: bool, rng: Unifor
 
 
 def test_defaults_are_the_documented_ones() -> None:
-    assert PollPolicy() == PollPolicy(initial_interval_s=1.0, multiplier=1.5, max_interval_s=10.0, jitter_ratio=0.1)
+    assert PollPolicy() == PollPolicy(
+        initial_interval_s=1.0, multiplier=1.5, max_interval_s=10.0, jitter_ratio=0.1, forecast_fraction=1.0
+    )
+    assert PollPolicy().forecasts
 
 
 def test_backoff_grows_geometrically_while_nothing_moves_and_stops_at_the_cap() -> None:
@@ -117,6 +120,8 @@ def test_delay_is_never_negative_and_never_above_the_cap(
         ({"initial_interval_s": 5, "max_interval_s": 2}, r"max_interval_s \(2\) must be >= initial_interval_s"),
         ({"jitter_ratio": 1.0}, r"jitter_ratio must be in \[0, 1\)"),
         ({"jitter_ratio": -0.1}, r"jitter_ratio must be in \[0, 1\)"),
+        ({"forecast_fraction": 1.01}, r"forecast_fraction must be in \[0, 1\]"),
+        ({"forecast_fraction": -0.5}, r"forecast_fraction must be in \[0, 1\]"),
     ],
 )
 def test_policy_refuses_nonsense(kwargs: dict[str, float], message: str) -> None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from jobs.poll_backoff import PollPolicy
+from worker.runtime_builder import poll_policy
 from worker.settings import Settings, SettingsError, load_settings, mask_url
 
 
@@ -56,3 +58,19 @@ def test_mask_url_hides_passwords() -> None:
 
 def test_settings_are_a_plain_object() -> None:
     assert isinstance(Settings(), Settings)
+
+
+def test_the_poll_policy_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench/ and the poll simulation (tests/jobs/test_poll_simulation.py) take PollPolicy() for the shipped policy.
+    for name in ("INITIAL_INTERVAL_S", "MAX_INTERVAL_S", "MULTIPLIER", "JITTER_RATIO", "FORECAST_FRACTION"):
+        monkeypatch.delenv(f"DSIMPORT_POLL_{name}", raising=False)
+    assert poll_policy(load_settings()) == PollPolicy()
+
+
+def test_the_forecast_fraction_reaches_the_policy_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DSIMPORT_POLL_FORECAST_FRACTION", "0")
+    policy = poll_policy(load_settings())
+    assert (policy.forecast_fraction, policy.forecasts) == (0.0, False)
+    monkeypatch.setenv("DSIMPORT_POLL_FORECAST_FRACTION", "1.5")
+    with pytest.raises(SettingsError, match="poll_forecast_fraction"):
+        load_settings()

@@ -32,8 +32,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = REPO / "tests" / "guarantees.toml"
-# Where a switch may be placed: the service's own packages (never the tests).
-PACKAGES = ("api_client", "dashboard", "emulator", "store", "tasks", "worker")
+# Where a switch may be placed: the service's own packages (never the tests), as pyproject.toml ships them, so a
+# package added or renamed is searched without anyone remembering this list.
+PACKAGES = tuple(
+    pattern.rstrip("*")
+    for pattern in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"][
+        "include"
+    ]
+)
 
 sys.path.insert(0, str(REPO))
 from store import guarantees  # noqa: E402 - the repository root is on the path only from here

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from import_kinds import ImportKind
 from store.coltypes import UTCDateTime
 
 __all__ = [
@@ -85,16 +86,6 @@ TERMINAL_JOB_STATUSES: frozenset[JobStatus] = frozenset(
     }
 )
 ACTIVE_JOB_STATUSES: frozenset[JobStatus] = frozenset(JobStatus) - TERMINAL_JOB_STATUSES
-
-
-class ImportKind(StrEnum):
-    """Which import endpoint a job calls."""
-
-    CAMPAIGN = "campaign"
-    EXPLORER = "explorer"
-    FILE = "file"
-    PLAYGROUND = "playground"
-    DATASET = "dataset"
 
 
 def _enum_values(enum: type[StrEnum]) -> list[str]:

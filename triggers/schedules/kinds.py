@@ -37,7 +37,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient, time_window_filter
-from jobs.request_import import SOURCE_FIELDS, request_import, validate_params
+from import_kinds import spec_of
+from jobs.request_import import request_import, validate_params
 from store.jobs import create_job, get_job_by_key
 from store.models import (
     TERMINAL_JOB_STATUSES,
@@ -373,7 +374,7 @@ def import_new_items(
     ctx: FireContext,
     schedule: ScheduleSnapshot,
     run: RunRef,
-    found: Sequence[str],
+    found: Sequence[Any],
     *,
     chunk_size: int,
     window: tuple[datetime, datetime] | None,
@@ -381,7 +382,8 @@ def import_new_items(
     note: str | None = None,
 ) -> FireReport:
     """Retry the failed chunks of earlier fires, then request the items of ``found`` this schedule has not
-    imported yet, ``chunk_size`` per job.
+    imported yet, ``chunk_size`` per job. ``found`` holds items of the import kind's item field (its entry in
+    :mod:`import_kinds`), each recorded under its item key.
 
     One transaction holds the run's lock and the schedule's lock (so two fires of one schedule never both take
     the same item), creates every chunk's job, records the items, advances the watermark to the window's end (or
@@ -389,8 +391,13 @@ def import_new_items(
     one that fails to go out leaves its job PENDING for the recovery sweep.
     """
     now = ctx.now()
-    field_name, _ = SOURCE_FIELDS[schedule.import_kind]
-    unique = list(dict.fromkeys(found))
+    spec = spec_of(schedule.import_kind)
+    item_field = spec.item_field
+    assert item_field is not None, f"a {spec.name} import has no items to chunk"
+    by_key: dict[str, Any] = {}
+    for item in found:
+        by_key.setdefault(item_field.shape.item_key(item), item)
+    unique = list(by_key)  # each item once, in the order found
     with ctx.session_factory() as session:
         row = lock_run(session, run.run_id, owner=run.owner)
         if row is None:
@@ -411,16 +418,17 @@ def import_new_items(
         except RetryConflictError as exc:
             raise ScheduleRunError(str(exc)) from None
         already = imported_item_ids(session, schedule.id, unique)
-        new = [item for item in unique if item not in already]
+        new = [key for key in unique if key not in already]
         job_ids: list[str] = []
         to_send: list[str] = list(retried.to_send)
         for index, start in enumerate(range(0, len(new), chunk_size)):
             chunk = new[start : start + chunk_size]
+            params = spec.with_items({}, [by_key[key] for key in chunk])
             job, created = create_job(
                 session,
                 kind=schedule.import_kind,
                 dataset_id=schedule.dataset_id,
-                params=validate_params(schedule.import_kind, {field_name: chunk}),
+                params=validate_params(schedule.import_kind, params),
                 idempotency_key=_key(schedule, run, str(index)),
                 origin=schedule.origin,
                 deadline_at=now + timedelta(seconds=ctx.deadline_s),

@@ -64,9 +64,9 @@ __all__ = [
 ImportKind: TypeAlias = ImportKindName
 IMPORT_KINDS: Final[tuple[ImportKind, ...]] = get_args(ImportKindName)
 
-# The single body field of each import request.
-IMPORT_BODY_FIELDS: Final[dict[ImportKind, str]] = {
-    kind: spec_of(kind).field_names[0] for kind in IMPORT_KINDS
+# The body fields of each import request.
+IMPORT_BODY_FIELDS: Final[dict[ImportKind, tuple[str, ...]]] = {
+    kind: spec_of(kind).field_names for kind in IMPORT_KINDS
 }
 
 _DATASETS = "/v1/observability/datasets"

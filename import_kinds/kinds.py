@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 from .fields import ID_LIST, ONE_ID, ONE_UUID, UUID_LIST
 from .registry import BodyField, CommandGroup, ImportKindSpec, Option, Resolver, ScheduleRefusal
+from .spans import MAPPING_CONTRACT, SPAN_REFERENCES
 
 __all__ = ["IMPORT_KINDS", "ImportKind", "ImportKindName", "spec_of"]
 
@@ -23,9 +24,10 @@ class ImportKind(StrEnum):
     FILE = "file"
     PLAYGROUND = "playground"
     DATASET = "dataset"
+    SPANS = "spans"
 
 
-ImportKindName = Literal["campaign", "explorer", "file", "playground", "dataset"]
+ImportKindName = Literal["campaign", "explorer", "file", "playground", "dataset", "spans"]
 """The same names, as a type a checker can see through (the client's ``start_import`` takes one)."""
 
 _IMPORT, _SEND, _SCHEDULE = CommandGroup.IMPORT, CommandGroup.SEND, CommandGroup.SCHEDULE
@@ -130,6 +132,30 @@ _ENTRIES = (
                     "to copy a whole dataset on a schedule, use kind dataset-copy: it copies each record once "
                     "(dsimport schedules add NAME --every 1h dataset-copy --dataset D --from-dataset S)",
                 ),
+            ),
+        ),
+    ),
+    ImportKindSpec(
+        name=ImportKind.SPANS,
+        route="from-spans",
+        operation="import_from_spans",
+        about="Import telemetry spans, each made into a record by the mapping contract.",
+        help={
+            _IMPORT: "Import telemetry spans, each made into a record by the --map rules.",
+            _SEND: "Request an import of telemetry spans.",
+            _SCHEDULE: "Import the same telemetry spans on every fire.",
+        },
+        fields=(
+            BodyField("span_references", SPAN_REFERENCES, schedule_key="spans"),
+            BodyField("mapping_contract", MAPPING_CONTRACT, schedule_key="mapping"),
+        ),
+        options=(
+            Option("--span", "span_references", "Span to import, as TRACE_ID:SPAN_ID (repeatable)."),
+            Option(
+                "--map",
+                "mapping_contract",
+                "Record field taken from a span attribute, as TARGET=NAMESPACE:KEY with NAMESPACE span_attributes "
+                "or resource_attributes (repeatable).",
             ),
         ),
     ),

@@ -132,9 +132,10 @@ def test_methods_carry_their_builders_docstrings_and_names() -> None:
 def test_import_body_fields_cover_every_kind() -> None:
     assert set(api_client.IMPORT_BODY_FIELDS) == set(typing.get_args(api_client.ImportKind))
     assert api_client.IMPORT_BODY_FIELDS == {
-        "campaign": "campaign_id",
-        "explorer": "completion_event_ids",
-        "file": "file_id",
-        "playground": "conversation_ids",
-        "dataset": "dataset_record_ids",
+        "campaign": ("campaign_id",),
+        "explorer": ("completion_event_ids",),
+        "file": ("file_id",),
+        "playground": ("conversation_ids",),
+        "dataset": ("dataset_record_ids",),
+        "spans": ("span_references", "mapping_contract"),
     }

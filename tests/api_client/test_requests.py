@@ -45,6 +45,15 @@ class Case:
 
 
 PAYLOAD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+# The contract's version is sent even when left out, as the SDK does.
+SPANS_BODY = {
+    "span_references": [{"trace_id": "t1", "span_id": "s1"}],
+    "mapping_contract": {
+        "mappings": [
+            {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}}
+        ]
+    },
+}
 
 CASES = [
     Case("list_datasets", (), {}, 200, {"datasets": s.page([s.dataset()])}, "GET",
@@ -79,6 +88,10 @@ CASES = [
          "from-dataset"),
     Case("start_import", (D, "explorer", {"completion_event_ids": ("e",)}), {}, 202, s.task(), "POST",
          f"{DS}/imports/from-explorer", b'{"completion_event_ids":["e"]}', DatasetImportTask, "start-import"),
+    Case("start_import", (D, "spans", SPANS_BODY), {}, 202, s.task(), "POST", f"{DS}/imports/from-spans",
+         b'{"span_references":[{"trace_id":"t1","span_id":"s1"}],"mapping_contract":{"mappings":[{"target_field":'
+         b'"input","source_field":{"namespace":"span_attributes","key":"gen_ai.prompt"}}],"version":1}}',
+         DatasetImportTask, "from-spans"),
     Case("export_to_jsonl", (D,), {}, 200, {"file_url": "http://files.local/x.jsonl?sig=1"}, "GET",
          f"{DS}/exports/to-jsonl", None, ExportDatasetResponse, "export"),
     Case("fetch_task", (D, s.TASK_ID), {}, 200, s.task(), "GET", f"{DS}/tasks/{s.TASK_ID}", None,
@@ -210,7 +223,12 @@ def test_start_import_accepts_a_str_enum_kind(api: Any) -> None:
     [
         ("fetch_dataset", ("",)),
         ("fetch_task", (D, "")),
+        ("start_import", (D, "teleport", {"file_id": "f"})),
         ("start_import", (D, "spans", {"span_references": []})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "span_references": []})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "span_references": ["t1:s1"]})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "mapping_contract": {"mappings": [], "version": 1}})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "mapping_contract": {"mappings": [], "version": 2}})),
         ("start_import", (D, "file", {})),
         ("start_import", (D, "file", {"file_id": "f", "extra": 1})),
         ("start_import", (D, "file", {"file_id": ["f"]})),

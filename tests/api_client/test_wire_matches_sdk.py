@@ -1,4 +1,5 @@
-"""The official SDK (mistralai 2.5.0, the contract's judge) and this client put the same bytes on the wire."""
+"""The official SDK (mistralai 2.5.0, the contract's judge; 3.7.0 for what 3.x added) and this client put the same
+bytes on the wire."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from api_client import DatasetsClient
 
 from . import samples as s
+from . import sdk3
 from .harness import Wire, answer
 
 mistral_client = pytest.importorskip("mistralai.client")
@@ -142,3 +144,45 @@ def test_a_key_with_the_scheme_is_sent_unchanged_like_the_sdk(key: str) -> None:
     with httpx.Client(transport=httpx.MockTransport(theirs_wire.handle)) as http:
         mistral_client.Mistral(api_key=key, client=http).beta.observability.datasets.fetch(dataset_id=D)
     assert wire.last.headers["authorization"] == theirs_wire.last.headers["authorization"] == key
+
+
+# SDK 3.x, recorded in its own interpreter (tests/api_client/sdk3.py): (id, our call, the SDK's method and kwargs,
+# kwargs that are datetimes, status, reply)
+SPAN_REFERENCES = [{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"},
+                   {"trace_id": "t/2 é", "span_id": "s2"}]  # fmt: skip
+MAPPINGS = [
+    {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}},
+    {"target_field": "env", "source_field": {"namespace": "resource_attributes", "key": "deployment.environment"}},
+]
+SDK3_PAIRS: list[tuple[str, Callable[[DatasetsClient], Any], str, dict[str, Any], list[str], int, Any]] = [
+    ("from-spans",
+     lambda c: c.start_import(D, "spans", {"span_references": SPAN_REFERENCES,
+                                           "mapping_contract": {"mappings": MAPPINGS}}),
+     "beta.observability.datasets.import_from_spans",
+     {"dataset_id": D, "span_references": SPAN_REFERENCES, "mapping_contract": {"mappings": MAPPINGS}}, [],
+     202, s.task()),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sdk3_requests() -> dict[str, tuple[str, str, str | None, bytes, str, str]]:
+    if not sdk3.available():
+        pytest.skip(f"no SDK 3.x interpreter at {sdk3.SDK3_PYTHON} (set DSIMPORT_TEST_SDK3_PYTHON)")
+    calls = [
+        {"method": method, "kwargs": kwargs, "datetimes": datetimes, "status": status, "reply": reply,
+         "api_key": KEY, "server_url": "http://127.0.0.1:9/prefix"}
+        for _, _, method, kwargs, datetimes, status, reply in SDK3_PAIRS
+    ]  # fmt: skip
+    return dict(zip([pair[0] for pair in SDK3_PAIRS], sdk3.record(calls), strict=True))
+
+
+@pytest.mark.parametrize(("name", "ours", "status", "reply"), [(p[0], p[1], p[5], p[6]) for p in SDK3_PAIRS],
+                         ids=[p[0] for p in SDK3_PAIRS])  # fmt: skip
+def test_request_matches_the_sdk_3(
+    sdk3_requests: dict[str, tuple[str, str, str | None, bytes, str, str]],
+    name: str,
+    ours: Callable[[DatasetsClient], Any],
+    status: int,
+    reply: Any,
+) -> None:
+    assert _wire_view(_our_request(ours, status, reply)) == sdk3_requests[name]

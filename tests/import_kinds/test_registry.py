@@ -135,3 +135,95 @@ def test_a_chunk_keeps_the_bodys_other_fields() -> None:
     assert spec_of("campaign").item_field is None
     with pytest.raises(ValueError, match="no list of items"):
         spec_of("file").with_items({"file_id": "f"}, ["x"])
+
+
+# --- spans -------------------------------------------------------------------------------------------------------
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+MAPPING = {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}}
+
+
+def test_spans_take_references_and_a_mapping_contract_of_version_1() -> None:
+    spec = spec_of("spans")
+    assert spec.field_names == ("span_references", "mapping_contract")
+    assert spec.item_field is not None and spec.item_field.name == "span_references"
+    reference = {"trace_id": TRACE, "span_id": SPAN}
+    clean = spec.check({"span_references": (reference,), "mapping_contract": {"mappings": [MAPPING]}})
+    # The version is written out, as the SDK sends it.
+    assert clean == {
+        "span_references": [{"trace_id": TRACE, "span_id": SPAN}],
+        "mapping_contract": {"mappings": [MAPPING], "version": 1},
+    }
+    assert list(clean["mapping_contract"]) == ["mappings", "version"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"span_references": [{"trace_id": TRACE}], "mapping_contract": {"mappings": [MAPPING]}},
+         "span_references[0].span_id: Field required"),
+        ({"span_references": [f"{TRACE}:{SPAN}"], "mapping_contract": {"mappings": [MAPPING]}},
+         "span_references[0]: Input should be a valid dictionary"),
+        ({"span_references": [], "mapping_contract": {"mappings": [MAPPING]}},
+         "span_references must be a non-empty list"),
+        ({"span_references": [{"trace_id": TRACE, "span_id": SPAN}], "mapping_contract": {"mappings": []}},
+         "mapping_contract.mappings: List should have at least 1 item"),
+        ({"span_references": [{"trace_id": TRACE, "span_id": SPAN}],
+          "mapping_contract": {"mappings": [MAPPING], "version": 2}},
+         "mapping_contract.version: Input should be 1"),
+        ({"span_references": [{"trace_id": TRACE, "span_id": SPAN}]},
+         "a spans import takes exactly 'span_references' and 'mapping_contract', got ['span_references']"),
+    ],
+)  # fmt: skip
+def test_a_spans_body_that_does_not_fit_is_refused_naming_the_place(params: dict[str, Any], expected: str) -> None:
+    with pytest.raises(BodyError) as caught:
+        spec_of("spans").check(params)
+    assert expected in str(caught.value)
+
+
+def test_spans_and_mappings_are_written_as_text_on_the_command_line() -> None:
+    references, contract = (body_field.shape for body_field in spec_of("spans").fields)
+    assert references.from_cli((f"{TRACE}:{SPAN}", " t:s ")) == [
+        {"trace_id": TRACE, "span_id": SPAN}, {"trace_id": "t", "span_id": "s"}
+    ]  # fmt: skip
+    # The key is literal: dots and colons are part of it.
+    other = {"target_field": "x", "source_field": {"namespace": "resource_attributes", "key": "a:b"}}
+    assert contract.from_cli(("input=span_attributes:gen_ai.prompt", "x=resource_attributes:a:b")) == {
+        "mappings": [MAPPING, other],
+        "version": 1,
+    }
+    for shape, text, message in [
+        (references, "no-colon", "expected TRACE_ID:SPAN_ID, got 'no-colon'"),
+        (references, "t:", "expected TRACE_ID:SPAN_ID"),
+        (contract, "input", "expected TARGET=NAMESPACE:KEY, got 'input'"),
+        (contract, "input=span_attributes", "expected TARGET=NAMESPACE:KEY"),
+        (contract, "=span_attributes:k", "expected TARGET=NAMESPACE:KEY"),
+    ]:
+        with pytest.raises(BodyError, match=message):
+            shape.from_cli((text,))
+
+
+def test_a_spans_schedule_stores_one_form_whichever_way_it_was_written() -> None:
+    references, contract = (body_field.shape for body_field in spec_of("spans").fields)
+    written = [f"{TRACE}:{SPAN}", {"trace_id": TRACE, "span_id": SPAN}, "t:s"]
+    assert references.from_schedule(written, "spans") == [
+        {"trace_id": TRACE, "span_id": SPAN}, {"trace_id": "t", "span_id": "s"}
+    ]  # fmt: skip
+    assert contract.from_schedule("input=span_attributes:gen_ai.prompt", "mapping") == contract.from_schedule(
+        {"mappings": [MAPPING]}, "mapping"
+    )
+    with pytest.raises(BodyError, match=r"mapping.mappings\[0\].source_field.namespace"):
+        contract.from_schedule(["input=attributes:k"], "mapping")
+    with pytest.raises(BodyError, match="spans must be a non-empty list"):
+        references.from_schedule([], "spans")
+
+
+def test_a_span_is_recorded_under_a_key_that_fits_the_ledger() -> None:
+    references = spec_of("spans").fields[0].shape
+    assert references.item_key({"trace_id": TRACE, "span_id": SPAN}) == f"{TRACE}:{SPAN}"
+    long_key = references.item_key({"trace_id": "t" * 200, "span_id": "s"})
+    ambiguous = [references.item_key({"trace_id": "a:b", "span_id": "c"}),
+                 references.item_key({"trace_id": "a", "span_id": "b:c"})]  # fmt: skip
+    assert len(long_key) <= 64 and long_key.startswith("sha256:")
+    assert ambiguous[0] != ambiguous[1]

@@ -53,6 +53,8 @@ from .source_models import (
     MessageEntry,
     MessageInputEntry,
     MessageOutputEntry,
+    Span,
+    SpanFeed,
 )
 from .spec import UNSET, Unset
 
@@ -94,6 +96,8 @@ __all__ = [
     "RecordSources",
     "RetryPolicy",
     "ServerError",
+    "Span",
+    "SpanFeed",
     "TaskStatus",
     "TaskStatuses",
     "TransportError",

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from cli.common import UUID, records_of_dataset, upload_file
-from import_kinds import IMPORT_KINDS, BodyError, BodyField, CommandGroup, ImportKindSpec, Option, Resolver
+from import_kinds import IMPORT_KINDS, BodyError, CommandGroup, ImportKindSpec, Option, Resolver
 from worker.settings import Settings
 
 __all__ = ["KindCallback", "kind_commands", "schedule_options", "source_params"]
@@ -50,7 +50,7 @@ def _offered(spec: ImportKindSpec, group: CommandGroup) -> list[Option]:
 
 
 def _click_option(spec: ImportKindSpec, option: Option, group: CommandGroup) -> click.Option:
-    body_field = _field(spec, option.field)
+    body_field = spec.body_field(option.field)
     offered = [other for other in _offered(spec, group) if other.field == option.field]
     repeatable = option.resolver is None and body_field.shape.repeatable
     value = option.resolver.option_value if option.resolver is not None else body_field.shape.option_value
@@ -72,10 +72,6 @@ def _click_option(spec: ImportKindSpec, option: Option, group: CommandGroup) -> 
     )
 
 
-def _field(spec: ImportKindSpec, name: str) -> BodyField:
-    return next(body_field for body_field in spec.fields if body_field.name == name)
-
-
 def _given(value: Any) -> bool:
     return value is not None and value != ()
 
@@ -90,7 +86,7 @@ def _one_of_message(options: Sequence[Option], spec: ImportKindSpec) -> str:
 
 
 def _repeatable(option: Option, spec: ImportKindSpec) -> bool:
-    return option.resolver is None and _field(spec, option.field).shape.repeatable
+    return option.resolver is None and spec.body_field(option.field).shape.repeatable
 
 
 def _describe(option: Option, spec: ImportKindSpec) -> str:

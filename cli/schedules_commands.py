@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cli.common import UUID, CommandFailed, ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
 from cli.schedule_views import run_to_dict, schedule_to_dict
-from import_kinds import CommandGroup, ImportKindSpec
+from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
 from store.models import Schedule, ScheduleSource
 from store.schedule_items import item_counts
 from store.schedule_runs import jobs_of_runs, last_run, list_runs
@@ -88,6 +88,10 @@ class _AddGroup(click.Group):
 @click.option("--paused", is_flag=True, help="Create the schedule paused.")
 def add_group(name: str, cron: str | None, every: str | None, paused: bool) -> None:
     """Add schedule NAME, firing on --cron or --every, of KIND (the kinds take the options of `dsimport import`)."""
+
+
+# spans-window's --map is the spans import's: the same text, the same reading.
+_SPANS_MAP = next(option for option in spec_of(ImportKind.SPANS).options if option.flag == "--map")
 
 
 def _target(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,6 +170,23 @@ def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: in
         except RecursionError:
             raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
     _add("explorer-window", dataset_id, {"filter": filters, "chunk_size": chunk_size, "since": since})
+
+
+@add_group.command("spans-window")
+@_target
+@click.option("--search", default=None, help="Spans search expression (default: every span).")
+@click.option("--map", "mappings", multiple=True, required=True, help=_SPANS_MAP.help)
+@_chunk_size
+@click.option("--since", default=None, help="Start of the first window, ISO-8601 (default: now).")
+def add_spans_window(
+    dataset_id: str, search: str | None, mappings: tuple[str, ...], chunk_size: int, since: str | None
+) -> None:
+    """Import the telemetry spans found since the last fire (matching --search), in chunks; each span once."""
+    _add(
+        "spans-window",
+        dataset_id,
+        {"search": search, "mapping": list(mappings), "chunk_size": chunk_size, "since": since},
+    )
 
 
 @add_group.command("campaign-when-done")

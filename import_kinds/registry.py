@@ -127,6 +127,12 @@ class ImportKindSpec:
         many = [body_field for body_field in self.fields if body_field.shape.many]
         return many[0] if len(many) == 1 else None
 
+    def body_field(self, name: str) -> BodyField:
+        for body_field in self.fields:
+            if body_field.name == name:
+                return body_field
+        raise KeyError(f"a {self.name} import has no field {name!r}")
+
     def options_of(self, field_name: str) -> tuple[Option, ...]:
         return tuple(option for option in self.options if option.field == field_name)
 

@@ -19,7 +19,8 @@ PUBLIC_METHODS = {
     "list_records", "iter_records", "create_record", "start_import", "import_from_campaign",
     "import_from_explorer", "import_from_file", "import_from_playground", "import_from_dataset_records",
     "export_to_jsonl", "download_export", "fetch_task", "list_tasks", "iter_tasks", "fetch_campaign",
-    "fetch_campaign_status", "list_campaign_events", "iter_campaign_events", "search_event_ids", "fetch_event",
+    "fetch_campaign_status", "list_campaign_events", "iter_campaign_events", "search_event_ids", "search_spans",
+    "fetch_event",
     "upload_file", "fetch_conversation", "fetch_conversation_messages",
 }
 SYNC_ONLY = {"close"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from api_client import (
     FileObject,
     InvalidRequestError,
     Page,
+    SpanFeed,
 )
 
 from . import samples as s
@@ -112,6 +114,14 @@ CASES = [
     Case("search_event_ids", (None,), {}, 200, {"completion_event_ids": []}, "POST",
          "/v1/observability/chat-completion-events/search-ids", b'{"search_params":{"filters":null}}', list,
          "search-ids-all"),
+    Case("search_spans", (), {}, 200, {"spans": {"results": [s.span()], "cursor": "c2"}}, "POST",
+         "/v1/observability/spans/search?page_size=50", b"{}", SpanFeed, "search-spans-all"),
+    Case("search_spans", ("service_name = 'chat'",),
+         {"from_": datetime(2026, 1, 1, tzinfo=UTC), "to": datetime(2026, 1, 1, 1, 30, 0, 123456, tzinfo=UTC),
+          "page_size": 100, "cursor": "c/2"}, 200, {"spans": {"results": []}}, "POST",
+         "/v1/observability/spans/search?from=2026-01-01T00%3A00%3A00Z&to=2026-01-01T01%3A30%3A00.123456Z"
+         "&page_size=100&cursor=c%2F2", b'{"search_expression":"service_name = \'chat\'"}', SpanFeed,
+         "search-spans"),
     Case("fetch_event", ("evt-1",), {}, 200, s.event(), "GET", "/v1/observability/chat-completion-events/evt-1",
          None, ChatCompletionEvent, "event"),
     Case("fetch_conversation", ("conv_1",), {}, 200, s.conversation(), "GET", "/v1/conversations/conv_1", None,
@@ -239,6 +249,7 @@ def test_start_import_accepts_a_str_enum_kind(api: Any) -> None:
         ("create_record", (D, {"messages": []}, ["not", "a", "dict"])),
         ("create_record", (D, {"messages": []}, {"when": object()})),
         ("list_datasets", ("1",)),
+        ("search_spans", (42,)),
         ("upload_file", ("", b"x")),
         ("upload_file", ("f.jsonl", "text, not bytes")),
     ],
@@ -250,3 +261,18 @@ def test_bad_arguments_are_refused_before_sending(api: Any, call: str, args: tup
     assert isinstance(caught.value, ValueError)
     assert caught.value.status_code is None
     assert harness.wire.requests == []
+
+
+def test_a_spans_search_refuses_a_page_size_below_one(api: Any) -> None:
+    harness = api(answer(500, {}))
+    with pytest.raises(InvalidRequestError, match="page_size must be a positive int"):
+        harness.call("search_spans", page_size=0)
+    assert harness.wire.requests == []
+
+
+def test_a_spans_page_keeps_what_an_import_needs_and_ignores_the_rest(api: Any) -> None:
+    harness = api(answer(200, {"spans": {"results": [s.span(usage_input_tokens=12)], "next": None, "cursor": None}}))
+    page = harness.call("search_spans", "x")
+    assert [(span.trace_id, span.span_id) for span in page.results] == [(s.TRACE_ID, s.SPAN_ID)]
+    assert page.results[0].span_attributes == {"gen_ai.prompt": "hi"}
+    assert page.cursor is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -154,6 +155,7 @@ MAPPINGS = [
     {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}},
     {"target_field": "env", "source_field": {"namespace": "resource_attributes", "key": "deployment.environment"}},
 ]
+EXPRESSION = "service_name = 'support' AND span_name ~ \"chat é\""
 SDK3_PAIRS: list[tuple[str, Callable[[DatasetsClient], Any], str, dict[str, Any], list[str], int, Any]] = [
     ("from-spans",
      lambda c: c.start_import(D, "spans", {"span_references": SPAN_REFERENCES,
@@ -161,6 +163,15 @@ SDK3_PAIRS: list[tuple[str, Callable[[DatasetsClient], Any], str, dict[str, Any]
      "beta.observability.datasets.import_from_spans",
      {"dataset_id": D, "span_references": SPAN_REFERENCES, "mapping_contract": {"mappings": MAPPINGS}}, [],
      202, s.task()),
+    ("search-spans-all", lambda c: c.search_spans(), "beta.observability.spans.search_spans", {}, [], 200,
+     {"spans": {"results": []}}),
+    ("search-spans",
+     lambda c: c.search_spans(EXPRESSION, from_=datetime(2026, 1, 1, tzinfo=UTC),
+                              to=datetime(2026, 1, 1, 1, 30, 0, 123456, tzinfo=UTC), page_size=100, cursor="c/2+="),
+     "beta.observability.spans.search_spans",
+     {"search_expression": EXPRESSION, "from_": "2026-01-01T00:00:00Z",
+      "to": "2026-01-01T01:30:00.123456Z", "page_size": 100, "cursor": "c/2+="}, ["from_", "to"], 200,
+     {"spans": {"results": [s.span()], "cursor": "c3"}}),
 ]  # fmt: skip
 
 

@@ -1,9 +1,9 @@
 """Requesting again the items of a schedule's failed chunk, a bounded number of times, then giving up visibly.
 
-An explorer-window or dataset-copy fire records its items as imported when it *creates* their job; if that job
-then fails (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED before it sent anything), nothing else would ever request
-those items again. So every fire first looks for such chunks (:func:`retry_failed_chunks`), in the transaction that
-holds the schedule's lock, and for each one either
+A window (explorer, spans) or dataset-copy fire records its items as imported when it *creates* their job; if that
+job then fails (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED before it sent anything), nothing else would ever
+request those items again. So every fire first looks for such chunks (:func:`retry_failed_chunks`), in the
+transaction that holds the schedule's lock, and for each one either
 
 - creates the retry job under the key ``<chunk key>:retry:K`` (K = 1, 2, …) and points the items at it: the key is
   derived from the failed chunk alone, so a second beat, a redelivered fire or a crash after the commit finds the

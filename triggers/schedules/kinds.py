@@ -18,7 +18,10 @@
   end of the listing the next fire starts again at page 1, so records that moved between pages (deletions, a
   different order) are seen by a later pass; the imported list keeps each record to one copy.
 
-explorer-window and dataset-copy fires first retry the chunks of earlier fires whose job failed
+- spans-window: explorer-window's twin for telemetry spans (:mod:`triggers.schedules.spans_window`), through
+  :func:`import_new_items` too.
+
+explorer-window, spans-window and dataset-copy fires first retry the chunks of earlier fires whose job failed
 (:mod:`triggers.schedules.chunk_retries`), in the same transaction.
 
 Every run ends in :func:`finish_run` or in the item transaction, both of which first re-check (and lock) the run
@@ -28,7 +31,7 @@ for this task's owner token, so a task whose run was taken over writes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -66,6 +69,7 @@ __all__ = [
     "ScheduleRunError",
     "ScheduleSnapshot",
     "finish_run",
+    "import_new_items",
     "run_campaign_when_done",
     "run_dataset_copy",
     "run_explorer_window",
@@ -134,7 +138,7 @@ class FireContext:
     lease_s: float
     deadline_s: float
     settle_lag_s: float
-    """explorer-window: how long before the fire time its window ends (events searchable late are not missed)."""
+    """Window schedules: how long before the fire time a window ends (items searchable late are not missed)."""
     copy_page_size: int = COPY_PAGE_SIZE
     copy_pages_per_fire: int = COPY_PAGES_PER_FIRE
 
@@ -380,10 +384,12 @@ def import_new_items(
     window: tuple[datetime, datetime] | None,
     next_copy_page: int | None = None,
     note: str | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
 ) -> FireReport:
     """Retry the failed chunks of earlier fires, then request the items of ``found`` this schedule has not
     imported yet, ``chunk_size`` per job. ``found`` holds items of the import kind's item field (its entry in
-    :mod:`import_kinds`), each recorded under its item key.
+    :mod:`import_kinds`), each recorded under its item key; ``fixed_params`` are the body's other fields, the same
+    in every chunk (a spans import's mapping contract).
 
     One transaction holds the run's lock and the schedule's lock (so two fires of one schedule never both take
     the same item), creates every chunk's job, records the items, advances the watermark to the window's end (or
@@ -423,7 +429,7 @@ def import_new_items(
         to_send: list[str] = list(retried.to_send)
         for index, start in enumerate(range(0, len(new), chunk_size)):
             chunk = new[start : start + chunk_size]
-            params = spec.with_items({}, [by_key[key] for key in chunk])
+            params = spec.with_items(fixed_params or {}, [by_key[key] for key in chunk])
             job, created = create_job(
                 session,
                 kind=schedule.import_kind,

@@ -9,6 +9,9 @@ an import kind         plain: the same import on every fire; its body fields are
                        ``conversations``, ``records``, ...
 ``explorer-window``    events created since the watermark matching ``filter``, in chunks of ``chunk_size``;
                        the first window starts at ``since`` (default: when the schedule is created)
+``spans-window``       telemetry spans found since the watermark (matching the search expression ``search``),
+                       imported with the mapping contract ``mapping`` in chunks of ``chunk_size``; the first
+                       window starts at ``since`` (default: when the schedule is created)
 ``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
@@ -59,6 +62,11 @@ _KINDS: dict[str, tuple[ScheduleKind, ImportKind, frozenset[str]]] = {
         ScheduleKind.EXPLORER_WINDOW,
         ImportKind.EXPLORER,
         frozenset({"filter", "chunk_size", "since"}),
+    ),
+    "spans-window": (
+        ScheduleKind.SPANS_WINDOW,
+        ImportKind.SPANS,
+        frozenset({"search", "mapping", "chunk_size", "since"}),
     ),
     "campaign-when-done": (ScheduleKind.CAMPAIGN_WHEN_DONE, ImportKind.CAMPAIGN, frozenset({"campaign"})),
     "dataset-copy": (ScheduleKind.DATASET_COPY, ImportKind.DATASET, frozenset({"from_dataset", "chunk_size"})),
@@ -162,6 +170,25 @@ def _plain_params(spec: ImportKindSpec, options: Mapping[str, Any]) -> dict[str,
     return params
 
 
+def _spans_window_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    search = options.get("search")
+    if search is not None and (not isinstance(search, str) or not search.strip()):
+        raise InvalidSchedule("search must be a non-empty search expression (leave it out to take every span)")
+    if options.get("mapping") is None:
+        raise InvalidSchedule("a spans-window schedule needs mapping (TARGET=NAMESPACE:KEY, one or more)")
+    try:
+        contract = spec_of(ImportKind.SPANS).body_field("mapping_contract").shape.from_schedule(
+            options["mapping"], "mapping"
+        )
+    except BodyError as exc:
+        raise InvalidSchedule(str(exc)) from None
+    return {
+        "search": None if search is None else search.strip(),
+        "mapping_contract": contract,
+        "chunk_size": _chunk_size(options.get("chunk_size")),
+    }
+
+
 def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if kind in IMPORT_KINDS:
         return _plain_params(spec_of(kind), options)
@@ -169,6 +196,8 @@ def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
         if options.get("campaign") is None:
             raise InvalidSchedule(f"a {kind} schedule needs campaign")
         return {"campaign_id": _uuid(options["campaign"], "campaign")}
+    if kind == "spans-window":
+        return _spans_window_params(options)
     if kind == "explorer-window":
         raw_filter = options.get("filter")
         return {

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-guarantees lint layers typecheck unit bench soak clean
+.PHONY: install run test test-guarantees lint layers typecheck unit bench soak clean sdk37
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
+# The contract suite runs today's SDK (mistralai 3.7.0) in its own cached environment, .cache/sdk-3.7.0: it cannot
+# share .venv, which pins 2.5.0. The tests build it on first use; this builds it ahead (and fails if it cannot).
+sdk37: install
+	$(BIN)/python -m tests.contract.sdk_venv 3.7.0
+
 test: lint typecheck layers
 	$(BIN)/pytest
 
@@ -43,4 +48,4 @@ soak: install
 	$(BIN)/python -m bench.soak --seeds $(SEEDS)
 
 clean:
-	rm -rf $(VENV) .dsimport .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .dsimport .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,15 @@
 """Typed client for Mistral's Observability Datasets API (beta) and the sources imports read from.
 
 ``DatasetsClient`` (blocking) and ``AsyncDatasetsClient`` (asyncio) have the same methods; both send requests
-described once in :mod:`api_client.operations` and :mod:`api_client.source_operations`, and raise only
-:class:`ApiError` subclasses.
+described once in :mod:`api_client.operations`, :mod:`api_client.record_operations` and
+:mod:`api_client.source_operations`, and raise only :class:`ApiError` subclasses.
 """
 
 from __future__ import annotations
 
 from .async_client import AsyncDatasetsClient
 from .client import DatasetsClient
+from .dataset_refs import is_dataset_uuid, parse_dataset_ref
 from .deadline import DeadlineExceededError, call_with_deadline
 from .errors import (
     ApiError,
@@ -18,6 +19,7 @@ from .errors import (
     InvalidRequestError,
     NotFoundError,
     RateLimitedError,
+    RouteNotFoundError,
     ServerError,
     TransportError,
     UnexpectedResponseError,
@@ -27,6 +29,7 @@ from .filters import time_window_filter
 from .models import (
     TERMINAL_TASK_STATUSES,
     ConversationPayload,
+    CreateRecordSource,
     Dataset,
     DatasetImportResult,
     DatasetImportTask,
@@ -34,6 +37,7 @@ from .models import (
     DatasetRecord,
     ExportDatasetResponse,
     Page,
+    RecordPayload,
     RecordSource,
     RecordSources,
     TaskStatus,
@@ -41,6 +45,14 @@ from .models import (
     is_terminal,
 )
 from .operations import IMPORT_BODY_FIELDS, IMPORT_KINDS, ImportKind
+from .record_models import (
+    JudgeClassificationOption,
+    JudgeClassificationOutput,
+    JudgeDefinition,
+    JudgeOutput,
+    JudgeOutputSpec,
+    JudgeRegressionOutput,
+)
 from .retry import RetryPolicy
 from .source_models import (
     Campaign,
@@ -75,6 +87,7 @@ __all__ = [
     "Conversation",
     "ConversationMessages",
     "ConversationPayload",
+    "CreateRecordSource",
     "Dataset",
     "DatasetImportResult",
     "DatasetImportTask",
@@ -86,15 +99,23 @@ __all__ = [
     "FileObject",
     "ImportKind",
     "InvalidRequestError",
+    "JudgeClassificationOption",
+    "JudgeClassificationOutput",
+    "JudgeDefinition",
+    "JudgeOutput",
+    "JudgeOutputSpec",
+    "JudgeRegressionOutput",
     "MessageEntry",
     "MessageInputEntry",
     "MessageOutputEntry",
     "NotFoundError",
     "Page",
     "RateLimitedError",
+    "RecordPayload",
     "RecordSource",
     "RecordSources",
     "RetryPolicy",
+    "RouteNotFoundError",
     "ServerError",
     "Span",
     "SpanFeed",
@@ -105,6 +126,8 @@ __all__ = [
     "Unset",
     "ValidationError",
     "call_with_deadline",
+    "is_dataset_uuid",
     "is_terminal",
+    "parse_dataset_ref",
     "time_window_filter",
 ]

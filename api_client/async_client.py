@@ -12,6 +12,7 @@ import httpx
 from pydantic import SecretStr
 
 from . import operations as ops
+from . import record_operations as rec
 from . import source_operations as src
 from .binding import AsyncCall, AsyncPages
 from .core import DEFAULT_BASE_URL, DEFAULT_USER_AGENT, Attempts, ClientCore
@@ -100,6 +101,14 @@ class AsyncDatasetsClient:
     fetch_task = AsyncCall(ops.fetch_task)
     list_tasks = AsyncCall(ops.list_tasks)
     iter_tasks = AsyncPages(ops.iter_tasks)
+
+    # Records by their own id (3.x, contract "Today's API")
+    fetch_record = AsyncCall(rec.fetch_record)
+    delete_record = AsyncCall(rec.delete_record)
+    bulk_delete_records = AsyncCall(rec.bulk_delete_records)
+    update_record_payload = AsyncCall(rec.update_record_payload)
+    update_record_properties = AsyncCall(rec.update_record_properties)
+    judge_record = AsyncCall(rec.judge_record)
 
     # Sources (contract §5)
     fetch_campaign = AsyncCall(src.fetch_campaign)

@@ -11,6 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from . import operations as ops
+from . import record_operations as rec
 from . import source_operations as src
 from .binding import SyncCall, SyncPages
 from .core import DEFAULT_BASE_URL, DEFAULT_USER_AGENT, Attempts, ClientCore
@@ -93,6 +94,14 @@ class DatasetsClient:
     fetch_task = SyncCall(ops.fetch_task)
     list_tasks = SyncCall(ops.list_tasks)
     iter_tasks = SyncPages(ops.iter_tasks)
+
+    # Records by their own id (3.x, contract "Today's API")
+    fetch_record = SyncCall(rec.fetch_record)
+    delete_record = SyncCall(rec.delete_record)
+    bulk_delete_records = SyncCall(rec.bulk_delete_records)
+    update_record_payload = SyncCall(rec.update_record_payload)
+    update_record_properties = SyncCall(rec.update_record_properties)
+    judge_record = SyncCall(rec.judge_record)
 
     # Sources (contract §5)
     fetch_campaign = SyncCall(src.fetch_campaign)

@@ -13,6 +13,7 @@ kept as ``__cause__`` through ``raise ... from exc``)::
         ├── ValidationError         400, 422
         ├── AuthenticationError     401, 403
         ├── NotFoundError           404
+        │   └── RouteNotFoundError  404 without an error code on an Observability route: no such route
         └── ConflictError           409
 
 ``RateLimitedError`` is not a ``ClientError`` on purpose: callers treat a ``ClientError`` as "the API looked at the
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "RateLimitedError",
+    "RouteNotFoundError",
     "ServerError",
     "TransportError",
     "UnexpectedResponseError",
@@ -141,6 +143,17 @@ class AuthenticationError(ClientError):
 
 class NotFoundError(ClientError):
     """Raised on 404: the dataset, task, campaign, event, file or conversation does not exist."""
+
+
+class RouteNotFoundError(NotFoundError):
+    """Raised on a 404 that names no missing object: the API has no such route (any more).
+
+    The Observability API answers a missing object with an ``ObservabilityError`` that carries a code
+    (``DATASET_NOT_FOUND``, ``DATASET_TASK_NOT_FOUND``, ...). A 404 without a code is the web framework's answer to a
+    path it does not route, e.g. ``{"detail": "Not Found"}``: an operation the API no longer offers (3.x dropped
+    the campaign and explorer imports), or a base URL that points at the wrong place. Only raised for
+    Observability paths (``Endpoint.coded_errors``); other APIs' 404s stay :class:`NotFoundError`.
+    """
 
 
 class ConflictError(ClientError):

@@ -1,22 +1,27 @@
-"""The Datasets API's objects (contract §3), as the mistralai 2.5.0 SDK validates them.
+"""The Datasets API's objects (contract §3, §7), as the mistralai SDKs validate them: 2.5.0 and today's 3.x.
 
-Responses ignore unknown keys, so a newer server (3.x adds ``slug`` and ``result``) still parses; required keys
-stay required, including the nullable ``deleted_at``. ``status`` and ``source`` are open enums: typed as plain
-``str`` so a value this client has never heard of is kept rather than rejected; the known values are listed in
-:class:`TaskStatuses` and :class:`RecordSources`.
+Responses ignore unknown keys, so a newer server still parses; required keys stay required, including the nullable
+``deleted_at``. What 3.x added is modelled as optional so that 2.5.0 answers parse too (``Dataset.slug``,
+``DatasetImportTask.result``). ``status`` and ``source`` are open enums: typed as plain ``str`` so a value this
+client has never heard of is kept rather than rejected; the known values are listed in :class:`TaskStatuses` and
+:class:`RecordSources`.
+
+A record's ``payload`` was a ``ConversationPayload`` (chat ``messages``) in 2.5.0 and is a free-form JSON object in
+3.x (a record made from a span carries no ``messages``): see :data:`RecordPayload`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Generic, TypeAlias, TypeVar
+from typing import Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "TERMINAL_TASK_STATUSES",
     "ConversationPayload",
+    "CreateRecordSource",
     "Dataset",
     "DatasetImportResult",
     "DatasetImportTask",
@@ -24,6 +29,7 @@ __all__ = [
     "DatasetRecord",
     "ExportDatasetResponse",
     "Page",
+    "RecordPayload",
     "RecordSource",
     "RecordSources",
     "ResponseModel",
@@ -61,13 +67,19 @@ def is_terminal(status: str) -> bool:
 
 
 class RecordSources(StrEnum):
-    """Known ``source`` values of a record (``ConversationSource``; 3.x adds ``TELEMETRY_SPAN``)."""
+    """Known ``source`` values of a record: 2.5.0's ``ConversationSource`` and 3.x's ``DatasetRecordSource``, which
+    adds ``TELEMETRY_SPAN``. Both SDKs keep an unknown value (``UnrecognizedStr``), and so does this client."""
 
     EXPLORER = "EXPLORER"
     UPLOADED_FILE = "UPLOADED_FILE"
     DIRECT_INPUT = "DIRECT_INPUT"
     PLAYGROUND = "PLAYGROUND"
     TELEMETRY_SPAN = "TELEMETRY_SPAN"
+
+
+# What a caller may declare when it creates a record (3.x ``CreateDatasetRecordRequestSource``, a closed set; the
+# server takes DIRECT_INPUT when none is sent, as 2.5.0 always did).
+CreateRecordSource: TypeAlias = Literal["DIRECT_INPUT", "TELEMETRY_SPAN"]
 
 
 class ResponseModel(BaseModel):
@@ -87,6 +99,7 @@ class Dataset(ResponseModel):
     description: str
     owner_id: str
     workspace_id: str
+    # The dataset's workspace-scoped slug, which 3.x takes wherever a dataset id goes (see api_client.dataset_refs).
     # Required from 3.x on, absent in 2.5.0.
     slug: str | None = None
 
@@ -95,11 +108,17 @@ DatasetPreview: TypeAlias = Dataset
 
 
 class ConversationPayload(BaseModel):
-    """A record's content: chat messages, plus any extra top-level keys, which are kept."""
+    """The 2.5.0 shape of a record's content: chat messages, plus any extra top-level keys, which are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     messages: list[dict[str, Any]]
+
+
+# 3.x: "Caller-authored input object stored on a dataset record", any JSON object. A payload of the 2.5.0 shape
+# (``messages``, a list of objects) is read as a ConversationPayload, so it stays typed; any other object is kept
+# as a plain dict, exactly as the server sent it. Tried in that order: a plain dict would accept everything.
+RecordPayload: TypeAlias = Annotated[ConversationPayload | dict[str, Any], Field(union_mode="left_to_right")]
 
 
 class DatasetRecord(ResponseModel):
@@ -110,9 +129,15 @@ class DatasetRecord(ResponseModel):
     updated_at: datetime
     deleted_at: datetime | None
     dataset_id: str
-    payload: ConversationPayload
+    payload: RecordPayload
     properties: dict[str, Any]
     source: RecordSource
+
+    def payload_dict(self) -> dict[str, Any]:
+        """The payload as a plain JSON object, whichever shape it has (a ConversationPayload is dumped)."""
+        if isinstance(self.payload, ConversationPayload):
+            return self.payload.model_dump(mode="json")
+        return dict(self.payload)
 
 
 class DatasetImportResult(ResponseModel):

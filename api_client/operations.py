@@ -3,6 +3,9 @@
 A builder checks its arguments and returns a :class:`RequestSpec`; it performs no I/O. The clients expose each
 builder as a method of the same name and signature (see :mod:`api_client.binding`), so the docstrings here are
 the methods' docstrings.
+
+Every ``dataset_id`` is a dataset's UUID or, from 3.x on, its workspace-scoped slug (see
+:mod:`api_client.dataset_refs`): any non-empty string is sent, percent-encoded, and the API decides.
 """
 
 from __future__ import annotations
@@ -11,14 +14,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, get_args
 
 from pydantic import TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
 
 from import_kinds import BodyError, ImportKindName, ImportKindSpec, spec_of
 
 from .errors import InvalidRequestError
-from .models import ConversationPayload, Dataset, DatasetImportTask, DatasetRecord, ExportDatasetResponse, Page
+from .models import (
+    ConversationPayload,
+    CreateRecordSource,
+    Dataset,
+    DatasetImportTask,
+    DatasetRecord,
+    ExportDatasetResponse,
+    Page,
+)
 from .pagination import PageWalk
-from .responses import JsonBody, NoBody, RawBody, summarize_validation_error
+from .responses import JsonBody, NoBody, RawBody
 from .spec import UNSET, Endpoint, RequestSpec, Unset
 
 __all__ = [
@@ -52,6 +62,7 @@ __all__ = [
     "iter_datasets",
     "iter_records",
     "iter_tasks",
+    "json_object",
     "list_datasets",
     "list_records",
     "list_tasks",
@@ -161,17 +172,38 @@ def iter_records(dataset_id: str, page_size: int = 100) -> PageWalk[DatasetRecor
 
 
 def create_record(
-    dataset_id: str, payload: Mapping[str, Any] | ConversationPayload, properties: Mapping[str, Any]
+    dataset_id: str,
+    payload: Mapping[str, Any] | ConversationPayload,
+    properties: Mapping[str, Any] | None = None,
+    *,
+    source: CreateRecordSource | None = None,
 ) -> RequestSpec[DatasetRecord]:
-    """Add one record (201); ``payload`` needs ``messages`` (a list of objects), ``properties`` may be ``{}``."""
-    try:
-        checked = payload if isinstance(payload, ConversationPayload) else ConversationPayload.model_validate(payload)
-    except PydanticValidationError as exc:
-        raise InvalidRequestError(f"create_record: invalid payload: {summarize_validation_error(exc)}") from exc
-    if not isinstance(properties, Mapping):
-        raise InvalidRequestError(f"create_record: properties must be a mapping, got {type(properties).__name__}")
-    body = {"payload": checked.model_dump(mode="json"), "properties": dict(properties)}
+    """Add one record (201). ``payload`` is any JSON object (3.x; a 2.5.0 ``ConversationPayload`` too);
+    ``properties`` is sent when given (3.x made it optional; a 2.5.0 server requires it, ``{}`` will do);
+    ``source`` (``"DIRECT_INPUT"`` or ``"TELEMETRY_SPAN"``) is sent when given, the server takes DIRECT_INPUT
+    otherwise. Not retried by default: a retry could add the record twice.
+    """
+    body: dict[str, Any] = {"payload": json_object("create_record", "payload", payload)}
+    if properties is not None:
+        body["properties"] = json_object("create_record", "properties", properties)
+    if source is not None:
+        if source not in get_args(CreateRecordSource):
+            raise InvalidRequestError(
+                f"create_record: source must be one of {get_args(CreateRecordSource)}, got {source!r}"
+            )
+        body["source"] = source
     return CREATE_RECORD.request({"dataset_id": dataset_id}, json_body=body)
+
+
+def json_object(operation: str, name: str, value: Any) -> dict[str, Any]:
+    """``value`` as a JSON object body field: a mapping with string keys (a ConversationPayload is dumped)."""
+    if isinstance(value, ConversationPayload):
+        return value.model_dump(mode="json")
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"{operation}: {name} must be a JSON object (a mapping), got {type(value).__name__}")
+    if not all(isinstance(key, str) for key in value):
+        raise InvalidRequestError(f"{operation}: the keys of {name} must be strings")
+    return dict(value)
 
 
 def start_import(dataset_id: str, kind: ImportKind | str, params: Mapping[str, Any]) -> RequestSpec[DatasetImportTask]:

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 import pydantic
 
-from .errors import UnexpectedResponseError, error_class_for_status
+from .errors import NotFoundError, RouteNotFoundError, UnexpectedResponseError, error_class_for_status
 from .retry import parse_retry_after
 from .spec import DecodeFailure, RequestSpec
 
@@ -101,6 +101,9 @@ def interpret_response(spec: RequestSpec[T], response: httpx.Response) -> T:
             body=body_excerpt(response),
         )
     message, error_code = _error_details(response)
+    # A missing object has a code (DATASET_NOT_FOUND, ...); a 404 without one is a path nothing routes.
+    if error_class is NotFoundError and error_code is None and endpoint.coded_errors:
+        error_class = RouteNotFoundError
     raise error_class(
         f"{endpoint.operation}: {message}",
         method=method,

@@ -39,7 +39,8 @@ class RetryPolicy:
       cut off mid-body) when ``retry_transport_errors`` is set. Anything else is raised at once.
 
     Requests that start or create something on the server (the five imports, ``upload_file``,
-    ``create_dataset``, ``create_record``) are **not** retried unless ``retry_imports`` is set. The API has no
+    ``create_dataset``, ``create_record``, and ``judge_record``, which runs a model each time) are **not** retried
+    unless ``retry_imports`` is set. The API has no
     idempotency key: a POST whose answer was lost (a timeout, a 502 from a proxy, a reset) may already have
     started a remote import, and sending it again would start a second one that copies the same records twice.
     The caller, which keeps a ledger, is the one that can check for such a task before trying again.

@@ -17,6 +17,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from .errors import InvalidRequestError, UnexpectedResponseReason
 
 __all__ = [
+    "OBSERVABILITY_PREFIX",
     "UNSET",
     "DecodeFailure",
     "Decoder",
@@ -41,6 +42,9 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.UNSET
+
+# The paths of the Observability API, whose errors carry an ``error_code``.
+OBSERVABILITY_PREFIX: Final = "/v1/observability/"
 
 # (file name, content, content type or None to let httpx guess from the name)
 FilePart: TypeAlias = tuple[str, bytes, str | None]
@@ -75,6 +79,12 @@ class Endpoint(Generic[T]):
     creates: bool = False
     # False for presigned URLs, which must not receive the API key.
     authenticated: bool = True
+
+    @property
+    def coded_errors(self) -> bool:
+        """True when the API answers every refusal here with an ``ObservabilityError`` code (contract §9.3), so a
+        404 without a code means that the route itself is missing (see ``RouteNotFoundError``)."""
+        return self.path.startswith(OBSERVABILITY_PREFIX)
 
     def request(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import ApiError, DatasetsClient, RetryPolicy
+from api_client import ApiError, DatasetsClient, RetryPolicy, parse_dataset_ref
 from store.db import check_migrated, make_engine, make_session_factory
 from store.errors import StoreError
 from worker.settings import Settings, SettingsError, load_settings
@@ -39,6 +39,26 @@ class UuidParam(click.ParamType[str, Any]):
 
 
 UUID = UuidParam()
+
+
+class DatasetRefParam(click.ParamType[str, Any]):
+    """A dataset: its UUID (written the canonical way) or its workspace-scoped slug, which the API takes wherever
+    a dataset id goes. Anything else is refused here, in one line saying what a reference looks like."""
+
+    name = "DATASET"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        # The help then reads "--dataset UUID|SLUG": the option's own text need not say it.
+        return "UUID|SLUG"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return parse_dataset_ref(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DATASET = DatasetRefParam()
 
 
 class FiniteFloatRange(click.FloatRange):

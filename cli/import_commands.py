@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.common import UUID, CommandFailed, lazy_settings, ledger_sessions, utcnow
+from cli.common import DATASET, CommandFailed, lazy_settings, ledger_sessions, utcnow
 from cli.kind_options import kind_commands, source_params
 from import_kinds import CommandGroup, ImportKindSpec
 from jobs.request_import import InvalidImportRequest, check_idempotency_key, request_import, validate_params
@@ -27,7 +27,7 @@ def _common() -> list[click.Parameter]:
             default=None,
             help="Idempotency key: a second request with the same key returns the same job.",
         ),
-        click.Option(["--dataset", "dataset_id"], type=UUID, required=True, help="Target dataset id."),
+        click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
     ]
 
 

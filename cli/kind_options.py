@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from cli.common import UUID, records_of_dataset, upload_file
+from cli.common import DATASET, UUID, records_of_dataset, upload_file
 from import_kinds import IMPORT_KINDS, BodyError, CommandGroup, ImportKindSpec, Option, Resolver
 from worker.settings import Settings
 
@@ -57,6 +57,8 @@ def _click_option(spec: ImportKindSpec, option: Option, group: CommandGroup) -> 
     param_type: click.ParamType[Any, Any]
     if value == "uuid":
         param_type = UUID
+    elif value == "dataset":
+        param_type = DATASET
     elif value == "path":
         param_type = click.Path(dir_okay=False, path_type=Path)
     else:

@@ -18,7 +18,7 @@ import click
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import UUID, CommandFailed, lazy_settings, ledger, settings_or_fail
+from cli.common import DATASET, CommandFailed, lazy_settings, ledger, settings_or_fail
 from cli.import_commands import follow
 from cli.kind_options import kind_commands, source_params
 from import_kinds import CommandGroup, ImportKindSpec
@@ -69,7 +69,7 @@ def _send_options() -> list[click.Parameter]:
             default=None,
             help="Message id (the idempotency key): a second message with the same id is one import. Default: new.",
         ),
-        click.Option(["--dataset", "dataset_id"], type=UUID, required=True, help="Target dataset id."),
+        click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
     ]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import UUID, CommandFailed, ledger, settings_or_fail, utcnow
+from cli.common import DATASET, UUID, CommandFailed, ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
 from cli.schedule_views import run_to_dict, schedule_to_dict
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
@@ -95,7 +95,7 @@ _SPANS_MAP = next(option for option in spec_of(ImportKind.SPANS).options if opti
 
 
 def _target(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--dataset", "dataset_id", type=UUID, required=True, help="Target dataset id.")(func)
+    return click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
 
 
 def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,7 +144,7 @@ def _add_plain(spec: ImportKindSpec, values: dict[str, Any]) -> None:
 
 
 def _target_option() -> list[click.Parameter]:
-    return [click.Option(["--dataset", "dataset_id"], type=UUID, required=True, help="Target dataset id.")]
+    return [click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id.")]
 
 
 # The plain kinds: one import of each import kind, with the same body on every fire.
@@ -199,7 +199,7 @@ def add_campaign_when_done(dataset_id: str, campaign_id: str) -> None:
 
 @add_group.command("dataset-copy")
 @_target
-@click.option("--from-dataset", "from_dataset", type=UUID, required=True, help="Dataset whose records to copy.")
+@click.option("--from-dataset", "from_dataset", type=DATASET, required=True, help="Dataset whose records to copy.")
 @_chunk_size
 def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> None:
     """Copy the records of --from-dataset this schedule has not copied yet, in chunks."""

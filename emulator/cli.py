@@ -66,6 +66,13 @@ def _duration(_: click.Context, __: click.Parameter, value: str) -> tuple[float,
     help="Latency added to every API request.",
 )
 @click.option(
+    "--removed-import-routes",
+    default="served",
+    show_default=True,
+    type=click.Choice(["served", "gone"]),
+    help="from-campaign / from-explorer imports: served (the 2.5.0 API) or gone (today's API: 404).",
+)
+@click.option(
     "--api-key",
     envvar="EMULATOR_API_KEY",
     default=None,
@@ -86,6 +93,7 @@ def emulator_command(
     task_duration: tuple[float, float],
     failure_rate: float,
     latency_ms: float,
+    removed_import_routes: str,
     api_key: str | None,
     log_level: str,
 ) -> None:
@@ -94,7 +102,12 @@ def emulator_command(
         api_key=api_key or None,
         seed=seed,
         state_path=state_path,
-        knobs=Knobs(task_duration_s=task_duration, failure_rate=failure_rate, latency_ms=latency_ms),
+        knobs=Knobs(
+            task_duration_s=task_duration,
+            failure_rate=failure_rate,
+            latency_ms=latency_ms,
+            removed_import_routes=removed_import_routes,
+        ),
     )
     try:
         app = build_app(settings)

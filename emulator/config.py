@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "FAULT_KINDS",
     "KNOWN_STATUSES",
+    "REMOVED_IMPORT_KINDS",
     "TERMINAL_STATUSES",
     "ConfigError",
     "EmulatorSettings",
@@ -25,6 +26,8 @@ __all__ = [
 
 # How a fault spoils an answer (see FaultRule).
 FAULT_KINDS = ("status", "reset", "slow")
+# Import kinds the 2.5.0 API had and today's (3.x) API no longer has.
+REMOVED_IMPORT_KINDS = ("campaign", "explorer")
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT"})
 KNOWN_STATUSES = (
     "RUNNING",
@@ -153,6 +156,9 @@ class Knobs:
     dedupe_imports: bool = True
     # How long a campaign created through the API stays RUNNING.
     campaign_duration_s: float = 5.0
+    # The import routes of REMOVED_IMPORT_KINDS (from-campaign, from-explorer): "served" as the 2.5.0 API did, or
+    # "gone" as today's API, which answers them like any route it does not have (404, error_code null).
+    removed_import_routes: str = "served"
     random_seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -169,6 +175,7 @@ class Knobs:
             "faults": {route: rule.to_json() for route, rule in self.faults.items()},
             "dedupe_imports": self.dedupe_imports,
             "campaign_duration_s": self.campaign_duration_s,
+            "removed_import_routes": self.removed_import_routes,
             "random_seed": self.random_seed,
         }
 
@@ -219,6 +226,10 @@ class Knobs:
                 new.dedupe_imports = value
             elif key == "campaign_duration_s":
                 new.campaign_duration_s = _non_negative(value, key)
+            elif key == "removed_import_routes":
+                if value not in ("served", "gone"):
+                    raise ConfigError("removed_import_routes must be 'served' or 'gone'")
+                new.removed_import_routes = value
             elif key == "random_seed":
                 if value is not None and not _is_int(value):
                     raise ConfigError("random_seed must be an integer or null")

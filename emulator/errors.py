@@ -22,12 +22,14 @@ __all__ = [
     "EVENT_NOT_FOUND",
     "FILE_NOT_FOUND",
     "SEARCH_BAD_REQUEST",
+    "TRACES_FILTER_QUERY_PARSE_ERROR",
     "UNKNOWN_ERROR",
     "VALIDATION_ERROR",
     "ApiProblem",
     "http_validation_error",
     "observability_error",
     "plain_error",
+    "route_not_found",
     "validation_error",
 ]
 
@@ -41,6 +43,8 @@ DATASET_RECORD_FORMAT_ERROR = "DATASET_RECORD_FORMAT_ERROR"
 CAMPAIGN_NOT_FOUND = "CAMPAIGN_NOT_FOUND"
 CAMPAIGN_NO_MATCHING_EVENTS = "CAMPAIGN_NO_MATCHING_EVENTS"
 SEARCH_BAD_REQUEST = "SEARCH_BAD_REQUEST"
+# 3.x: a spans ``search_expression`` the server cannot parse.
+TRACES_FILTER_QUERY_PARSE_ERROR = "TRACES_FILTER_QUERY_PARSE_ERROR"
 # The 2.5.0 code list has no code for a missing chat-completion event; the search one is the nearest.
 EVENT_NOT_FOUND = "SEARCH_NOT_FOUND"
 # Not in the 2.5.0 code list (the enum is open); used when an import names a missing file or
@@ -73,3 +77,12 @@ def plain_error(status: int, message: str) -> ApiProblem:
 
 def http_validation_error(loc: list[str | int], message: str, kind: str = "value_error") -> ApiProblem:
     return ApiProblem(422, {"detail": [{"loc": loc, "msg": message, "type": kind}]})
+
+
+def route_not_found(method: str, path: str) -> ApiProblem:
+    """What a route the API does not have answers, in the Observability shape so every SDK can parse it.
+
+    ``error_code`` is null: no code of the API names a missing route, and null keeps it apart from a missing
+    object (``DATASET_NOT_FOUND`` ...), which is also a 404.
+    """
+    return observability_error(404, None, f"Not Found: no route {method} {path}")

@@ -1,8 +1,9 @@
-"""The five import kinds: validate the request, resolve the source now, plan the records.
+"""The import kinds: validate the request, resolve the source now, plan the records.
 
 Missing sources are refused synchronously (404/400) so a client learns at once; a source that
-exists but is malformed (a bad JSONL line) yields a task that ends FAILED. Callers hold
-``world.lock``.
+exists but is malformed (a bad JSONL line) yields a task that ends FAILED. Spans are the exception
+the 3.x API defines: an unavailable span reference is skipped, counted in the task's
+``result.skipped_record_count``. Callers hold ``world.lock``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import (
 from .lifecycle import create_task, settle_all
 from .models import PlannedRecord, Task
 from .sources import conversation_record, event_record, parse_jsonl, visible_event_ids
+from .telemetry import parse_mapping_contract, parse_span_references, span_record
 from .web import require_str, require_str_list
 from .world import World
 
@@ -30,11 +32,11 @@ __all__ = ["IMPORT_KINDS", "start_import"]
 Plan = tuple[list[PlannedRecord], int, tuple[str, float] | None]
 
 
-def start_import(world: World, kind: str, dataset_id: str, body: Mapping[str, Any]) -> Task:
-    """Validate ``body`` for ``kind``, check the target dataset, plan and register the task."""
+def start_import(world: World, kind: str, dataset_ref: str, body: Mapping[str, Any]) -> Task:
+    """Validate ``body`` for ``kind``, check the target dataset (its id or slug), plan and register the task."""
     planner = IMPORT_KINDS[kind]
     argument = _ARGUMENTS[kind](body)
-    world.live_dataset(dataset_id)
+    dataset_id = world.dataset_for_path(dataset_ref).id
     plan, requested, failure = planner(world, argument)
     return create_task(world, dataset_id=dataset_id, kind=kind, plan=plan, requested=requested, failure=failure)
 
@@ -102,12 +104,24 @@ def _plan_dataset(world: World, record_ids: Any) -> Plan:
     return plan, len(record_ids), None
 
 
+def _plan_spans(world: World, argument: Any) -> Plan:
+    references, rules = argument
+    # Unavailable references (unknown, or another tenant's) are skipped without telling which.
+    plan = [
+        span_record(world.spans[(ref.trace_id, ref.span_id)], rules)
+        for ref in references
+        if (ref.trace_id, ref.span_id) in world.spans
+    ]
+    return plan, len(references), None
+
+
 IMPORT_KINDS: dict[str, Callable[[World, Any], Plan]] = {
     "campaign": _plan_campaign,
     "explorer": _plan_explorer,
     "file": _plan_file,
     "playground": _plan_playground,
     "dataset": _plan_dataset,
+    "spans": _plan_spans,
 }
 
 _ARGUMENTS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -116,4 +130,5 @@ _ARGUMENTS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "file": lambda body: require_str(body, "file_id"),
     "playground": lambda body: require_str_list(body, "conversation_ids"),
     "dataset": lambda body: require_str_list(body, "dataset_record_ids", uuid_format=True),
+    "spans": lambda body: (parse_span_references(body), parse_mapping_contract(body)),
 }

@@ -12,6 +12,7 @@ __all__ = [
     "Event",
     "PlannedRecord",
     "Record",
+    "Span",
     "StoredFile",
     "Task",
 ]
@@ -147,3 +148,23 @@ class StoredFile:
     mimetype: str | None = None
     visibility: str | None = "workspace"
     expires_at: int | None = None
+
+
+@dataclass(slots=True)
+class Span:
+    """A telemetry span, kept in its wire shape (``GetSpan``), plus its start time for sorting and windows."""
+
+    data: JsonObject
+    start_ts: float
+
+    @property
+    def trace_id(self) -> str:
+        return str(self.data["trace_id"])
+
+    @property
+    def span_id(self) -> str:
+        return str(self.data["span_id"])
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.trace_id, self.span_id)

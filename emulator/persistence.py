@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Knobs
-from .models import Campaign, Conversation, Dataset, Event, PlannedRecord, Record, StoredFile, Task
+from .models import Campaign, Conversation, Dataset, Event, PlannedRecord, Record, Span, StoredFile, Task
 from .world import World
 
 __all__ = ["STATE_VERSION", "load_state", "save_state"]
@@ -36,6 +36,7 @@ def save_state(world: World, path: Path) -> None:
             "events": [{"data": e.data, "created_ts": e.created_ts} for e in world.events.values()],
             "conversations": [asdict(c) for c in world.conversations.values()],
             "files": [_file_state(f) for f in world.files.values()],
+            "spans": [{"data": s.data, "start_ts": s.start_ts} for s in world.spans.values()],
         }
         text = json.dumps(state, separators=(",", ":"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +84,9 @@ def load_state(world: World, path: Path) -> None:
             content = base64.b64decode(raw.pop("content_b64"))
             stored = StoredFile(content=content, **raw)
             world.files[stored.id] = stored
+        for raw in state.get("spans", []):  # absent from state files written before spans existed
+            span = Span(data=raw["data"], start_ts=raw["start_ts"])
+            world.spans[span.key] = span
 
 
 def _task_state(task: Task) -> dict[str, Any]:

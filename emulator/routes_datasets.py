@@ -1,4 +1,8 @@
-"""The 15 Datasets endpoints under ``/v1/observability/datasets`` (CONTRACT.md §2)."""
+"""The Datasets endpoints under ``/v1/observability/datasets`` (CONTRACT.md §2, CONTRACT-3x.md §2).
+
+``{dataset_id}`` in a path is the dataset's id or, as in the 3.x API, its workspace-scoped slug (a UUID-shaped
+value is always an id). Answers always carry the id.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import DATASET_TASK_NOT_FOUND, observability_error, validation_error
+from .config import REMOVED_IMPORT_KINDS
+from .errors import DATASET_TASK_NOT_FOUND, observability_error, route_not_found, validation_error
 from .import_kinds import start_import
 from .lifecycle import initial_view, observe, settle_dataset, view
-from .models import StoredFile
+from .models import Dataset, StoredFile
 from .stats import Stats
 from .web import (
     Operations,
@@ -30,16 +35,31 @@ from .world import World, new_id
 __all__ = ["dataset_routes"]
 
 PREFIX = "/v1/observability/datasets"
+# What 3.x create_record accepts as ``source`` (CreateDatasetRecordRequestSource); the default is DIRECT_INPUT.
+CREATE_SOURCES = ("DIRECT_INPUT", "TELEMETRY_SPAN")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# (path suffix, import kind), in the SDKs' order.
+IMPORT_ROUTES = (
+    ("campaign", "campaign"),
+    ("explorer", "explorer"),
+    ("file", "file"),
+    ("playground", "playground"),
+    ("dataset", "dataset"),
+    ("spans", "spans"),
+)
 
 
 def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
     lock = world.lock
 
+    def dataset_of(request: Request) -> Dataset:
+        """The live dataset the path names (id or slug); the caller holds the lock."""
+        return world.dataset_for_path(request.path_params["dataset_id"])
+
     async def fetch_task(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         task_id = path_uuid(request, "task_id")
         with lock:
-            world.live_dataset(dataset_id)
+            dataset_id = dataset_of(request).id
             task = world.tasks.get(task_id)
             if task is None or task.dataset_id != dataset_id:
                 raise observability_error(404, DATASET_TASK_NOT_FOUND, f"Task {task_id} not found")
@@ -52,10 +72,9 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
         return raw_json(body)
 
     async def list_tasks(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         page, size = page_params(request)
         with lock:
-            world.live_dataset(dataset_id)
+            dataset_id = dataset_of(request).id
             now = world.now()
             settle_dataset(world, dataset_id, now)
             tasks = world.tasks_by_dataset.get(dataset_id, [])
@@ -86,12 +105,10 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
             return json_response(dataset_json(dataset), 201)
 
     async def fetch_dataset(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         with lock:
-            return json_response(dataset_json(world.live_dataset(dataset_id)))
+            return json_response(dataset_json(dataset_of(request)))
 
     async def update_dataset(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         body = await json_object(request)
         name, description = body.get("name"), body.get("description")
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -99,7 +116,7 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
         if description is not None and not isinstance(description, str):
             raise validation_error("body.description: Input should be a string or null")
         with lock:
-            dataset = world.live_dataset(dataset_id)
+            dataset = dataset_of(request)
             # null means "leave unchanged": Dataset.description may never be null on the wire.
             changed = False
             if name is not None and name != dataset.name:
@@ -111,17 +128,15 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
             return json_response(dataset_json(dataset))
 
     async def delete_dataset(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         with lock:
-            dataset = world.live_dataset(dataset_id)
+            dataset = dataset_of(request)
             dataset.deleted_at = dataset.updated_at = world.now()
         return no_content()
 
     async def list_records(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         page, size = page_params(request)
         with lock:
-            world.live_dataset(dataset_id)
+            dataset_id = dataset_of(request).id
             settle_dataset(world, dataset_id, world.now())
             records = world.records_by_dataset.get(dataset_id, [])
             results = [record_json(r) for r in records[(page - 1) * size : page * size]]
@@ -130,29 +145,27 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
         return json_response({"records": page_json(results, count, next_url, previous_url)})
 
     async def create_record(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         body = await json_object(request)
         payload, properties, source = _record_fields(body)
         with lock:
-            world.live_dataset(dataset_id)
+            dataset_id = dataset_of(request).id
             record = world.add_record(dataset_id, payload, properties, source, None)
             return json_response(record_json(record), 201)
 
     def import_endpoint(kind: str) -> Any:
         async def import_records(request: Request) -> Response:
-            dataset_id = path_uuid(request, "dataset_id")
             body = await json_object(request)
             with lock:
-                task = start_import(world, kind, dataset_id, body)
-                stats.count_task(dataset_id)
+                task = start_import(world, kind, request.path_params["dataset_id"], body)
+                stats.count_task(task.dataset_id)
                 return raw_json(task_body(task, initial_view(task)), 202)
 
         return import_records
 
     async def export_to_jsonl(request: Request) -> Response:
-        dataset_id = path_uuid(request, "dataset_id")
         with lock:
-            dataset = world.live_dataset(dataset_id)
+            dataset = dataset_of(request)
+            dataset_id = dataset.id
             now = world.now()
             settle_dataset(world, dataset_id, now)
             lines = [
@@ -174,15 +187,34 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
     def route(path: str, name: str, handler: Any, method: str) -> Route:
         return Route(PREFIX + path, ops.wrap(name, handler), methods=[method], name=name)
 
+    def removable(endpoint: Any) -> Any:
+        """A removed kind's route. With the ``removed_import_routes`` knob at "gone" it answers exactly as a path the
+        API does not have, whatever the method (before authentication, counters and faults, which only a route the
+        API has would apply); otherwise as any POST-only route."""
+
+        async def maybe_gone(request: Request) -> Response:
+            if world.knobs.removed_import_routes == "gone":
+                problem = route_not_found(request.method, request.url.path)
+                return json_response(problem.body, problem.status)
+            if request.method != "POST":
+                problem = observability_error(405, None, f"Method Not Allowed: {request.method} {request.url.path}")
+                return json_response(problem.body, problem.status, {"Allow": "POST"})
+            response: Response = await endpoint(request)
+            return response
+
+        return maybe_gone
+
     imports = [
-        route(f"/{{dataset_id}}/imports/from-{suffix}", f"import_from_{kind}", import_endpoint(kind), "POST")
-        for suffix, kind in (
-            ("campaign", "campaign"),
-            ("explorer", "explorer"),
-            ("file", "file"),
-            ("playground", "playground"),
-            ("dataset", "dataset"),
+        Route(
+            f"{PREFIX}/{{dataset_id}}/imports/from-{suffix}",
+            removable(ops.wrap(f"import_from_{kind}", import_endpoint(kind)))
+            if kind in REMOVED_IMPORT_KINDS
+            else ops.wrap(f"import_from_{kind}", import_endpoint(kind)),
+            # A removed kind's route takes every method, to answer any of them as an unknown path when gone.
+            methods=ALL_METHODS if kind in REMOVED_IMPORT_KINDS else ["POST"],
+            name=f"import_from_{kind}",
         )
+        for suffix, kind in IMPORT_ROUTES
     ]
     # fetch_task first: it is the hot path and routes are matched in order.
     return [
@@ -201,19 +233,19 @@ def dataset_routes(world: World, ops: Operations, stats: Stats) -> list[Route]:
 
 
 def _record_fields(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    # 3.x: the payload is any JSON object (the 2.5.0 {"messages": [...]} shape is one of them).
     payload = body.get("payload")
     if not isinstance(payload, dict):
         raise validation_error("body.payload: Field required (an object)")
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise validation_error("body.payload.messages: Input should be a list of objects")
     # Required in SDK 2.5.0, optional from 3.x: accept both.
     properties = body.get("properties", {})
     if properties is None:
         properties = {}
     if not isinstance(properties, dict):
         raise validation_error("body.properties: Input should be an object")
-    source = body.get("source", "DIRECT_INPUT")
-    if not isinstance(source, str) or not source:
-        raise validation_error("body.source: Input should be a string")
+    source = body.get("source")
+    if source is None:
+        source = "DIRECT_INPUT"
+    if source not in CREATE_SOURCES:
+        raise validation_error(f"body.source: Input should be 'DIRECT_INPUT' or 'TELEMETRY_SPAN', got {source!r}")
     return payload, properties, source

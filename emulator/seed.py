@@ -4,7 +4,7 @@ Fixture shape (every list optional; ids and times optional unless noted)::
 
     {
       "datasets": [{"id", "name" (req), "description", "slug", "created_at"}],
-      "records": [{"id", "dataset_id" (req), "payload" (req, {"messages": [...]}),
+      "records": [{"id", "dataset_id" (req), "payload" (req, any object; 2.5.0 clients read {"messages": [...]}),
                    "properties", "source" (default DIRECT_INPUT), "created_at"}],
       "events": [{"event_id" (req), "correlation_id", "created_at" | "created_at_offset_s",
                   "extra_fields", "nb_input_tokens", "nb_output_tokens", "enabled_tools",
@@ -17,7 +17,11 @@ Fixture shape (every list optional; ids and times optional unless noted)::
       "conversations": [{"id", "model" | "agent_id", "name", "description", "instructions",
                          "metadata", "created_at", "messages" (req, [{"role", "content"}])}],
       "files": [{"id", "filename" (req), "content" (text) | "content_b64" | "lines" (list of
-                 objects, written as JSONL), "purpose", "mimetype", "created_at"}]
+                 objects, written as JSONL), "purpose", "mimetype", "created_at"}],
+      "traces": [{"trace_id" (req), "created_at" | "created_at_offset_s" (the trace's start),
+                  any of service_name, user_id, conversation_id, agent_id, agent_name, resource_attributes ...
+                  (passed down to its spans), "spans" (req): [{"span_id" (req), "offset_ms" (after the trace's
+                  start), "duration_ms", "parent_span_id", "span_name", "span_attributes", any GetSpan key}]}]
     }
 
 Times are ISO-8601 strings; ``created_at_offset_s`` is seconds relative to the seeding time
@@ -37,6 +41,7 @@ from typing import Any
 from .clock import parse_iso
 from .models import Campaign, Conversation, StoredFile
 from .sources import default_judge, normalise_event
+from .telemetry import normalise_trace
 from .world import OWNER_ID, WORKSPACE_ID, World, new_id
 
 __all__ = ["DEMO_FIXTURE", "SeedError", "apply_seed", "load_fixture"]
@@ -60,16 +65,20 @@ def load_fixture(seed: str) -> dict[str, Any]:
     return data
 
 
+# In the order they are staged: records need their datasets.
+_KINDS = ("datasets", "events", "records", "campaigns", "conversations", "files", "traces")
+
+
 def apply_seed(world: World, fixture: Mapping[str, Any]) -> dict[str, list[str]]:
     """Add the fixture's objects to the world; returns the ids added per kind."""
-    unknown = set(fixture) - {"datasets", "records", "events", "campaigns", "conversations", "files"}
+    unknown = set(fixture) - set(_KINDS)
     if unknown:
         raise SeedError(f"unknown fixture keys: {sorted(unknown)}")
     with world.lock:
         now = world.now()
         try:
             staged = _Staged(world, now)
-            for kind in ("datasets", "events", "records", "campaigns", "conversations", "files"):
+            for kind in _KINDS:
                 items = fixture.get(kind)
                 if items is None:
                     continue
@@ -92,9 +101,7 @@ class _Staged:
 
     def __init__(self, world: World, now: float) -> None:
         self.world, self.now = world, now
-        self.ids: dict[str, list[str]] = {
-            k: [] for k in ("datasets", "records", "events", "campaigns", "conversations", "files")
-        }
+        self.ids: dict[str, list[str]] = {k: [] for k in _KINDS}
         self._actions: list[Any] = []
 
     def _time(self, item: Mapping[str, Any]) -> float:
@@ -117,8 +124,8 @@ class _Staged:
         if dataset_id not in self.ids["datasets"] and dataset_id not in self.world.datasets:
             raise SeedError(f"record refers to unknown dataset {dataset_id}")
         payload, properties = item["payload"], item.get("properties") or {}
-        if not isinstance(payload, dict) or not isinstance(payload.get("messages"), list):
-            raise SeedError("record payload must be an object with a 'messages' list")
+        if not isinstance(payload, dict):
+            raise SeedError("record payload must be an object")
         if not isinstance(properties, dict):
             raise SeedError("record properties must be an object")
         record_id, created = str(item.get("id") or new_id()), self._time(item)
@@ -200,6 +207,15 @@ class _Staged:
         )
         self.ids["files"].append(stored.id)
         self._actions.append(lambda: self.world.files.__setitem__(stored.id, stored))
+
+    def traces(self, item: Mapping[str, Any]) -> None:
+        try:
+            spans = normalise_trace(item, self._time(item))
+        except ValueError as exc:
+            raise SeedError(str(exc)) from exc
+        self.ids["traces"].append(spans[0].trace_id)
+        for span in spans:
+            self._actions.append(lambda span=span: self.world.spans.__setitem__(span.key, span))
 
     def commit(self) -> None:
         for action in self._actions:

@@ -111,7 +111,7 @@ def parse_jsonl(file_id: str, content: bytes) -> tuple[list[PlannedRecord], int,
     """Records from an uploaded JSONL file: (records, requested count, failure or None).
 
     Each non-blank line is ``{"messages": [...], "properties"?: {...}}`` (other top-level keys stay
-    in the payload) or the export shape ``{"payload": {...}, "properties"?: {...}}``. The first bad
+    in the payload) or the export shape ``{"payload": {...any object}, "properties"?: {...}}``. The first bad
     line fails the whole import; the failure carries the share of lines read before it.
     """
     lines = content.split(b"\n")
@@ -137,14 +137,15 @@ def _parse_line(raw: bytes) -> tuple[JsonObject, JsonObject]:
     if not isinstance(obj, dict):
         raise ValueError("expected a JSON object")
     if "payload" in obj:
+        # The export shape: the payload is any object (3.x records are free-form).
         payload = obj["payload"]
         if not isinstance(payload, dict):
             raise ValueError("'payload' must be an object")
     else:
         payload = {k: v for k, v in obj.items() if k not in ("properties", "source")}
-    messages = payload.get("messages")
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise ValueError("'messages' must be a list of objects")
+        messages = payload.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise ValueError("'messages' must be a list of objects")
     properties = obj.get("properties")
     if properties is None:
         properties = {}

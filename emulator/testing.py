@@ -34,7 +34,12 @@ DEFAULT_TEST_KEY = "emulator-test-key"
 
 
 class EmulatorServer:
-    """Serves `build_app` with uvicorn on 127.0.0.1 and a free port; a context manager."""
+    """Serves `build_app` with uvicorn on 127.0.0.1 and a free port; a context manager.
+
+    ``removed_import_routes="gone"`` makes the from-campaign and from-explorer import routes answer as today's API
+    does (a route it does not have: 404, ``error_code`` null); ``emu.configure(removed_import_routes=...)`` switches
+    it at run time.
+    """
 
     def __init__(
         self,
@@ -45,6 +50,7 @@ class EmulatorServer:
         task_duration_s: float | str | tuple[float, float] = 2.0,
         failure_rate: float = 0.0,
         latency_ms: float = 0.0,
+        removed_import_routes: str = "served",
         knobs: Knobs | None = None,
         clock: Clock | None = None,
         startup_timeout_s: float = 10.0,
@@ -56,7 +62,7 @@ class EmulatorServer:
                 ),
                 failure_rate=failure_rate,
                 latency_ms=latency_ms,
-            )
+            ).updated({"removed_import_routes": removed_import_routes})
         self._required_key = api_key
         self._fixture = seed if isinstance(seed, dict) else None
         self.settings = EmulatorSettings(

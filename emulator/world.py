@@ -16,15 +16,16 @@ from typing import Any
 
 from .clock import Clock
 from .config import Knobs
-from .errors import DATASET_NOT_FOUND, observability_error
-from .models import Campaign, Conversation, Dataset, Event, Record, StoredFile, Task
+from .errors import DATASET_NOT_FOUND, DATASET_RECORD_NOT_FOUND, observability_error
+from .models import Campaign, Conversation, Dataset, Event, Record, Span, StoredFile, Task
 
-__all__ = ["OWNER_ID", "WORKSPACE_ID", "World", "new_id", "slugify"]
+__all__ = ["OWNER_ID", "WORKSPACE_ID", "World", "is_uuid_shaped", "new_id", "slugify"]
 
 OWNER_ID = "emulator-user"
 WORKSPACE_ID = "emulator-workspace"
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9]+")
+_UUID_SHAPED = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
 def new_id() -> str:
@@ -35,8 +36,13 @@ def slugify(name: str) -> str:
     return _SLUG_STRIP.sub("-", name.lower()).strip("-") or "dataset"
 
 
+def is_uuid_shaped(value: str) -> bool:
+    """True for a value the API always reads as a dataset id, never as a slug (3.x path rule)."""
+    return _UUID_SHAPED.match(value) is not None
+
+
 class World:
-    """Datasets, records, tasks and the import sources (campaigns, events, conversations, files)."""
+    """Datasets, records, tasks and the import sources (campaigns, events, conversations, files, spans)."""
 
     def __init__(self, *, clock: Clock, knobs: Knobs | None = None) -> None:
         self.lock = threading.RLock()
@@ -55,6 +61,8 @@ class World:
         self.events: dict[str, Event] = {}
         self.conversations: dict[str, Conversation] = {}
         self.files: dict[str, StoredFile] = {}
+        # Telemetry spans by (trace_id, span_id); a trace is the spans sharing a trace_id.
+        self.spans: dict[tuple[str, str], Span] = {}
 
     def now(self) -> float:
         return self.clock()
@@ -77,6 +85,7 @@ class World:
             self.events,
             self.conversations,
             self.files,
+            self.spans,
         ):
             store.clear()
 
@@ -89,6 +98,7 @@ class World:
             "events": len(self.events),
             "conversations": len(self.conversations),
             "files": len(self.files),
+            "spans": len(self.spans),
         }
 
     # Datasets and records -------------------------------------------------------------------
@@ -121,11 +131,33 @@ class World:
 
     def _unique_slug(self, name: str) -> str:
         base = slugify(name)
+        if is_uuid_shaped(base):
+            # A UUID-shaped slug could never be used in a path: such values are always read as ids.
+            base = f"{base}-dataset"
         taken = {d.slug for d in self.datasets.values() if d.deleted_at is None}
         slug, n = base, 2
         while slug in taken:
             slug, n = f"{base}-{n}", n + 1
         return slug
+
+    def dataset_for_path(self, value: str) -> Dataset:
+        """The live dataset a path's ``{dataset_id}`` names: a UUID-shaped value is an id, anything else a slug.
+
+        Either way an unknown or deleted dataset is a 404 DATASET_NOT_FOUND problem.
+        """
+        if is_uuid_shaped(value):
+            return self.live_dataset(str(uuid.UUID(value)))
+        dataset = self.dataset_by_slug(value)
+        if dataset is None:
+            raise observability_error(404, DATASET_NOT_FOUND, f"Dataset {value} not found")
+        return dataset
+
+    def dataset_by_slug(self, slug: str) -> Dataset | None:
+        """The live dataset with this slug (slugs are unique among the workspace's live datasets)."""
+        for dataset in self.datasets.values():
+            if dataset.slug == slug and dataset.deleted_at is None:
+                return dataset
+        return None
 
     def live_dataset(self, dataset_id: str) -> Dataset:
         """The dataset, or a 404 DATASET_NOT_FOUND problem if it is unknown or soft-deleted."""
@@ -161,6 +193,25 @@ class World:
         if origin is not None:
             self.origins_by_dataset.setdefault(dataset_id, set()).add(origin)
         return record
+
+    def live_record(self, record_id: str) -> Record:
+        """The record, or a 404 DATASET_RECORD_NOT_FOUND problem if it is unknown or its dataset is deleted."""
+        record = self.records.get(record_id)
+        dataset = None if record is None else self.datasets.get(record.dataset_id)
+        if record is None or dataset is None or dataset.deleted_at is not None:
+            raise observability_error(404, DATASET_RECORD_NOT_FOUND, f"Dataset record {record_id} not found")
+        return record
+
+    def remove_records(self, records: list[Record]) -> None:
+        """Forget records; an origin no remaining record has is freed, so importing that source again adds it back."""
+        gone_by_dataset: dict[str, set[str]] = {}
+        for record in records:
+            if self.records.pop(record.id, None) is not None:
+                gone_by_dataset.setdefault(record.dataset_id, set()).add(record.id)
+        for dataset_id, gone in gone_by_dataset.items():
+            kept = [r for r in self.records_by_dataset.get(dataset_id, []) if r.id not in gone]
+            self.records_by_dataset[dataset_id] = kept
+            self.origins_by_dataset[dataset_id] = {r.origin for r in kept if r.origin is not None}
 
     # Tasks ---------------------------------------------------------------------------------
 

@@ -41,8 +41,8 @@ class Resolver(StrEnum):
 
     @property
     def option_value(self) -> str:
-        """What the option's own value is: a path or a uuid."""
-        return "path" if self is Resolver.UPLOAD_FILE else "uuid"
+        """What the option's own value is: a path, or a dataset (its UUID or its slug)."""
+        return "path" if self is Resolver.UPLOAD_FILE else "dataset"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ becomes for each answer is decided here, and nowhere else:
 
 - :func:`accepted`: the API accepted the POST (or recovery adopted the task an interrupted POST started):
   SUBMITTING -> RUNNING with the remote task id, then straight to the task's ending if it had already ended;
-- :func:`refused`: the API looked at the request and refused it: REJECTED with its error code, never re-sent;
+- :func:`refused`: the API looked at the request and refused it: REJECTED with its error code, never re-sent (an
+  import route the API no longer has is said so, with :data:`IMPORT_KIND_NOT_OFFERED` as the code);
 - :func:`ambiguous`: the request may have reached the API: the job stays SUBMITTING under its lease for recovery;
 - :func:`retry_later` and :func:`gave_up`: the API did not act (429, 408, no connection): PENDING again, or FAILED
   after the last attempt;
@@ -25,10 +26,18 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from api_client import ApiError, DatasetImportTask, NotFoundError
+from api_client import ApiError, DatasetImportTask, NotFoundError, RouteNotFoundError
 from jobs.poll_backoff import PollPolicy, next_poll
-from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobEvent, JobStatus
+from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
 from store.state_machine import apply_transition, remote_to_job_status
+
+# The error code of a job refused because the API has no route for its kind (the API itself gives none).
+IMPORT_KIND_NOT_OFFERED = "IMPORT_KIND_NOT_OFFERED"
+# The kinds today's API (SDK 3.x) has no operation for, and what to do instead.
+_DROPPED_KINDS: dict[str, str] = {
+    ImportKind.CAMPAIGN: "import the campaign's events as a JSONL file (dsimport import file) instead",
+    ImportKind.EXPLORER: "import the completion events as a JSONL file (dsimport import file) instead",
+}
 
 
 @dataclass(frozen=True)
@@ -212,11 +221,30 @@ def accepted(
 
 
 def refused(job: ImportJob, error: ApiError, *, now: datetime) -> JobEvent:
-    """The API looked at the request and refused it (a 4xx other than 408 and 429): REJECTED, never sent again."""
+    """The API looked at the request and refused it (a 4xx other than 408 and 429): REJECTED, never sent again.
+
+    A 404 that names no missing object (:class:`~api_client.RouteNotFoundError`) means the API has no route for
+    this import: the job says so, with :data:`IMPORT_KIND_NOT_OFFERED`, rather than a bare "Not Found".
+    """
     job.last_error = str(error)
-    job.error_code = error.error_code
-    job.message = error.message or str(error)
+    if isinstance(error, RouteNotFoundError):
+        job.error_code = IMPORT_KIND_NOT_OFFERED
+        job.message = route_missing_message(str(job.kind))
+    else:
+        job.error_code = error.error_code
+        job.message = error.message or str(error)
     return apply_transition(job, JobStatus.REJECTED, now=now, message=job.message)
+
+
+def route_missing_message(kind: str) -> str:
+    """Why an import of ``kind`` was refused with a 404 that names no missing object, and what to do."""
+    if kind in _DROPPED_KINDS:
+        return f"the API no longer offers imports from {kind} (route not found): {_DROPPED_KINDS[kind]}"
+    # The kinds the API still documents: the request most likely went to the wrong place.
+    return (
+        f"the API has no route for imports from {kind} (route not found): check DSIMPORT_API_BASE_URL, "
+        "or whether the API still offers this import"
+    )
 
 
 def ambiguous(job: ImportJob, error: ApiError, *, now: datetime) -> None:

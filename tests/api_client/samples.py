@@ -7,6 +7,16 @@ from typing import Any
 DATASET_ID = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 TASK_ID = "1713cde2-dea1-410d-851e-8cea964ffa14"
 CAMPAIGN_ID = "71a2e42d-7414-4fe6-89cb-44a2122b6f6b"
+RECORD_ID = "58fe798a-0000-4000-8000-000000000001"
+# A live-judging definition (3.x CreateJudgeRequest), keys deliberately not in the SDK's order.
+JUDGE: dict[str, Any] = {
+    "tools": [],
+    "name": "tone",
+    "description": "d",
+    "model_name": "mistral-small-latest",
+    "instructions": "Rate the tone.",
+    "output": {"type": "CLASSIFICATION", "options": [{"description": "polite", "value": "good"}]},
+}
 STAMP = "2025-10-07T20:56:01.974Z"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN_ID = "00f067aa0ba902b7"
@@ -28,7 +38,7 @@ def dataset(**overrides: Any) -> dict[str, Any]:
 
 def record(**overrides: Any) -> dict[str, Any]:
     body = {
-        "id": "58fe798a-0000-4000-8000-000000000001",
+        "id": RECORD_ID,
         "created_at": STAMP,
         "updated_at": STAMP,
         "deleted_at": None,

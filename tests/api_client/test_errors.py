@@ -16,6 +16,7 @@ from api_client import (
     NotFoundError,
     RateLimitedError,
     RetryPolicy,
+    RouteNotFoundError,
     ServerError,
     TransportError,
     UnexpectedResponseError,
@@ -80,6 +81,41 @@ def test_observability_error_body_is_parsed(api: Any) -> None:
     assert "Dataset not found" in text
     assert f"GET https://api.mistral.ai/v1/observability/datasets/{D} -> 404" in text
     assert "[DATASET_NOT_FOUND]" in text
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # The web framework's own answer to a path it does not route (FastAPI, Starlette).
+        answer(404, {"detail": "Not Found"}),
+        # The Observability shape without a code (what the emulator answers for a route it lacks).
+        answer(404, observability_error("Not Found: no route POST /x", None)),
+        # Not JSON at all: a proxy's page.
+        raw(404, b"<html>404</html>", "text/html"),
+    ],
+)
+def test_a_404_without_an_error_code_is_a_missing_route(api: Any, reply: httpx.Response) -> None:
+    with pytest.raises(RouteNotFoundError) as caught:
+        api(reply).call("import_from_campaign", D, s.CAMPAIGN_ID)
+    error = caught.value
+    # Still a NotFoundError (and a ClientError): callers that do not care see no difference.
+    assert isinstance(error, NotFoundError) and isinstance(error, ClientError)
+    assert error.status_code == 404 and error.error_code is None
+    assert error.url == f"https://api.mistral.ai/v1/observability/datasets/{D}/imports/from-campaign"
+
+
+@pytest.mark.parametrize("code", ["DATASET_NOT_FOUND", "CAMPAIGN_NOT_FOUND", "A_CODE_FROM_THE_FUTURE"])
+def test_a_404_with_an_error_code_is_a_missing_object(api: Any, code: str) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        api(answer(404, observability_error("gone", code))).call("import_from_campaign", D, s.CAMPAIGN_ID)
+    assert type(caught.value) is NotFoundError and caught.value.error_code == code
+
+
+def test_a_404_of_an_api_without_error_codes_is_a_plain_not_found(api: Any) -> None:
+    # The Conversations API answers a missing conversation without an ObservabilityError code.
+    with pytest.raises(NotFoundError) as caught:
+        api(answer(404, {"detail": "Conversation not found"})).call("fetch_conversation", "conv_1")
+    assert type(caught.value) is NotFoundError
 
 
 def test_validation_error_carries_its_code(api: Any) -> None:

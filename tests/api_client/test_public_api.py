@@ -12,6 +12,7 @@ import pydantic
 import api_client
 from api_client import AsyncDatasetsClient, DatasetsClient
 from api_client import operations as ops
+from api_client import record_operations as rec
 from api_client import source_operations as src
 
 PUBLIC_METHODS = {
@@ -20,8 +21,8 @@ PUBLIC_METHODS = {
     "import_from_explorer", "import_from_file", "import_from_playground", "import_from_dataset_records",
     "export_to_jsonl", "download_export", "fetch_task", "list_tasks", "iter_tasks", "fetch_campaign",
     "fetch_campaign_status", "list_campaign_events", "iter_campaign_events", "search_event_ids", "search_spans",
-    "fetch_event",
-    "upload_file", "fetch_conversation", "fetch_conversation_messages",
+    "fetch_event", "upload_file", "fetch_conversation", "fetch_conversation_messages", "fetch_record", "delete_record",
+    "bulk_delete_records", "update_record_payload", "update_record_properties", "judge_record",
 }
 SYNC_ONLY = {"close"}
 ASYNC_ONLY = {"aclose"}
@@ -47,9 +48,9 @@ def test_every_public_name_of_the_package_is_exported() -> None:
 
 
 def test_every_error_and_model_is_exported() -> None:
-    from api_client import errors, models, source_models
+    from api_client import errors, models, record_models, source_models
 
-    for module in (errors, models, source_models):
+    for module in (errors, models, record_models, source_models):
         for name in module.__all__:
             if name in ("ResponseModel", "UnexpectedResponseReason", "error_class_for_status", "ExtraFieldValue"):
                 continue
@@ -57,7 +58,10 @@ def test_every_error_and_model_is_exported() -> None:
 
 
 def test_every_type_a_method_takes_or_returns_is_exported() -> None:
-    builders = {name: getattr(ops, name, None) or getattr(src, name) for name in PUBLIC_METHODS - {"download_export"}}
+    builders = {
+        name: getattr(ops, name, None) or getattr(rec, name, None) or getattr(src, name)
+        for name in PUBLIC_METHODS - {"download_export"}
+    }
     seen: set[type] = set()
     for builder in builders.values():
         for hint in typing.get_type_hints(builder).values():

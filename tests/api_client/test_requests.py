@@ -21,6 +21,7 @@ from api_client import (
     ExportDatasetResponse,
     FileObject,
     InvalidRequestError,
+    JudgeOutput,
     Page,
     SpanFeed,
 )
@@ -30,6 +31,7 @@ from .harness import API_KEY, answer
 
 D = s.DATASET_ID
 DS = f"/v1/observability/datasets/{D}"
+RS = f"/v1/observability/dataset-records/{s.RECORD_ID}"
 
 
 @dataclass
@@ -100,6 +102,27 @@ CASES = [
          DatasetImportTask, "fetch-task"),
     Case("list_tasks", (D,), {"page_size": 5}, 200, {"tasks": s.page([s.task()])}, "GET",
          f"{DS}/tasks?page_size=5&page=1", None, Page, "list-tasks"),
+    Case("fetch_record", (s.RECORD_ID,), {}, 200, s.record(), "GET", RS, None, DatasetRecord, "fetch-record"),
+    Case("delete_record", (s.RECORD_ID,), {}, 204, None, "DELETE", RS, None, None, "delete-record"),
+    Case("bulk_delete_records", (["r1", "r2"],), {}, 204, None, "POST", "/v1/observability/dataset-records/bulk-delete",
+         b'{"dataset_record_ids":["r1","r2"]}', None, "bulk-delete-records"),
+    Case("update_record_payload", (s.RECORD_ID, {"input": {"q": 1}, "expected": "a"}), {}, 204, None, "PUT",
+         f"{RS}/payload", b'{"payload":{"input":{"q":1},"expected":"a"}}', None, "update-record-payload"),
+    Case("update_record_properties", (s.RECORD_ID, {"label": "ok"}), {}, 204, None, "PUT", f"{RS}/properties",
+         b'{"properties":{"label":"ok"}}', None, "update-record-properties"),
+    Case("judge_record", (s.RECORD_ID, s.JUDGE), {}, 200, {"analysis": "fine", "answer": "good"}, "POST",
+         f"{RS}/live-judging",
+         b'{"judge_definition":{"name":"tone","description":"d","model_name":"mistral-small-latest",'
+         b'"output":{"options":[{"value":"good","description":"polite"}],"type":"CLASSIFICATION"},'
+         b'"instructions":"Rate the tone.","tools":[]}}', JudgeOutput, "judge-record"),
+    Case("create_record", (D, {"input": "spans carry no messages"}), {"source": "TELEMETRY_SPAN"}, 201,
+         s.record(payload={"input": "spans carry no messages"}, source="TELEMETRY_SPAN"), "POST", f"{DS}/records",
+         b'{"payload":{"input":"spans carry no messages"},"source":"TELEMETRY_SPAN"}', DatasetRecord,
+         "create-record-3x"),
+    Case("fetch_dataset", ("my-dataset",), {}, 200, s.dataset(slug="my-dataset"), "GET",
+         "/v1/observability/datasets/my-dataset", None, Dataset, "fetch-by-slug"),
+    Case("list_tasks", ("my-dataset",), {}, 200, {"tasks": s.page([s.task()])}, "GET",
+         "/v1/observability/datasets/my-dataset/tasks?page_size=50&page=1", None, Page, "list-tasks-by-slug"),
     Case("fetch_campaign", (s.CAMPAIGN_ID,), {}, 200, s.campaign(), "GET",
          f"/v1/observability/campaigns/{s.CAMPAIGN_ID}", None, Campaign, "campaign"),
     Case("fetch_campaign_status", (s.CAMPAIGN_ID,), {}, 200, {"status": "COMPLETED"}, "GET",
@@ -245,9 +268,16 @@ def test_start_import_accepts_a_str_enum_kind(api: Any) -> None:
         ("start_import", (D, "explorer", {"completion_event_ids": "evt-1"})),
         ("start_import", (D, "explorer", {"completion_event_ids": [1, 2]})),
         ("import_from_playground", (D, "conv_1")),
-        ("create_record", (D, {"messages": [["not an object"]]}, {})),
+        ("create_record", (D, ["not", "an", "object"], {})),
+        ("create_record", (D, {1: "key not a string"}, {})),
         ("create_record", (D, {"messages": []}, ["not", "a", "dict"])),
         ("create_record", (D, {"messages": []}, {"when": object()})),
+        ("fetch_record", ("",)),
+        ("bulk_delete_records", ("r1",)),
+        ("bulk_delete_records", ([""],)),
+        ("update_record_payload", (s.RECORD_ID, "not an object")),
+        ("update_record_properties", (s.RECORD_ID, None)),
+        ("judge_record", (s.RECORD_ID, {"name": "judge without the rest"})),
         ("list_datasets", ("1",)),
         ("search_spans", (42,)),
         ("upload_file", ("", b"x")),

@@ -90,8 +90,9 @@ def test_bodies_that_break_the_contract_raise_unexpected_response(
         ("fetch_task", (D, s.TASK_ID), {k: v for k, v in s.task().items() if k != "deleted_at"}),
         # A dataset whose description is null.
         ("fetch_dataset", (D,), s.dataset(description=None)),
-        # The seed's record sample: messages holding lists, properties a list.
-        ("list_records", (D,), {"records": s.page([s.record(payload={"messages": [[None]]})])}),
+        # A record payload that is no JSON object (both SDKs want one), properties a list (the seed's sample).
+        ("list_records", (D,), {"records": s.page([s.record(payload=[{"role": "user"}])])}),
+        ("list_records", (D,), {"records": s.page([s.record(payload=None)])}),
         ("list_records", (D,), {"records": s.page([s.record(properties=[None])])}),
         # A page without its required count, and a list without its wrapper key.
         ("list_tasks", (D,), {"tasks": {"results": []}}),

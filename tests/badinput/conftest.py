@@ -13,16 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.redis_db import flushed_redis, redis_test_url
 
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_BADINPUT_REDIS_URL", "redis://127.0.0.1:6379/10")
 # Nothing listens on port 1: a command that gets as far as the broker is refused at once.
 DEAD_BROKER = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    with flushed_redis(TEST_REDIS_URL) as url:
+    with flushed_redis(redis_test_url("DSIMPORT_TEST_BADINPUT_REDIS_URL", 10)) as url:
         yield url
 
 

@@ -4,7 +4,7 @@ Each process command (worker, beat, the jobs page, Flower, `up`) is started in-p
 right except for one thing. The commands that do not use the broken part (Flower never reads the ledger, `up` starts
 its own Redis when none answers and its own emulator when there is no key) are left out of that case. First, the
 unbroken configuration is shown to reach the point of serving, where a guard stops it: so each refusal below is the
-configuration's doing. tests/worker/test_cli_errors.py holds the first of these for the worker alone.
+configuration's doing. tests/cli/test_cli_errors.py holds the first of these for the worker alone.
 """
 
 # The matrix is a table: one case per line reads better than lines folded at 120 characters.

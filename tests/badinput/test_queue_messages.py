@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.dead_letters import MAX_REASON_CHARS, decode_body, list_dead_letters
 from store.jobs import get_job_by_key
+from tests.fixtures.streams import stream_config
+from tests.messages.conftest import client  # noqa: F401 - fixture: a client of redis_url (database 10 here)
 from tests.messages.corpus import DATASET, encode, good
 from triggers.messages.intake import Intake, Outcome
 from triggers.messages.message_model import MAX_IDS, InvalidMessage, parse_message
@@ -87,7 +88,7 @@ def extra_corpus() -> list[Bad]:
         _message("kind of 50,000 characters", good() | {"kind": "x" * 50_000}, 'unknown kind "xxxxxxxxx'),
         _message("kind an object", good() | {"kind": {"name": "explorer"}}, "unknown kind"),
         _message("kind a boolean", good() | {"kind": True}, "unknown kind true"),
-        _message("dataset_id a list", good(dataset_id=[DATASET]), "schema: dataset_id: UUID input should be a string"),
+        _message("dataset_id a list", good(dataset_id=[DATASET]), "schema: dataset_id: Input should be a valid string"),
         _message("id a float", good() | {"id": 4.2}, "schema: id: Input should be a valid string"),
         _message("id a list", good() | {"id": ["a"]}, "schema: id: Input should be a valid string"),
         _message("source ids a list of lists", good(completion_event_ids=[["evt-1"]]), "completion_event_ids[0]: Input should be a valid string"),
@@ -100,25 +101,8 @@ def extra_corpus() -> list[Bad]:
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, protocol=2)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def config() -> StreamConfig:
-    suffix = uuid.uuid4().hex[:8]
-    return StreamConfig(
-        stream=f"badinput:requests:{suffix}",
-        group="dsimport",
-        consumer="consumer-a",
-        dead_letter_stream=f"badinput:dead-letters:{suffix}",
-        block_ms=100,
-        claim_interval_s=0.2,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.2,
-    )
+    return stream_config("badinput", claim_interval_s=0.2)
 
 
 @pytest.fixture
@@ -132,7 +116,7 @@ def intake(session_factory: sessionmaker[Session], sent: list[str]) -> Intake:
 
 
 @pytest.fixture
-def consumer(redis_url: str, client: redis.Redis, config: StreamConfig, intake: Intake) -> Iterator[StreamConsumer]:
+def consumer(redis_url: str, client: redis.Redis, config: StreamConfig, intake: Intake) -> Iterator[StreamConsumer]:  # noqa: F811
     ensure_group(client, config)
     consumer = StreamConsumer(lambda: redis.Redis.from_url(redis_url, protocol=2), intake, config)
     thread = threading.Thread(target=consumer.run, name="badinput-consumer", daemon=True)
@@ -162,7 +146,7 @@ def test_the_extra_corpus_is_refused_by_the_parser_alone() -> None:
 
 
 def test_each_extra_bad_entry_is_dead_lettered_and_the_consumer_goes_on(
-    client: redis.Redis, config: StreamConfig, consumer: StreamConsumer, intake: Intake, sent: list[str]
+    client: redis.Redis, config: StreamConfig, consumer: StreamConsumer, intake: Intake, sent: list[str]  # noqa: F811
 ) -> None:
     corpus = extra_corpus()
     entry_ids = [client.xadd(config.stream, entry.fields).decode() for entry in corpus]

@@ -11,6 +11,15 @@ from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+# The "operation x SDK version" table of test_sdk_versions, printed at the end of the run.
+SDK_TABLE = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    table = config.stash.get(SDK_TABLE, None)
+    if table is not None:
+        terminalreporter.write_sep("-", "SDK operations against the emulator")
+        terminalreporter.write_line(table)
 
 
 @pytest.fixture(autouse=True)

@@ -13,12 +13,15 @@ import pytest
 from api_client import (
     AsyncDatasetsClient,
     AuthenticationError,
+    ConversationPayload,
     Dataset,
     DatasetImportTask,
     DatasetsClient,
+    JudgeOutput,
     NotFoundError,
     Page,
     RetryPolicy,
+    RouteNotFoundError,
     ServerError,
     ValidationError,
 )
@@ -134,19 +137,71 @@ def test_every_dataset_endpoint_returns_its_model(emu: EmulatorServer, api: Both
         api.fetch_dataset(created.id)
 
 
+def test_records_of_today_s_api_by_slug_and_by_record_id(emu: EmulatorServer, api: Both) -> None:
+    created = api.create_dataset("Records Today", "3.x records")
+    assert created.slug == "records-today" and api.fetch_dataset(created.slug).id == created.id
+    span_payload = {"input": {"question": "2+2?"}, "output": "4"}
+    span = api.create_record(created.slug, span_payload, source="TELEMETRY_SPAN")
+    chat = api.create_record(created.id, {"messages": [{"role": "user", "content": "hi"}]}, {"label": "ok"})
+    assert (span.source, span.payload, span.dataset_id) == ("TELEMETRY_SPAN", span_payload, created.id)
+
+    # A listed page holding a record without messages parses (it did not before 3.x payloads were modelled).
+    listed = {record.id: record for record in api.collect("iter_records", created.slug)}
+    assert isinstance(listed[chat.id].payload, ConversationPayload) and listed[span.id].payload == span_payload
+
+    assert api.fetch_record(span.id).payload == span_payload
+    assert api.update_record_payload(span.id, {"input": "changed"}) is None
+    assert api.update_record_properties(span.id, {"reviewed": True}) is None
+    changed = api.fetch_record(span.id)
+    assert (changed.payload, changed.properties) == ({"input": "changed"}, {"reviewed": True})
+
+    judge = {
+        "name": "tone", "description": "d", "model_name": "mistral-small-latest", "instructions": "Rate it.",
+        "tools": [], "output": {"type": "REGRESSION", "min_description": "rude", "max_description": "polite"},
+    }  # fmt: skip
+    verdict = api.judge_record(chat.id, judge)
+    assert isinstance(verdict, JudgeOutput) and isinstance(verdict.answer, float) and 0 <= verdict.answer <= 1
+
+    assert api.delete_record(chat.id) is None
+    with pytest.raises(NotFoundError) as gone:
+        api.fetch_record(chat.id)
+    assert gone.value.error_code == "DATASET_RECORD_NOT_FOUND" and not isinstance(gone.value, RouteNotFoundError)
+    assert api.bulk_delete_records([span.id]) is None
+    assert api.list_records(created.slug).count == 0
+
+
 def test_404_carries_the_error_code(api: Both) -> None:
     with pytest.raises(NotFoundError) as caught:
         api.fetch_dataset(MISSING)
     assert caught.value.status_code == 404 and caught.value.error_code == "DATASET_NOT_FOUND"
+
+
+def test_removed_import_routes_are_a_404_without_a_code(emu: EmulatorServer, api: Both) -> None:
+    # Today's API (emulator knob): from-campaign and from-explorer are routes it does not have. The missing code is
+    # what tells this 404 apart from a missing dataset.
+    emu.configure(removed_import_routes="gone")
+    with pytest.raises(RouteNotFoundError) as campaign:
+        api.import_from_campaign(DEMO_DATASET_ID, DEMO_CAMPAIGN_COMPLETED_ID)
+    assert campaign.value.status_code == 404 and campaign.value.error_code is None
+    assert "no route POST" in str(campaign.value)
+    with pytest.raises(RouteNotFoundError) as explorer:
+        api.import_from_explorer(DEMO_DATASET_ID, ["evt"])
+    assert explorer.value.error_code is None
+    assert emu.stats()["tasks_created"] == {}
     with pytest.raises(NotFoundError) as task_missing:
         api.fetch_task(DEMO_DATASET_ID, MISSING)
     assert task_missing.value.error_code == "DATASET_TASK_NOT_FOUND"
+    assert not isinstance(task_missing.value, RouteNotFoundError)
 
 
 def test_422_is_a_validation_error(api: Both) -> None:
     with pytest.raises(ValidationError) as caught:
-        api.fetch_dataset("not-a-uuid")
+        api.fetch_task(DEMO_DATASET_ID, "not-a-uuid")
     assert caught.value.status_code == 422 and caught.value.error_code == "VALIDATION_ERROR"
+    # A dataset path value that is not UUID-shaped is a slug: an unknown one is a missing dataset.
+    with pytest.raises(NotFoundError) as slug:
+        api.fetch_dataset("not-a-uuid")
+    assert slug.value.error_code == "DATASET_NOT_FOUND"
 
 
 def test_import_errors_are_typed(api: Both) -> None:

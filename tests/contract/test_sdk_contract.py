@@ -126,7 +126,8 @@ def test_422_is_observability_error_validation(sdk: Mistral, call: str) -> None:
     datasets = sdk.beta.observability.datasets
     with pytest.raises(errors.ObservabilityError) as caught:
         if call == "bad_uuid":
-            datasets.fetch(dataset_id="not-a-uuid")
+            # Task ids are UUIDs; a dataset path value that is not UUID-shaped is a slug (404 when unknown).
+            datasets.fetch_task(dataset_id=DEMO_DATASET_ID, task_id="not-a-uuid")
         elif call == "page_size":
             datasets.list(page_size=0)
         else:

@@ -22,7 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_help_lists_the_options() -> None:
     result = CliRunner().invoke(emulator_command, ["--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--seed", "--state", "--task-duration", "--failure-rate", "--latency-ms"):
+    for option in (
+        "--host", "--port", "--seed", "--state", "--task-duration", "--failure-rate", "--latency-ms",
+        "--removed-import-routes",
+    ):  # fmt: skip
         assert option in result.output
     assert "EMULATOR_API_KEY" in result.output
 
@@ -34,6 +37,10 @@ def test_bad_task_duration_is_a_usage_error() -> None:
 
 def test_bad_failure_rate_is_a_usage_error() -> None:
     assert CliRunner().invoke(emulator_command, ["--failure-rate", "2"]).exit_code == 2
+
+
+def test_removed_import_routes_takes_served_or_gone() -> None:
+    assert CliRunner().invoke(emulator_command, ["--removed-import-routes", "maybe"]).exit_code == 2
 
 
 def test_missing_seed_file_is_an_error(tmp_path: Path) -> None:
@@ -53,7 +60,7 @@ def test_python_dash_m_serves_with_a_key_and_saves_on_sigint(tmp_path: Path) -> 
     env = dict(os.environ, PYTHONPATH=str(ROOT), EMULATOR_API_KEY="cli-key")
     command = [
         sys.executable, "-m", "emulator", "--port", str(port), "--seed", "demo", "--state", str(state),
-        "--task-duration", "1-2",
+        "--task-duration", "1-2", "--removed-import-routes", "gone",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -72,7 +79,10 @@ def test_python_dash_m_serves_with_a_key_and_saves_on_sigint(tmp_path: Path) -> 
             datasets, json={"name": "From CLI", "description": ""}, headers={"Authorization": "Bearer cli-key"}
         )
         assert created.status_code == 201
-        assert httpx.get(base + "/_emulator/config").json()["task_duration_s"] == [1.0, 2.0]
+        config = httpx.get(base + "/_emulator/config").json()
+        assert config["task_duration_s"] == [1.0, 2.0] and config["removed_import_routes"] == "gone"
+        gone = httpx.post(f"{datasets}/{created.json()['id']}/imports/from-explorer", json={})
+        assert gone.status_code == 404 and gone.json()["detail"]["error_code"] is None
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=20)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from emulator.fixtures import DEMO_DATASET_ID, DEMO_EMPTY_DATASET_ID, DEMO_RECORD_IDS
+from emulator.fixtures import DEMO_DATASET_ID, DEMO_EMPTY_DATASET_ID, DEMO_FILE_ID, DEMO_RECORD_IDS
 
 if TYPE_CHECKING:
     from tests.emulator.conftest import Api
@@ -110,7 +110,9 @@ def test_fetch_and_unknown_and_malformed_ids(client: httpx.Client) -> None:
     body = client.get(f"{DATASETS}/{DEMO_DATASET_ID}").json()
     assert set(body) == DATASET_KEYS and body["name"] == "Support answers"
     assert_error(client.get(f"{DATASETS}/{MISSING}"), 404, "DATASET_NOT_FOUND")
-    assert_error(client.get(f"{DATASETS}/not-a-uuid"), 422, "VALIDATION_ERROR")
+    # A value that is not UUID-shaped is a slug (3.x); an unknown one is a missing dataset, not a malformed id.
+    assert_error(client.get(f"{DATASETS}/not-a-uuid"), 404, "DATASET_NOT_FOUND")
+    assert_error(client.get(f"{DATASETS}/{DEMO_DATASET_ID}/tasks/not-a-uuid"), 422, "VALIDATION_ERROR")
     # An upper-case or hyphen-less uuid names the same dataset.
     assert client.get(f"{DATASETS}/{DEMO_DATASET_ID.upper()}").status_code == 200
     assert client.get(f"{DATASETS}/{DEMO_DATASET_ID.replace('-', '')}").status_code == 200
@@ -191,9 +193,13 @@ def test_create_record_201_direct_input_and_extra_payload_keys(client: httpx.Cli
     "body",
     [
         {"properties": {}},
-        {"payload": {"messages": [[None]]}, "properties": {}},
-        {"payload": {"messages": "hi"}, "properties": {}},
+        {"payload": [{"role": "user"}], "properties": {}},
+        {"payload": "hi"},
         {"payload": {"messages": []}, "properties": [None]},
+        # 3.x create takes only these two sources; the import-only ones are refused.
+        {"payload": {}, "source": "EXPLORER"},
+        {"payload": {}, "source": "UPLOADED_FILE"},
+        {"payload": {}, "source": 3},
     ],
 )
 def test_bad_record_body_is_422(client: httpx.Client, body: object) -> None:
@@ -201,6 +207,47 @@ def test_bad_record_body_is_422(client: httpx.Client, body: object) -> None:
     assert_error(client.post(url, json=body), 422, "VALIDATION_ERROR")
 
 
-def test_unknown_route_is_json_404(client: httpx.Client) -> None:
-    response = client.get("/v1/nothing-here")
-    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+def test_free_form_payload_and_create_sources(client: httpx.Client) -> None:
+    url = f"{DATASETS}/{DEMO_DATASET_ID}/records"
+    free = client.post(url, json={"payload": {"question": "q?", "context": {"doc": 1}}})
+    assert free.status_code == 201, free.text
+    assert free.json()["payload"] == {"question": "q?", "context": {"doc": 1}}
+    assert free.json()["properties"] == {} and free.json()["source"] == "DIRECT_INPUT"
+    span = client.post(url, json={"payload": {"input": "x"}, "properties": {"k": 1}, "source": "TELEMETRY_SPAN"})
+    assert span.status_code == 201 and span.json()["source"] == "TELEMETRY_SPAN"
+    # The 2.5.0 shape is still one of the accepted objects.
+    legacy = client.post(url, json={"payload": {"messages": [{"role": "user", "content": "hi"}]}, "properties": {}})
+    assert legacy.status_code == 201 and legacy.json()["payload"]["messages"][0]["content"] == "hi"
+
+
+def test_slug_names_the_dataset_in_every_path(client: httpx.Client, api: Api) -> None:
+    dataset_id = api.create_dataset("Slug Target")
+    by_slug = client.get(f"{DATASETS}/slug-target")
+    assert by_slug.status_code == 200 and by_slug.json()["id"] == dataset_id
+    record = client.post(f"{DATASETS}/slug-target/records", json={"payload": {"a": 1}})
+    assert record.status_code == 201 and record.json()["dataset_id"] == dataset_id
+    task = client.post(f"{DATASETS}/slug-target/imports/from-file", json={"file_id": DEMO_FILE_ID})
+    assert task.status_code == 202 and task.json()["dataset_id"] == dataset_id
+    assert client.get(f"{DATASETS}/slug-target/tasks/{task.json()['id']}").json()["id"] == task.json()["id"]
+    assert client.get(f"{DATASETS}/slug-target/records").json()["records"]["count"] == 1
+    renamed = client.patch(f"{DATASETS}/slug-target", json={"name": "Other name"}).json()
+    assert renamed["slug"] == "slug-target"  # a rename keeps the slug
+    assert client.delete(f"{DATASETS}/slug-target").status_code == 204
+    assert_error(client.get(f"{DATASETS}/slug-target"), 404, "DATASET_NOT_FOUND")
+    assert_error(client.get(f"{DATASETS}/{dataset_id}"), 404, "DATASET_NOT_FOUND")
+
+
+def test_slug_of_a_deleted_dataset_is_free_again(client: httpx.Client, api: Api) -> None:
+    first = api.create_dataset("Reused")
+    assert client.delete(f"{DATASETS}/{first}").status_code == 204
+    second = client.post(DATASETS, json={"name": "Reused", "description": ""}).json()
+    assert second["slug"] == "reused"
+    assert client.get(f"{DATASETS}/reused").json()["id"] == second["id"] != first
+
+
+def test_uuid_shaped_names_never_get_a_uuid_shaped_slug(client: httpx.Client) -> None:
+    body = client.post(DATASETS, json={"name": MISSING, "description": ""}).json()
+    assert body["slug"] == f"{MISSING}-dataset"
+    # The UUID-shaped value is an id, so the dataset is not found through its name.
+    assert_error(client.get(f"{DATASETS}/{MISSING}"), 404, "DATASET_NOT_FOUND")
+    assert client.get(f"{DATASETS}/{MISSING}-dataset").json()["id"] == body["id"]

@@ -41,6 +41,17 @@ FIXTURE = {
         {"id": "f-lines", "filename": "a.jsonl", "lines": [{"messages": []}]},
         {"id": "f-b64", "filename": "b.bin", "content_b64": base64.b64encode(b"\x00\x01").decode()},
     ],
+    "traces": [
+        {
+            "trace_id": "a" * 32,
+            "created_at": "2025-12-31T22:00:00Z",
+            "service_name": "svc",
+            "spans": [
+                {"span_id": "b" * 16, "span_name": "root", "duration_ms": 20},
+                {"span_id": "c" * 16, "parent_span_id": "b" * 16, "offset_ms": 5, "span_attributes": {"k": {"x": 1}}},
+            ],
+        }
+    ],
 }
 
 
@@ -50,7 +61,9 @@ def test_seed_fixture_through_the_admin_route(emu: EmulatorServer, client: httpx
     assert result["ids"]["datasets"] == ["11111111-1111-4111-8111-111111111111"]
     assert result["counts"] == {
         "datasets": 1, "records": 1, "tasks": 0, "campaigns": 1, "events": 1, "conversations": 1, "files": 2,
+        "spans": 2,
     }  # fmt: skip
+    assert result["ids"]["traces"] == ["a" * 32]
     dataset = client.get(f"{DATASETS}/11111111-1111-4111-8111-111111111111").json()
     assert dataset["slug"] == "custom-slug" and dataset["description"] == ""
     record = client.get(f"{DATASETS}/11111111-1111-4111-8111-111111111111/records").json()["records"]["results"][0]
@@ -59,6 +72,13 @@ def test_seed_fixture_through_the_admin_route(emu: EmulatorServer, client: httpx
     assert event["created_at"] == "2025-12-31T23:00:00.000Z" and event["nb_messages"] == 0
     assert client.get("/v1/files/f-b64/content").content == b"\x00\x01"
     assert client.get("/v1/files/f-lines/content").content == b'{"messages": []}\n'
+    spans = client.post("/v1/observability/spans/search", json={}).json()["spans"]["results"]
+    assert [(s["span_id"], s["start_time"], s["service_name"]) for s in spans] == [
+        ("c" * 16, "2025-12-31T22:00:00.005Z", "svc"),  # newest first; the trace passes service_name down
+        ("b" * 16, "2025-12-31T22:00:00.000Z", "svc"),
+    ]
+    assert spans[0]["span_attributes"] == {"k": '{"x": 1}'}  # attribute values are text on the wire
+    assert spans[1]["end_time"] == "2025-12-31T22:00:00.020Z" and spans[1]["duration_ns"] == 20_000_000
 
 
 @pytest.mark.parametrize(
@@ -70,6 +90,9 @@ def test_seed_fixture_through_the_admin_route(emu: EmulatorServer, client: httpx
         {"records": [{"dataset_id": "nope", "payload": {"messages": []}}]},
         {"datasets": [{"name": "fine"}], "events": [{"no_event_id": 1}]},
         {"files": [{"filename": "x", "content_b64": "***"}]},
+        {"traces": [{"trace_id": "t", "spans": []}]},
+        {"traces": [{"trace_id": "t", "spans": [{"span_id": "s", "no_such_key": 1}]}]},
+        {"traces": [{"spans": [{"span_id": "s"}]}]},
     ],
 )
 def test_bad_fixture_is_422_and_applies_nothing(emu: EmulatorServer, fixture: dict[str, object]) -> None:

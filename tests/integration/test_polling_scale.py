@@ -7,6 +7,7 @@ import pytest
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ImportKind, JobStatus
+from tests.fixtures.emulators import explorer_events
 
 from .service import Requester, ServiceProcesses, wait_for_jobs
 
@@ -16,18 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 def seed_events(emulator: EmulatorServer, count: int) -> list[str]:
     ids = [f"evt-{n}" for n in range(count)]
-    emulator.seed(
-        {
-            "events": [
-                {
-                    "event_id": event_id,
-                    "request_messages": [{"role": "user", "content": event_id}],
-                    "response_messages": [{"role": "assistant", "content": "ok"}],
-                }
-                for event_id in ids
-            ]
-        }
-    )
+    emulator.seed(explorer_events(ids, answer="ok"))
     return ids
 
 

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api_client import ClientError, DatasetImportTask, NotFoundError, RateLimitedError, ServerError, TransportError
+from api_client import (
+    ClientError,
+    DatasetImportTask,
+    NotFoundError,
+    RateLimitedError,
+    RouteNotFoundError,
+    ServerError,
+    TransportError,
+)
 from jobs import transitions
 from jobs.poll_backoff import PollPolicy
 from jobs.transitions import Observation, apply_observation, expire_if_past_deadline
@@ -214,6 +222,36 @@ def test_a_refused_submit_is_rejected_with_the_api_error_code() -> None:
     assert (job.status, job.error_code, job.message, job.finished_at) == (
         JobStatus.REJECTED, "DATASET_NOT_FOUND", "Dataset not found", NOW,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", [ImportKind.CAMPAIGN, ImportKind.EXPLORER])
+def test_a_kind_the_api_dropped_is_rejected_saying_so(kind: ImportKind) -> None:
+    job = submitting_job(kind=kind)
+    url = f"https://api.mistral.ai/v1/observability/datasets/ds-1/imports/from-{kind}"
+    error = RouteNotFoundError(f"import_from_{kind}: Not Found", method="POST", url=url, status_code=404)
+    event = transitions.refused(job, error, now=NOW)
+    assert event.new_status == JobStatus.REJECTED
+    assert job.error_code == transitions.IMPORT_KIND_NOT_OFFERED
+    assert job.message is not None
+    assert job.message.startswith(f"the API no longer offers imports from {kind} (route not found): ")
+    assert "dsimport import file" in job.message
+    # Where the request went stays visible: a wrong base URL is the other way to get here.
+    assert url in (job.last_error or "")
+
+
+def test_a_missing_route_for_a_kind_the_api_still_has_points_at_the_base_url() -> None:
+    job = submitting_job(kind=ImportKind.FILE, params={"file_id": "f"})
+    transitions.refused(job, RouteNotFoundError("import_from_file: Not Found", status_code=404), now=NOW)
+    assert job.error_code == transitions.IMPORT_KIND_NOT_OFFERED
+    assert job.message is not None and "no route for imports from file" in job.message
+    assert "DSIMPORT_API_BASE_URL" in job.message
+
+
+def test_a_missing_object_is_not_taken_for_a_missing_route() -> None:
+    job = submitting_job(kind=ImportKind.CAMPAIGN, params={"campaign_id": "c"})
+    error = NotFoundError("Campaign not found", status_code=404, error_code="CAMPAIGN_NOT_FOUND")
+    transitions.refused(job, error, now=NOW)
+    assert (job.error_code, job.message) == ("CAMPAIGN_NOT_FOUND", "Campaign not found")
 
 
 def test_an_ambiguous_answer_leaves_the_job_submitting_under_its_lease_and_keeps_retry_after() -> None:

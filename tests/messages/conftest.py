@@ -6,8 +6,6 @@ Redis database 3 keeps these tests apart from the other suites' databases when s
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,16 +13,15 @@ import pytest
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.redis_db import flushed_redis, redis_test_url
+from tests.fixtures.streams import stream_config
 from triggers.messages.intake import Intake
 from triggers.messages.stream_consumer import StreamConfig, ensure_group
-
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_MESSAGES_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    with flushed_redis(TEST_REDIS_URL) as url:
+    with flushed_redis(redis_test_url("DSIMPORT_TEST_MESSAGES_REDIS_URL", 3)) as url:
         yield url
 
 
@@ -37,18 +34,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def config() -> StreamConfig:
-    suffix = uuid.uuid4().hex[:8]
-    return StreamConfig(
-        stream=f"test:requests:{suffix}",
-        group="dsimport",
-        consumer="consumer-a",
-        dead_letter_stream=f"test:dead-letters:{suffix}",
-        block_ms=100,
-        claim_min_idle_ms=200,
-        claim_interval_s=0.1,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.2,
-    )
+    return stream_config("test", claim_min_idle_ms=200, claim_interval_s=0.1)
 
 
 @pytest.fixture

@@ -77,6 +77,21 @@ def test_send_publishes_one_valid_message_per_kind(
     assert stream_bodies(client) == [{"id": "op-1", "kind": argv[0], "dataset_id": DATASET, **source}]
 
 
+def test_send_takes_a_dataset_slug_and_its_job_keeps_it(
+    env: dict[str, str], client: redis.Redis, intake: Intake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 3.x takes a dataset's slug wherever its id goes; the service passes it on as given.
+    code, _, err = run(capsys, "messages", "send", "file", "--dataset", "eval-set", "--id", "s-1", "--file-id", "f")
+    assert code == 0, err
+    [body] = stream_bodies(client)
+    assert body["dataset_id"] == "eval-set"
+    result = intake.accept_payload(body, source="test", entry_id="1-0")
+    assert result.outcome is Outcome.CREATED and result.job_id is not None
+    with intake.session_factory() as session:
+        job = get_job(session, result.job_id)
+        assert job is not None and job.dataset_id == "eval-set"
+
+
 def test_send_picks_a_fresh_id_by_default(
     env: dict[str, str], client: redis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,7 +107,7 @@ def test_send_picks_a_fresh_id_by_default(
         (["explorer", "--dataset", DATASET, "--id", "a b", "--event", "e"], "schema: id: String should match"),
         (["explorer", "--dataset", DATASET, "--event", " e"], "completion_event_ids[0]: String should match"),
         (["explorer", "--dataset", DATASET, "--event", "e" * 300], "String should have at most 256"),
-        (["explorer", "--dataset", "nope", "--event", "e"], "'nope' is not a valid UUID"),
+        (["explorer", "--dataset", "No pe", "--event", "e"], "'No pe' is not a dataset UUID or slug"),
         (["explorer", "--dataset", DATASET], "Missing option '--event'"),
         (["fax", "--dataset", DATASET], "No such command 'fax'"),
         (["file", "--dataset", DATASET], "give exactly one of --path and --file-id"),

@@ -46,6 +46,12 @@ def test_uuids_are_normalised() -> None:
     assert request.params() == {"dataset_record_ids": [DATASET]}
 
 
+@pytest.mark.parametrize("dataset", ["my-dataset", "eval_set_2"])
+def test_a_dataset_slug_is_taken_as_given(dataset: str) -> None:
+    request = parse_message(encode(good("file", dataset_id=dataset)))
+    assert request.dataset_id == dataset
+
+
 def test_the_idempotency_key_is_the_message_id() -> None:
     assert idempotency_key("order-42") == "message:order-42"
     assert len(idempotency_key("x" * 200)) <= 255

@@ -8,8 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
-from store import guarantees
-from store.db import make_engine, make_session_factory
+from store.db import make_engine
 from store.jobs import get_job_by_key
 from store.models import DeadLetter, ImportJob, JobStatus
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import REPO, ServiceProcesses, wait_for_jobs
 from triggers.messages.message_model import idempotency_key
 from triggers.messages.stream_consumer import read_stats
@@ -41,21 +40,13 @@ EVENTS = [f"evt-{n}" for n in range(8)]
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(task_duration_s=(0.3, 0.8)) as server:
-        server.seed(
-            {
-                "events": [
-                    {
-                        "event_id": event_id,
-                        "request_messages": [{"role": "user", "content": event_id}],
-                        "response_messages": [{"role": "assistant", "content": "ok"}],
-                    }
-                    for event_id in EVENTS
-                ]
-            }
-        )
-        yield server
+def broker_url(redis_url: str) -> str:
+    return redis_url  # this suite's database (tests/messages/conftest.py): the broker and the request stream
+
+
+@pytest.fixture
+def emulator_options() -> dict[str, Any]:
+    return {"task_duration_s": (0.3, 0.8), "seed": explorer_events(EVENTS, answer="ok")}
 
 
 @pytest.fixture
@@ -65,47 +56,17 @@ def target(emulator: EmulatorServer) -> str:
 
 
 @pytest.fixture
-def service_env(tmp_path: Path, database_url: str, redis_url: str, emulator: EmulatorServer) -> dict[str, str]:
-    # A mutation run's switch is kept: the consumer it affects runs in the worker.
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DSIMPORT_", "MISTRAL_")) or k == guarantees.ENV_VAR
+def service_overrides() -> dict[str, str]:
+    return {
+        # Polls keep up with imports of 0.3 to 0.8 s.
+        "DSIMPORT_POLL_INITIAL_INTERVAL_S": "0.3",
+        "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
+        # Stream reads, take-overs of a dead consumer's entries and backoffs in seconds rather than minutes.
+        "DSIMPORT_STREAM_BLOCK_S": "0.5",
+        "DSIMPORT_STREAM_CLAIM_MIN_IDLE_S": "2",
+        "DSIMPORT_STREAM_CLAIM_INTERVAL_S": "0.5",
+        "DSIMPORT_STREAM_BACKOFF_MAX_S": "1",
     }
-    env.update(
-        {
-            "DSIMPORT_HOME": str(tmp_path / "home"),
-            "DSIMPORT_DATABASE_URL": database_url,
-            "DSIMPORT_BROKER_URL": redis_url,
-            "DSIMPORT_API_BASE_URL": emulator.url,
-            "MISTRAL_API_KEY": emulator.api_key,
-            "DSIMPORT_POLL_TICK_S": "0.5",
-            "DSIMPORT_POLL_INITIAL_INTERVAL_S": "0.3",
-            "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
-            "DSIMPORT_RECOVERY_INTERVAL_S": "5",
-            "DSIMPORT_STREAM_BLOCK_S": "0.5",
-            "DSIMPORT_STREAM_CLAIM_MIN_IDLE_S": "2",
-            "DSIMPORT_STREAM_CLAIM_INTERVAL_S": "0.5",
-            "DSIMPORT_STREAM_BACKOFF_MAX_S": "1",
-            "DSIMPORT_LOG_LEVEL": "INFO",
-        }
-    )
-    (tmp_path / "home").mkdir()
-    return env
-
-
-@pytest.fixture
-def processes(service_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcesses]:
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    service = ServiceProcesses(service_env, log_dir)
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def message(message_id: str, dataset_id: str, *events: str) -> dict[str, Any]:

@@ -6,64 +6,29 @@ sweep is called at a chosen time and what it did is read back from its report, t
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
 from emulator import EmulatorClock
 from emulator.import_kinds import start_import
 from emulator.testing import EmulatorServer
-from jobs.poll_backoff import PollPolicy
 from jobs.recover import RecoveryReport, recover
 from jobs.runtime import JobTuning, Runtime
-from jobs.submit import SubmitOutcome, submit_job
-from store.jobs import create_job, get_job
-from store.models import ImportJob, ImportKind
+from jobs.submit import SubmitOutcome
+from store.jobs import get_job
+from store.models import ImportJob
+from tests.fixtures.direct_runtime import direct_submit, record_job
 
 LEASE_S = 30.0
 RESET_AFTER = {"kind": "reset", "next": 1, "phase": "after"}  # the task starts, the answer is lost
 RESET_BEFORE = {"kind": "reset", "next": 1}  # nothing starts, no answer either
 TASKS_PER_SECOND = 25
-
-
-def events_fixture(event_ids: list[str]) -> dict[str, Any]:
-    """An emulator seed with one explorer completion event per id."""
-    return {
-        "events": [
-            {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
-            for e in event_ids
-        ]
-    }
-
-
-def make_runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    retry = RetryPolicy.none()
-    return Runtime(
-        session_factory=session_factory,
-        client_factory=lambda: DatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        async_client_factory=lambda: AsyncDatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        poll_policy=PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0),
-        tuning=JobTuning(lease_s=LEASE_S, submit_max_retries=3, stale_pending_s=600.0),
-    )
+# The runtime the tests sweep with (tests/reliability/conftest.py).
+TUNING = JobTuning(lease_s=LEASE_S, submit_max_retries=3, stale_pending_s=600.0)
 
 
 def new_job(runtime: Runtime, dataset_id: str, events: list[str], *, now: datetime, deadline_at: datetime) -> str:
-    with runtime.session_factory() as session:
-        job, _ = create_job(
-            session,
-            kind=ImportKind.EXPLORER,
-            dataset_id=dataset_id,
-            params={"completion_event_ids": events},
-            idempotency_key=f"k-{random.random()}",
-            origin="test",
-            deadline_at=deadline_at,
-            now=now,
-        )
-        session.commit()
-        return job.id
+    return record_job(runtime, dataset_id, {"completion_event_ids": events}, now=now, deadline_at=deadline_at)
 
 
 def emulator_now(emulator: EmulatorServer) -> datetime:
@@ -80,18 +45,7 @@ def interrupted_submit(
     """Submit ``job_id`` at ``at`` (our clock and the emulator's) through ``fault``: the outcome is unknown."""
     move_emulator_clock(emulator, at)
     emulator.configure(faults={"import_from_explorer": fault})
-    with runtime.client_factory() as client:
-        outcome = submit_job(
-            job_id,
-            session_factory=runtime.session_factory,
-            client=client,
-            owner="worker",
-            now=lambda: at,
-            policy=runtime.poll_policy,
-            lease_s=LEASE_S,
-            final_attempt=False,
-        ).outcome
-    assert outcome is SubmitOutcome.AMBIGUOUS
+    assert direct_submit(runtime, job_id, at=at, owner="worker").outcome is SubmitOutcome.AMBIGUOUS
 
 
 def sweep(runtime: Runtime, at: datetime) -> tuple[list[str], RecoveryReport]:

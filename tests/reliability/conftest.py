@@ -1,7 +1,7 @@
-"""Reliability tests reuse the integration fixtures: real Redis, emulator on a socket, both ledgers, processes.
+"""Reliability fixtures: the service stack of tests/fixtures/service_stack.py with the integration suite's defaults.
 
-The adoption tests also share a runtime and a target dataset, built on whatever ``emulator`` their module defines
-(each sets its own frozen clock).
+The adoption tests also share a runtime and a target dataset, built on the ``emulator`` their module configures
+(each sets its own frozen clock through ``emulator_options``).
 """
 
 from __future__ import annotations
@@ -11,24 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.testing import EmulatorServer
 from jobs.runtime import Runtime
-from tests.integration.conftest import (  # noqa: F401 - fixtures
-    api,
-    broker_url,
-    emulator,
-    ledger,
-    processes,
-    requester,
-    service,
-    service_env,
-    settings,
-)
+from tests.fixtures.direct_runtime import direct_runtime
 
-from .adoption import make_runtime
+from .adoption import TUNING
 
 
 @pytest.fixture
-def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:  # noqa: F811
-    return make_runtime(emulator, session_factory)
+def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
+    return direct_runtime(emulator, session_factory, TUNING)
 
 
 @pytest.fixture

@@ -61,16 +61,6 @@ def explorer_message(message_id: str, dataset_id: str, event_id: str) -> bytes:
     return json.dumps(body).encode()
 
 
-def events_fixture(event_ids: Iterable[str]) -> dict[str, Any]:
-    """An emulator seed with one explorer event per id."""
-    return {
-        "events": [
-            {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
-            for e in event_ids
-        ]
-    }
-
-
 def message_jobs(sessions: sessionmaker[Session], message_ids: Iterable[str]) -> dict[str, str | None]:
     """The job id of each message (None while no worker has turned it into a job)."""
     with sessions() as session:

@@ -6,17 +6,17 @@ on both ledgers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from jobs.poll_loop import close_poll_loop, run_poll_rounds
 from jobs.runtime import Runtime
 from store.jobs import job_events
 from store.models import JobStatus
+from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep, tasks_by_creation
@@ -29,10 +29,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
-    with EmulatorServer(seed=adoption.events_fixture(["evt-0"]), task_duration_s=600, clock=clock) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return frozen_emulator_options(T0, task_duration_s=600, seed=explorer_events(["evt-0"]))
 
 
 def posts(emulator: EmulatorServer) -> int:

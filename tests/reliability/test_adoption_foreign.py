@@ -9,18 +9,19 @@ it first learns who "we" are from a task the ledger says is ours.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from emulator.world import OWNER_ID
 from jobs import own_creators
 from jobs.runtime import Runtime
-from jobs.submit import SubmitOutcome, submit_job
+from jobs.submit import SubmitOutcome
 from store.models import JobStatus
+from tests.fixtures.direct_runtime import direct_submit
+from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, interrupted_submit, load_job, sweep
@@ -32,10 +33,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=(T0 - timedelta(minutes=5)).timestamp(), frozen=True)
-    with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=7200, clock=clock) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return frozen_emulator_options(T0 - timedelta(minutes=5), task_duration_s=7200, seed=explorer_events(EVENTS))
 
 
 @pytest.fixture
@@ -53,17 +52,7 @@ def test_another_users_tasks_in_the_window_are_not_adopted(
     # An import of ours that went well, on another dataset: the ledger knows one task of ours.
     earlier = adoption.new_job(runtime, earlier_dataset, EVENTS[:1], now=T0, deadline_at=T0 + timedelta(days=1))
     adoption.move_emulator_clock(emulator, T0 - timedelta(minutes=1))
-    with runtime.client_factory() as client:
-        accepted = submit_job(
-            earlier,
-            session_factory=runtime.session_factory,
-            client=client,
-            owner="worker",
-            now=lambda: T0 - timedelta(minutes=1),
-            policy=runtime.poll_policy,
-            lease_s=LEASE_S,
-            final_attempt=False,
-        )
+    accepted = direct_submit(runtime, earlier, at=T0 - timedelta(minutes=1), owner="worker")
     assert accepted.outcome is SubmitOutcome.ACCEPTED
     own_creators._known.clear()  # then the worker restarted
 

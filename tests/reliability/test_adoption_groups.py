@@ -9,18 +9,17 @@ tests call the recovery sweep directly against the emulator on a socket (frozen 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from jobs.runtime import Runtime
 from store.jobs import begin_submit, get_job, job_events
 from store.models import ImportKind, JobStatus
 from store.state_machine import apply_transition
+from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, sweep, tasks_by_creation
@@ -30,10 +29,8 @@ EVENTS = [f"evt-{n}" for n in range(4)]
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
-    with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=10, clock=clock) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return frozen_emulator_options(T0, task_duration_s=10, seed=explorer_events(EVENTS))
 
 
 def new_job(runtime: Runtime, dataset_id: str, events: list[str]) -> str:

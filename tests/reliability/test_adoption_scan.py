@@ -10,7 +10,6 @@ clock moved by the test, the sweep is called directly, on both ledgers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,11 +17,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetImportTask, DatasetsClient, Page, RetryPolicy
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from jobs import recover as recovery
 from jobs.runtime import Runtime
 from store.models import JobStatus
+from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
 from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep
@@ -37,10 +36,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=HISTORY_START.timestamp(), frozen=True)
-    with EmulatorServer(seed=adoption.events_fixture(EVENTS), task_duration_s=7200, clock=clock) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return frozen_emulator_options(HISTORY_START, task_duration_s=7200, seed=explorer_events(EVENTS))
 
 
 def crashed_submit(

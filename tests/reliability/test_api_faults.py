@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,12 +34,12 @@ from emulator.testing import EmulatorServer
 from jobs.orphan_scan import ADOPTION_MAX_PAGES, LIST_PAGE_SIZE
 from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
 from tests.integration.test_import_kinds import seed_world
 from worker.settings import Settings
 
-from .harness import FAST_RECOVERY_ENV, count, events_fixture, shared_redis_url, wait_until
+from .harness import FAST_RECOVERY_ENV, count, shared_redis_url, wait_until
 
 # Above the sum of the test's own waits (the suite-wide 120 s is not).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -64,16 +63,13 @@ READ_FAULTS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(shared_redis_url(12)) as url:
-        yield url
+def broker_redis_url() -> str:
+    return shared_redis_url(12)
 
 
 @pytest.fixture
-def service_env(service_env: dict[str, str]) -> dict[str, str]:
-    service_env.update(FAST_RECOVERY_ENV)
-    service_env["DSIMPORT_API_TIMEOUT_S"] = str(API_TIMEOUT_S)
-    return service_env
+def service_overrides(service_overrides: dict[str, str]) -> dict[str, str]:
+    return {**service_overrides, **FAST_RECOVERY_ENV, "DSIMPORT_API_TIMEOUT_S": str(API_TIMEOUT_S)}
 
 
 @dataclass(frozen=True)
@@ -232,7 +228,7 @@ def test_unknown_forever_expires_at_the_deadline_and_a_vanished_task_is_lost_aft
     settings = settings.model_copy(update={"job_deadline_s": deadline_s, "stuck_remote_status_s": 2.0})
     requester = Requester(settings, ledger)
     events = [f"evt-{n}" for n in range(10)]
-    emulator.seed(events_fixture(events))
+    emulator.seed(explorer_events(events))
     emulator.configure(status_sequence=["RUNNING", "UNKNOWN"], terminal_status="UNKNOWN", task_duration_s=1.0)
     # Two datasets polled with list_tasks (four jobs each), one with fetch_task (two jobs).
     targets = [api.create_dataset(f"target {n}", "d").id for n in range(3)]

@@ -16,17 +16,16 @@ Either way: two remote imports for one job. On the database's clock neither happ
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ImportKind, JobStatus
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
 
-from .harness import FAST_RECOVERY_ENV, all_jobs, count, events_fixture, shared_redis_url
+from .harness import FAST_RECOVERY_ENV, all_jobs, count, shared_redis_url
 
 pytestmark = pytest.mark.integration
 
@@ -40,24 +39,21 @@ LOST_ANSWERS = 6
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(shared_redis_url(13)) as url:
-        yield url
+def broker_redis_url() -> str:
+    return shared_redis_url(13)
 
 
 @pytest.fixture
-def service_env(service_env: dict[str, str]) -> dict[str, str]:
-    service_env.update(FAST_RECOVERY_ENV)
-    # The API call's time bound stays inside the lease (timeout x attempts < lease).
-    service_env.update(
-        {
-            "DSIMPORT_LEASE_S": str(LEASE_S),
-            "DSIMPORT_API_TIMEOUT_S": "2.8",
-            "DSIMPORT_API_MAX_ATTEMPTS": "2",
-            "DSIMPORT_RECOVERY_INTERVAL_S": "0.5",
-        }
-    )
-    return service_env
+def service_overrides(service_overrides: dict[str, str]) -> dict[str, str]:
+    return {
+        **service_overrides,
+        **FAST_RECOVERY_ENV,
+        # The API call's time bound stays inside the lease (timeout x attempts < lease).
+        "DSIMPORT_LEASE_S": str(LEASE_S),
+        "DSIMPORT_API_TIMEOUT_S": "2.8",
+        "DSIMPORT_API_MAX_ATTEMPTS": "2",
+        "DSIMPORT_RECOVERY_INTERVAL_S": "0.5",
+    }
 
 
 def _handled(log_text: str, marker: str) -> int:
@@ -77,7 +73,7 @@ def test_a_worker_with_a_skewed_clock_starts_no_import_twice(
         faults={"import_from_explorer": {"kind": "reset", "next": LOST_ANSWERS, "phase": "after"}},
     )
     event_ids = [f"evt-{n}" for n in range(JOBS)]
-    emulator.seed(events_fixture(event_ids))
+    emulator.seed(explorer_events(event_ids))
     datasets = [api.create_dataset(f"target {n}", "d").id for n in range(DATASETS)]
 
     processes.start_worker("normal")

@@ -22,7 +22,7 @@ from emulator.testing import EmulatorServer
 from store.db import upgrade
 from store.jobs import get_job
 from store.models import ImportKind, JobStatus
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
 
 from .harness import (
@@ -30,7 +30,6 @@ from .harness import (
     STREAM,
     all_jobs,
     count,
-    events_fixture,
     explorer_message,
     message_jobs,
     recovered,
@@ -61,9 +60,8 @@ def database_url(own_postgres: PostgresServer) -> str:
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(shared_redis_url(12)) as url:
-        yield url
+def broker_redis_url() -> str:
+    return shared_redis_url(12)
 
 
 def test_no_job_is_lost_or_doubled_when_postgres_crashes_mid_run(
@@ -78,7 +76,7 @@ def test_no_job_is_lost_or_doubled_when_postgres_crashes_mid_run(
     total_jobs = (ROUNDS + 1) * JOBS_PER_ROUND
     total_messages = ROUNDS * MESSAGES_WHILE_DOWN
     events = [f"evt-{n}" for n in range(total_jobs + total_messages)]
-    emulator.seed(events_fixture(events))
+    emulator.seed(explorer_events(events))
     # Slow POSTs and polls widen the moments a crash can land in: between the POST and the commit of its answer,
     # and between a poll and the write-back of its round.
     emulator.configure(

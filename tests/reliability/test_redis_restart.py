@@ -23,6 +23,7 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.jobs import get_job
 from store.models import ImportKind, JobStatus
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
 
 from .harness import (
@@ -30,7 +31,6 @@ from .harness import (
     STREAM,
     all_jobs,
     count,
-    events_fixture,
     explorer_message,
     message_jobs,
     recovered,
@@ -74,7 +74,7 @@ def test_the_same_worker_consumes_again_after_each_redis_restart(
     processes.env.update(FAST_RECOVERY_ENV)
     total = (ROUNDS + 1) * (JOBS_PER_ROUND + MESSAGES_PER_ROUND)
     events = [f"evt-{n}" for n in range(total)]
-    emulator.seed(events_fixture(events))
+    emulator.seed(explorer_events(events))
     emulator.configure(task_duration_s=[0.5, 2.0])
     datasets = [api.create_dataset(f"target {n}", "d").id for n in range(2)]
     stream = redis.Redis.from_url(own_redis.url(0), socket_timeout=5)
@@ -158,7 +158,7 @@ def test_requests_written_before_a_redis_crash_survive_it(
     # No re-send of PENDING jobs by the sweep here: a submit message must come through the crash itself.
     processes.env["DSIMPORT_STALE_PENDING_S"] = "600"
     events = [f"evt-{n}" for n in range(12)]
-    emulator.seed(events_fixture(events))
+    emulator.seed(explorer_events(events))
     target = api.create_dataset("target", "d").id
     stream = redis.Redis.from_url(own_redis.url(0), socket_timeout=5)
 

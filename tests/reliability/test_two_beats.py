@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +23,12 @@ from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ScheduleRun, ScheduleSource
 from store.schedules import create_schedule, get_schedule, set_paused
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import ServiceProcesses, wait_for_jobs
 from triggers.schedules.fire_times import fire_time_iso, parse_fire_time
 from triggers.schedules.specs import build_definition
 
-from .harness import STREAM, all_jobs, count, events_fixture, explorer_message, message_jobs, wait_until
+from .harness import STREAM, all_jobs, count, explorer_message, message_jobs, wait_until
 from .harness import shared_redis_url as redis_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -44,9 +43,8 @@ SENT_RE = re.compile(rf"firing schedule {SCHEDULE} at (\S+Z)")
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(redis_db(14)) as url:
-        yield url
+def broker_redis_url() -> str:
+    return redis_db(14)
 
 
 def runs(sessions: sessionmaker[Session]) -> list[ScheduleRun]:
@@ -78,7 +76,7 @@ def test_two_beats_and_two_workers_import_each_fire_and_each_message_once(
     tmp_path: Path,
 ) -> None:
     processes.env.update({"DSIMPORT_STREAM_BLOCK_S": "0.5", "DSIMPORT_SCHEDULES_REFRESH_S": "1"})
-    emulator.seed(events_fixture([*(f"evt-{n}" for n in range(MESSAGES)), "evt-scheduled"]))
+    emulator.seed(explorer_events([*(f"evt-{n}" for n in range(MESSAGES)), "evt-scheduled"]))
     scheduled_target = api.create_dataset("scheduled", "d").id
     requested_target = api.create_dataset("requested", "d").id
     with ledger() as session:

@@ -19,6 +19,7 @@ import pytest
 from api_client import DatasetsClient
 from emulator.testing import EmulatorServer
 from store.models import ImportKind, JobStatus
+from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
 
 pytestmark = pytest.mark.integration
@@ -86,14 +87,7 @@ def test_sigkilled_workers_lose_no_job_and_start_no_import_twice(
     # Slow polls widen the mid-poll-batch window a kill can land in.
     emulator.configure(task_duration_s=[1.0, 3.0], route_latency_ms={"fetch_task": 100, "list_tasks": 100})
     event_ids = [f"evt-{n}" for n in range(ROUNDS * JOBS_PER_ROUND)]
-    emulator.seed(
-        {
-            "events": [
-                {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
-                for e in event_ids
-            ]
-        }
-    )
+    emulator.seed(explorer_events(event_ids))
     datasets = [api.create_dataset(f"target {n}", "d").id for n in range(3)]
     processes.start_beat()
     rng = random.Random(7)

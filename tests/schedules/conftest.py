@@ -1,35 +1,27 @@
 """Schedule test fixtures: a fake API client for the firing functions, and real services for the beat tests.
 
-The real-service fixtures mirror tests/integration/conftest.py, on Redis database 4 by default
-(``DSIMPORT_TEST_REDIS_URL``), so these tests can run next to the other suites.
+The real services are the stack of tests/fixtures/service_stack.py, tuned here: Redis database 4 by default
+(``DSIMPORT_TEST_SCHEDULES_REDIS_URL``), so these tests can run next to the other suites, quicker imports, polls
+and schedule refreshes, and a short lease.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import DatasetsClient, ServerError, Span, SpanFeed
-from emulator.testing import EmulatorServer
-from store import guarantees
-from store.db import make_engine, make_session_factory
+from api_client import ServerError, Span, SpanFeed
 from store.models import ScheduleSource
 from store.schedules import ScheduleDefinition, create_schedule
-from tests.fixtures.redis_db import flushed_redis
-from tests.integration.service import ServiceProcesses, service_environment, settings_from_env
+from tests.fixtures.redis_db import redis_test_url
 from triggers.schedules.firing import FireContext
 from triggers.schedules.specs import build_definition
-from worker.settings import Settings
 
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/4")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TARGET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 SOURCE = "71a2e42d-7414-4fe6-89cb-44a2122b6f6b"
@@ -180,62 +172,24 @@ def harness(session_factory: sessionmaker[Session]) -> Harness:
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(TEST_REDIS_URL) as url:
-        yield url
+def broker_redis_url() -> str:
+    return redis_test_url("DSIMPORT_TEST_SCHEDULES_REDIS_URL", 4)
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(task_duration_s=(0.3, 0.8)) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return {"task_duration_s": (0.3, 0.8)}
 
 
 @pytest.fixture
-def api(emulator: EmulatorServer) -> Iterator[DatasetsClient]:
-    with DatasetsClient(emulator.api_key, base_url=emulator.url) as client:
-        yield client
-
-
-@pytest.fixture
-def service_env(tmp_path: Path, database_url: str, broker_url: str, emulator: EmulatorServer) -> dict[str, str]:
-    return service_environment(
-        tmp_path / "home",
-        database_url=database_url,
-        broker_url=broker_url,
-        api_url=emulator.url,
-        api_key=emulator.api_key,
-        **{
-            "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
-            "DSIMPORT_SCHEDULES_REFRESH_S": "0.5",
-            "DSIMPORT_LEASE_S": "5",
-            # A call made under a lease must end within it (checked at start-up).
-            "DSIMPORT_API_TIMEOUT_S": "2",
-            "DSIMPORT_API_MAX_ATTEMPTS": "2",
-            # The emulator's events are searchable the moment they are seeded: no settle lag needed.
-            "DSIMPORT_SCHEDULE_SETTLE_LAG_S": "0",
-            # A mutation run (a guarantee switched off) must reach the service processes too.
-            **{key: value for key, value in os.environ.items() if key == guarantees.ENV_VAR},
-        },
-    )
-
-
-@pytest.fixture
-def settings(service_env: dict[str, str]) -> Settings:
-    return settings_from_env(service_env)
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def processes(service_env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcesses]:
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    service = ServiceProcesses(service_env, log_dir)
-    yield service
-    service.stop()
+def service_overrides() -> dict[str, str]:
+    return {
+        "DSIMPORT_POLL_MAX_INTERVAL_S": "1",
+        "DSIMPORT_SCHEDULES_REFRESH_S": "0.5",
+        "DSIMPORT_LEASE_S": "5",
+        # A call made under a lease must end within it (checked at start-up).
+        "DSIMPORT_API_TIMEOUT_S": "2",
+        "DSIMPORT_API_MAX_ATTEMPTS": "2",
+        # The emulator's events are searchable the moment they are seeded: no settle lag needed.
+        "DSIMPORT_SCHEDULE_SETTLE_LAG_S": "0",
+    }

@@ -96,6 +96,10 @@ def test_the_example_file_parses_into_four_definitions() -> None:
         (f"[schedules.x]\nevery='1m'\nkind='file'\ndataset='{TARGET}'\nfile_id='f'\npaused=1\n", "paused"),
         (f"[schedules.'bad name']\nevery='1m'\nkind='file'\ndataset='{TARGET}'\nfile_id='f'\n", "schedule name"),
         (f"[schedules.x]\nevery='1m'\nkind='dataset-copy'\ndataset='{TARGET}'\nfrom_dataset='{TARGET}'\n", "itself"),
+        ("[schedules.x]\nevery='1m'\nkind='file'\ndataset='My Set'\nfile_id='f'\n",
+         "dataset: 'My Set' is not a dataset UUID or slug"),
+        (f"[schedules.x]\nevery='1m'\nkind='dataset-copy'\ndataset='{TARGET}'\nfrom_dataset='a/b'\n",
+         "from_dataset: 'a/b' is not a dataset UUID or slug"),
         ("[schedule.x]\n", "unknown top-level key(s) schedule"),
         ("schedules = 3\n", "must be a table"),
         ("[schedules.x\n", "not valid TOML"),
@@ -106,6 +110,14 @@ def test_bad_files_name_the_table_and_the_mistake(text: str, message: str) -> No
         parse_schedules(text, source="sched.toml")
     assert message in str(caught.value)
     assert str(caught.value).startswith("sched.toml")
+
+
+def test_datasets_may_be_named_by_slug() -> None:
+    plain = build_definition("x", kind="file", dataset="eval-set", every="1m", options={"file_id": "f"})
+    options = {"from_dataset": "src"}
+    copy = build_definition("y", kind="dataset-copy", dataset=TARGET.upper(), every="1m", options=options)
+    assert plain.dataset_id == "eval-set"
+    assert (copy.dataset_id, copy.params["from_dataset_id"]) == (TARGET, "src")
 
 
 def test_plain_kinds_store_the_import_body() -> None:

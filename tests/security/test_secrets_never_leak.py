@@ -91,7 +91,7 @@ class Run:
     outputs: dict[str, str] = field(default_factory=dict)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`dsimport ARGS` in this process (as tests/worker does), with the service's environment."""
+        """`dsimport ARGS` in this process (as tests/cli does), with the service's environment."""
         out, err = io.StringIO(), io.StringIO()
         with pytest.MonkeyPatch.context() as patch:
             for name in list(os.environ):

@@ -18,19 +18,18 @@ from cli.main import main
 from cli.monitor_commands import flower_argv
 from jobs import metrics
 from store.db import upgrade
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.redis_db import flushed_redis, redis_test_url
 from worker.settings import Settings
 
 from .procs import cmdline
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_DASHBOARD_REDIS_URL", "redis://127.0.0.1:6379/9")
 PASSWORD = "MARKER-ui-password-93b1"
 
 
 @pytest.fixture
 def broker() -> Iterator[str]:
-    with flushed_redis(TEST_REDIS_URL) as url:
+    with flushed_redis(redis_test_url("DSIMPORT_TEST_DASHBOARD_REDIS_URL", 9)) as url:
         yield url
 
 

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import Annotated, Any, Literal, NoReturn, TypeAlias, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 
+from api_client.dataset_refs import MAX_SLUG_CHARS, SLUG_PATTERN, parse_dataset_ref
 from import_kinds import IMPORT_KINDS, MAX_IDS, MAX_SOURCE_ID_CHARS, ImportKind, ImportKindSpec
 from jobs.request_import import InvalidImportRequest
 
@@ -46,6 +56,19 @@ _ID_CHARS = re.compile(_ID_PATTERN)
 
 # Printable ASCII, no spaces: an id shows up in keys, logs and command lines, and must survive all three.
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_ID_PATTERN)]
+# A dataset's UUID (written the canonical way) or its workspace-scoped slug: see api_client.dataset_refs.
+DatasetRef = Annotated[
+    str,
+    AfterValidator(parse_dataset_ref),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "uuid"},
+                {"type": "string", "pattern": SLUG_PATTERN, "maxLength": MAX_SLUG_CHARS},
+            ]
+        }
+    ),
+]
 
 
 class ImportRequest(BaseModel):
@@ -54,7 +77,7 @@ class ImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: MessageId = Field(description="Chosen by the producer; the same id twice is one import.")
-    dataset_id: uuid.UUID = Field(description="Dataset to import into.")
+    dataset_id: DatasetRef = Field(description="Dataset to import into: its UUID or its slug.")
     kind: str
 
     def params(self) -> dict[str, Any]:

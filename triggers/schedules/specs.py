@@ -15,6 +15,8 @@ an import kind         plain: the same import on every fire; its body fields are
 ``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
+
+Every kind takes ``dataset``, the target; it and ``from_dataset`` are a dataset's UUID or its slug.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from api_client.dataset_refs import parse_dataset_ref
 from import_kinds import IMPORT_KINDS, BodyError, ImportKindSpec, spec_of
 from jobs.request_import import InvalidImportRequest, validate_params
 from store.models import ImportKind, ScheduleKind
@@ -91,6 +94,14 @@ def _uuid(value: Any, what: str) -> str:
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise InvalidSchedule(f"{what} {value!r} is not a valid UUID") from None
+
+
+def _dataset(value: Any, what: str) -> str:
+    # A dataset's UUID or its slug (see api_client.dataset_refs); the message says what a reference looks like.
+    try:
+        return parse_dataset_ref(value)
+    except ValueError as exc:
+        raise InvalidSchedule(f"{what}: {exc}") from None
 
 
 def check_filter(value: Any, *, where: str = "filter") -> dict[str, Any]:
@@ -208,7 +219,7 @@ def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if options.get("from_dataset") is None:
         raise InvalidSchedule("a dataset-copy schedule needs from_dataset")
     return {
-        "from_dataset_id": _uuid(options["from_dataset"], "from_dataset"),
+        "from_dataset_id": _dataset(options["from_dataset"], "from_dataset"),
         "chunk_size": _chunk_size(options.get("chunk_size")),
     }
 
@@ -257,7 +268,9 @@ def build_definition(
     if dataset is None:
         raise InvalidSchedule(f"a {kind} schedule needs dataset (the target dataset id)")
     params = _params(kind, given)
-    if params.get("from_dataset_id") == _uuid(dataset, "dataset"):
+    dataset_id = _dataset(dataset, "dataset")
+    # The same dataset named once by its UUID and once by its slug is not caught here: only the API knows both.
+    if params.get("from_dataset_id") == dataset_id:
         raise InvalidSchedule("a dataset-copy schedule cannot copy a dataset into itself (it would copy its copies)")
     if schedule_kind == ScheduleKind.PLAIN:
         try:
@@ -268,7 +281,7 @@ def build_definition(
         name=name,
         kind=schedule_kind,
         import_kind=import_kind,
-        dataset_id=_uuid(dataset, "dataset"),
+        dataset_id=dataset_id,
         params=params,
         cron=timing.cron_text,
         every_s=timing.every_s,

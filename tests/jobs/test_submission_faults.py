@@ -13,12 +13,13 @@ import pytest
 from emulator.testing import EmulatorServer
 from jobs.recover import recover
 from jobs.runtime import Runtime
-from jobs.submit import SubmitOutcome, SubmitResult, submit_job
+from jobs.submit import SubmitOutcome, SubmitResult
 from store.jobs import get_job, job_events
 from store.models import JobStatus
-from tests.tasks.test_job_functions import EVENTS, T0, dataset_id, emulator, new_job, runtime, status
+from tests.fixtures.direct_runtime import direct_submit
+from tests.jobs.test_job_functions import EVENTS, T0, dataset_id, emulator_options, new_job, runtime, status
 
-__all__ = ["dataset_id", "emulator", "runtime"]  # fixtures used by the tests below
+__all__ = ["dataset_id", "emulator_options", "runtime"]  # fixtures used by the tests below
 
 LEASE = timedelta(seconds=30)  # the runtime fixture's lease
 
@@ -26,18 +27,7 @@ LEASE = timedelta(seconds=30)  # the runtime fixture's lease
 def submit_as(
     runtime: Runtime, job_id: str, *, owner: str, now: datetime, post_deadline_s: float = 10.0
 ) -> SubmitResult:
-    with runtime.client_factory() as client:
-        return submit_job(
-            job_id,
-            session_factory=runtime.session_factory,
-            client=client,
-            owner=owner,
-            now=lambda: now,
-            policy=runtime.poll_policy,
-            lease_s=runtime.tuning.lease_s,
-            final_attempt=False,
-            post_deadline_s=post_deadline_s,
-        )
+    return direct_submit(runtime, job_id, at=now, owner=owner, post_deadline_s=post_deadline_s)
 
 
 def tasks_created(emulator: EmulatorServer, dataset_id: str) -> int:

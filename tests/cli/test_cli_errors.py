@@ -30,7 +30,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["import", "campaign", "--dataset", "nope", "--campaign", UUID_B], "'nope' is not a valid UUID"),
+        (["import", "campaign", "--dataset", "No pe", "--campaign", UUID_B], "'No pe' is not a dataset UUID or slug"),
         (["import", "campaign", "--dataset", UUID_A, "--campaign", "12"], "'12' is not a valid UUID"),
         (["import", "teleport", "--dataset", UUID_A], "No such command 'teleport'"),
         (["import", "explorer", "--dataset", UUID_A], "Missing option '--event'"),

@@ -2,6 +2,7 @@
 
 Run as real processes: the command waits (retrying with backoff) until the lock is released and records its
 request; held past ``DSIMPORT_DB_LOCKED_RETRY_S``, it gives up with one line and exit 1, having recorded nothing.
+The broker is the suite's flushed test Redis (``broker_url``, tests/fixtures/service_stack.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,17 +20,10 @@ from sqlalchemy import select
 
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import ImportJob
-from tests.fixtures.redis_db import flushed_redis, redis_test_url
 
 DATASET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 CAMPAIGN = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"
 BUSY_TIMEOUT_S = 0.2
-
-
-@pytest.fixture
-def broker_url() -> Iterator[str]:
-    with flushed_redis(redis_test_url("DSIMPORT_TEST_REDIS_URL", 11)) as url:
-        yield url
 
 
 @pytest.fixture

@@ -3,50 +3,36 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
-from jobs.poll_backoff import PollPolicy
 from jobs.poll_loop import run_poll_rounds
 from jobs.recover import recover
 from jobs.runtime import JobTuning, Runtime
-from jobs.submit import SubmitOutcome, submit_job
-from store.jobs import create_job, get_job, job_events
+from jobs.submit import SubmitOutcome
+from jobs.transitions import IMPORT_KIND_NOT_OFFERED
+from store.jobs import get_job, job_events
 from store.models import ImportKind, JobStatus
+from tests.fixtures.direct_runtime import direct_runtime, direct_submit, record_job
+from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EVENTS = [f"evt-{n}" for n in range(6)]
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
-    fixture = {
-        "events": [
-            {"event_id": e, "request_messages": [{"role": "user", "content": e}], "response_messages": []}
-            for e in EVENTS
-        ]
-    }
-    with EmulatorServer(seed=fixture, task_duration_s=10, clock=clock) as server:
-        yield server
+def emulator_options() -> dict[str, Any]:
+    return frozen_emulator_options(T0, task_duration_s=10, seed=explorer_events(EVENTS))
 
 
 @pytest.fixture
 def runtime(emulator: EmulatorServer, session_factory: sessionmaker[Session]) -> Runtime:
-    retry = RetryPolicy.none()
-    return Runtime(
-        session_factory=session_factory,
-        client_factory=lambda: DatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        async_client_factory=lambda: AsyncDatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        poll_policy=PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0),
-        tuning=JobTuning(lease_s=30.0, poll_group_threshold=3, submit_max_retries=2, stale_pending_s=60.0),
-    )
+    tuning = JobTuning(lease_s=30.0, poll_group_threshold=3, submit_max_retries=2, stale_pending_s=60.0)
+    return direct_runtime(emulator, session_factory, tuning)
 
 
 @pytest.fixture
@@ -64,33 +50,11 @@ def new_job(
     now: datetime = T0,
     deadline: timedelta = timedelta(hours=1),
 ) -> str:
-    with runtime.session_factory() as session:
-        job, _ = create_job(
-            session,
-            kind=kind,
-            dataset_id=dataset_id,
-            params=params,
-            idempotency_key=f"k-{random.random()}",
-            origin="test",
-            deadline_at=now + deadline,
-            now=now,
-        )
-        session.commit()
-        return job.id
+    return record_job(runtime, dataset_id, params, kind=kind, now=now, deadline_at=now + deadline)
 
 
 def submit(runtime: Runtime, job_id: str, *, now: datetime = T0, final: bool = False) -> SubmitOutcome:
-    with runtime.client_factory() as client:
-        return submit_job(
-            job_id,
-            session_factory=runtime.session_factory,
-            client=client,
-            owner="w1",
-            now=lambda: now,
-            policy=runtime.poll_policy,
-            lease_s=runtime.tuning.lease_s,
-            final_attempt=final,
-        ).outcome
+    return direct_submit(runtime, job_id, at=now, owner="w1", final=final).outcome
 
 
 def status(runtime: Runtime, job_id: str) -> JobStatus:
@@ -120,6 +84,41 @@ def test_a_refused_submit_is_rejected_with_the_api_error_code(runtime: Runtime, 
     with runtime.session_factory() as session:
         job = get_job(session, job_id)
         assert job is not None and job.status is JobStatus.REJECTED and job.error_code == "CAMPAIGN_NOT_FOUND"
+
+
+def test_an_import_kind_the_api_no_longer_has_is_rejected_saying_so(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    # Today's API has no campaign and explorer imports: the emulator answers those POSTs as routes it lacks.
+    emulator.configure(removed_import_routes="gone")
+    campaign = new_job(
+        runtime, dataset_id, {"campaign_id": "0b7e8f0e-1f1e-4d7a-9a0e-3c5d1e0f9a77"}, kind=ImportKind.CAMPAIGN
+    )
+    explorer = new_job(runtime, dataset_id, {"completion_event_ids": EVENTS[:1]})
+    for job_id, kind in ((campaign, "campaign"), (explorer, "explorer")):
+        assert submit(runtime, job_id) is SubmitOutcome.REJECTED
+        with runtime.session_factory() as session:
+            job = get_job(session, job_id)
+            assert job is not None and job.status is JobStatus.REJECTED
+            assert job.error_code == IMPORT_KIND_NOT_OFFERED
+            assert (job.message or "").startswith(f"the API no longer offers imports from {kind} (route not found)")
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {}
+
+
+def test_a_job_naming_its_dataset_by_slug_is_followed_to_its_end(
+    runtime: Runtime, dataset_id: str, emulator: EmulatorServer
+) -> None:
+    with runtime.client_factory() as client:
+        slug = client.fetch_dataset(dataset_id).slug
+    assert slug == "target"
+    job_id = new_job(runtime, slug, {"completion_event_ids": EVENTS[:2]})
+    assert submit(runtime, job_id) is SubmitOutcome.ACCEPTED
+    emulator.advance_clock(11)
+    finished: list[tuple[str, str]] = []
+    run_poll_rounds(runtime, owner="w1", now=lambda: T0 + timedelta(seconds=2), on_finished=finished.extend)
+    assert finished == [(job_id, "COMPLETED")]
+    # The import went into the dataset the slug names.
+    assert emulator.stats(include_tasks=False)["tasks_created"] == {dataset_id: 1}
 
 
 def test_a_429_goes_back_to_pending_then_fails_on_the_last_attempt(

@@ -11,7 +11,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +19,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
-from emulator import EmulatorClock
 from emulator.testing import EmulatorServer
 from jobs import poll_round as polling
 from jobs.poll_backoff import PollPolicy
@@ -30,33 +28,25 @@ from jobs.transitions import Observation
 from store.jobs import create_job
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition
+from tests.fixtures.direct_runtime import POLL_POLICY, direct_runtime
+from tests.fixtures.emulators import frozen_emulator_options
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-POLICY = PollPolicy(initial_interval_s=1.0, multiplier=2.0, max_interval_s=4.0, jitter_ratio=0.0)
 
 pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    clock = EmulatorClock(start=T0.timestamp(), frozen=True)
+def emulator_options() -> dict[str, Any]:
     seed = {"events": [{"event_id": "evt", "request_messages": [{"role": "user", "content": "q"}]}]}
-    with EmulatorServer(seed=seed, task_duration_s=10, clock=clock) as server:
-        yield server
+    return frozen_emulator_options(T0, task_duration_s=10, seed=seed)
 
 
 def make_runtime(
-    emulator: EmulatorServer, session_factory: sessionmaker[Session], *, policy: PollPolicy = POLICY, **tuning: Any
+    emulator: EmulatorServer, session_factory: sessionmaker[Session], *, policy: PollPolicy = POLL_POLICY, **tuning: Any
 ) -> Runtime:
-    retry = RetryPolicy.none()
-    return Runtime(
-        session_factory=session_factory,
-        client_factory=lambda: DatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        async_client_factory=lambda: AsyncDatasetsClient(emulator.api_key, base_url=emulator.url, retry=retry),
-        poll_policy=policy,
-        # Every job is polled with its own fetch_task, so a request can hang for one job only.
-        tuning=JobTuning(poll_group_threshold=10_000, **tuning),
-    )
+    # Every job is polled with its own fetch_task, so a request can hang for one job only.
+    return direct_runtime(emulator, session_factory, JobTuning(poll_group_threshold=10_000, **tuning), policy=policy)
 
 
 def running_jobs(runtime: Runtime, count: int) -> list[str]:
@@ -91,8 +81,8 @@ def running_jobs(runtime: Runtime, count: int) -> list[str]:
             )
             apply_transition(job, JobStatus.SUBMITTING, now=T0)
             job.remote_task_id, job.remote_status, job.progress, job.submitted_at = task_id, "RUNNING", 0, T0
-            job.next_poll_at = T0 + timedelta(seconds=POLICY.initial_interval_s)
-            job.poll_interval_s = POLICY.initial_interval_s
+            job.next_poll_at = T0 + timedelta(seconds=POLL_POLICY.initial_interval_s)
+            job.poll_interval_s = POLL_POLICY.initial_interval_s
             apply_transition(job, JobStatus.RUNNING, now=T0, message=f"remote task {task_id}")
             job_ids.append(job.id)
         session.commit()
@@ -239,4 +229,4 @@ def test_a_late_write_back_from_a_poller_that_lost_its_lease_is_dropped(
 
     job = jobs(runtime, [job_id])[job_id]
     assert job.progress == 50 and job.poll_count == 1
-    assert job.next_poll_at == after_lease + timedelta(seconds=POLICY.initial_interval_s)
+    assert job.next_poll_at == after_lease + timedelta(seconds=POLL_POLICY.initial_interval_s)

@@ -7,6 +7,7 @@ COPY api_client ./api_client
 COPY cli ./cli
 COPY dashboard ./dashboard
 COPY emulator ./emulator
+COPY import_kinds ./import_kinds
 COPY jobs ./jobs
 COPY store ./store
 COPY tasks ./tasks

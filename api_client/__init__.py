@@ -65,6 +65,8 @@ from .source_models import (
     MessageEntry,
     MessageInputEntry,
     MessageOutputEntry,
+    Span,
+    SpanFeed,
 )
 from .spec import UNSET, Unset
 
@@ -115,6 +117,8 @@ __all__ = [
     "RetryPolicy",
     "RouteNotFoundError",
     "ServerError",
+    "Span",
+    "SpanFeed",
     "TaskStatus",
     "TaskStatuses",
     "TransportError",

@@ -116,6 +116,7 @@ class AsyncDatasetsClient:
     list_campaign_events = AsyncCall(src.list_campaign_events)
     iter_campaign_events = AsyncPages(src.iter_campaign_events)
     search_event_ids = AsyncCall(src.search_event_ids)
+    search_spans = AsyncCall(src.search_spans)
     fetch_event = AsyncCall(src.fetch_event)
     upload_file = AsyncCall(src.upload_file)
     fetch_conversation = AsyncCall(src.fetch_conversation)

@@ -109,6 +109,7 @@ class DatasetsClient:
     list_campaign_events = SyncCall(src.list_campaign_events)
     iter_campaign_events = SyncPages(src.iter_campaign_events)
     search_event_ids = SyncCall(src.search_event_ids)
+    search_spans = SyncCall(src.search_spans)
     fetch_event = SyncCall(src.fetch_event)
     upload_file = SyncCall(src.upload_file)
     fetch_conversation = SyncCall(src.fetch_conversation)

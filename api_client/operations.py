@@ -11,9 +11,11 @@ Every ``dataset_id`` is a dataset's UUID or, from 3.x on, its workspace-scoped s
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, TypeAlias, get_args
 
 from pydantic import TypeAdapter
+
+from import_kinds import BodyError, ImportKindName, ImportKindSpec, spec_of
 
 from .errors import InvalidRequestError
 from .models import (
@@ -69,19 +71,14 @@ __all__ = [
     "update_dataset",
 ]
 
-ImportKind = Literal["campaign", "explorer", "file", "playground", "dataset"]
-IMPORT_KINDS: Final[tuple[ImportKind, ...]] = get_args(ImportKind)
+# The import kinds and their bodies are described once, in the import_kinds package.
+ImportKind: TypeAlias = ImportKindName
+IMPORT_KINDS: Final[tuple[ImportKind, ...]] = get_args(ImportKindName)
 
-# The single body field of each import request.
-IMPORT_BODY_FIELDS: Final[dict[ImportKind, str]] = {
-    "campaign": "campaign_id",
-    "explorer": "completion_event_ids",
-    "file": "file_id",
-    "playground": "conversation_ids",
-    "dataset": "dataset_record_ids",
+# The body fields of each import request.
+IMPORT_BODY_FIELDS: Final[dict[ImportKind, tuple[str, ...]]] = {
+    kind: spec_of(kind).field_names for kind in IMPORT_KINDS
 }
-# Kinds whose field is a list of ids; the others take one id.
-_LIST_KINDS: Final[frozenset[str]] = frozenset({"explorer", "playground", "dataset"})
 
 _DATASETS = "/v1/observability/datasets"
 _DATASET = _DATASETS + "/{dataset_id}"
@@ -103,15 +100,8 @@ CREATE_RECORD: Final = Endpoint(
     "create_record", "POST", _DATASET + "/records", 201, JsonBody(TypeAdapter(DatasetRecord)), creates=True
 )
 IMPORT_ENDPOINTS: Final[dict[ImportKind, Endpoint[DatasetImportTask]]] = {
-    kind: Endpoint(
-        "import_from_dataset_records" if kind == "dataset" else f"import_from_{kind}",
-        "POST",
-        f"{_DATASET}/imports/from-{kind}",
-        202,
-        _TASK_BODY,
-        creates=True,
-    )
-    for kind in IMPORT_KINDS
+    kind: Endpoint(spec.operation, "POST", f"{_DATASET}/imports/{spec.route}", 202, _TASK_BODY, creates=True)
+    for kind, spec in ((kind, spec_of(kind)) for kind in IMPORT_KINDS)
 }
 EXPORT_TO_JSONL: Final = Endpoint(
     "export_to_jsonl", "GET", _DATASET + "/exports/to-jsonl", 200, JsonBody(TypeAdapter(ExportDatasetResponse))
@@ -217,23 +207,15 @@ def json_object(operation: str, name: str, value: Any) -> dict[str, Any]:
 
 
 def start_import(dataset_id: str, kind: ImportKind | str, params: Mapping[str, Any]) -> RequestSpec[DatasetImportTask]:
-    """Start an import of ``kind`` (202); ``params`` holds exactly the body field of that kind
+    """Start an import of ``kind`` (202); ``params`` holds exactly the body fields of that kind
     (see ``IMPORT_BODY_FIELDS``). Not retried by default: see :class:`~api_client.retry.RetryPolicy`.
     """
-    known_kind = _import_kind(kind)
-    field = IMPORT_BODY_FIELDS[known_kind]
-    if not isinstance(params, Mapping) or set(params) != {field}:
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise InvalidRequestError(f"start_import: a {known_kind!r} import takes exactly {{{field!r}}}, got {got}")
-    value = params[field]
-    body_value: str | list[str]
-    if known_kind in _LIST_KINDS:
-        body_value = _id_list(field, value)
-    elif isinstance(value, str) and value:
-        body_value = value
-    else:
-        raise InvalidRequestError(f"start_import: {field} must be a non-empty string, got {value!r}")
-    return IMPORT_ENDPOINTS[known_kind].request({"dataset_id": dataset_id}, json_body={field: body_value})
+    known_kind, spec = _import_kind(kind)
+    try:
+        body = spec.check(params)
+    except BodyError as exc:
+        raise InvalidRequestError(f"start_import: {exc}") from None
+    return IMPORT_ENDPOINTS[known_kind].request({"dataset_id": dataset_id}, json_body=body)
 
 
 def import_from_campaign(dataset_id: str, campaign_id: str) -> RequestSpec[DatasetImportTask]:
@@ -288,19 +270,9 @@ def iter_tasks(dataset_id: str, page_size: int = 100) -> PageWalk[DatasetImportT
     return PageWalk(lambda page: list_tasks(dataset_id, page, page_size), page_size)
 
 
-def _import_kind(kind: str) -> ImportKind:
+def _import_kind(kind: str) -> tuple[ImportKind, ImportKindSpec]:
     # Accepts any str equal to a kind, e.g. a StrEnum member read from a database.
     for known in IMPORT_KINDS:
         if kind == known:
-            return known
+            return known, spec_of(known)
     raise InvalidRequestError(f"start_import: unknown import kind {kind!r}; expected one of {IMPORT_KINDS}")
-
-
-def _id_list(field: str, value: Any) -> list[str]:
-    # A lone string is iterable too: without this check "evt-1" would become ["e", "v", "t", ...].
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise InvalidRequestError(f"start_import: {field} must be a list of strings, got {value!r}")
-    ids = list(value)
-    if not all(isinstance(item, str) and item for item in ids):
-        raise InvalidRequestError(f"start_import: {field} must hold non-empty strings, got {ids!r}")
-    return ids

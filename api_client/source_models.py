@@ -1,4 +1,4 @@
-"""Objects of the APIs imports read from (contract §5): campaigns, explorer events, files, conversations.
+"""Objects of the APIs imports read from (contract §5): campaigns, explorer events, files, conversations, spans.
 
 Only what an import orchestrator needs is typed closely; nested structures it never looks into (a campaign's
 judge and filters, tool definitions, content chunks) stay plain dicts so a change there cannot break parsing.
@@ -25,6 +25,8 @@ __all__ = [
     "MessageEntry",
     "MessageInputEntry",
     "MessageOutputEntry",
+    "Span",
+    "SpanFeed",
 ]
 
 
@@ -152,3 +154,26 @@ class ConversationMessages(ResponseModel):
     conversation_id: str
     messages: list[MessageEntry]
     object: Literal["conversation.messages"] = "conversation.messages"
+
+
+class Span(ResponseModel):
+    """A telemetry span as the spans search returns it (SDK 3.x ``GetSpan``); ``trace_id`` and ``span_id`` are what
+    a spans import takes. The SDK requires some fifty more keys: only those an import needs are read."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    span_name: str | None = None
+    service_name: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    span_attributes: dict[str, str] = Field(default_factory=dict)
+    resource_attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class SpanFeed(ResponseModel):
+    """One page of a spans search (``FeedResultGetSpan``): the next page is asked for with ``cursor``."""
+
+    results: list[Span] = Field(default_factory=list)
+    next: str | None = None
+    cursor: str | None = None

@@ -1,15 +1,17 @@
-"""The source endpoints imports read from (contract §5): campaigns, explorer events, files, conversations.
+"""The source endpoints imports read from (contract §5): campaigns, explorer events, files, conversations, spans.
 
 Same shape as :mod:`api_client.operations`: each endpoint described once, one request builder per method.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from pydantic import TypeAdapter
 
 from .errors import InvalidRequestError
+from .filters import iso_utc
 from .models import Page
 from .operations import page_query
 from .pagination import PageWalk
@@ -21,6 +23,7 @@ from .source_models import (
     Conversation,
     ConversationMessages,
     FileObject,
+    SpanFeed,
 )
 from .spec import Endpoint, RequestSpec
 
@@ -32,6 +35,7 @@ __all__ = [
     "FETCH_EVENT",
     "LIST_CAMPAIGN_EVENTS",
     "SEARCH_EVENT_IDS",
+    "SEARCH_SPANS",
     "UPLOAD_FILE",
     "fetch_campaign",
     "fetch_campaign_status",
@@ -41,6 +45,7 @@ __all__ = [
     "iter_campaign_events",
     "list_campaign_events",
     "search_event_ids",
+    "search_spans",
     "upload_file",
 ]
 
@@ -73,6 +78,10 @@ FETCH_EVENT: Final = Endpoint(
 UPLOAD_FILE: Final = Endpoint("upload_file", "POST", "/v1/files", 200, JsonBody(TypeAdapter(FileObject)), creates=True)
 FETCH_CONVERSATION: Final = Endpoint(
     "fetch_conversation", "GET", _CONVERSATION, 200, JsonBody(TypeAdapter(Conversation))
+)
+# A POST that only reads: safe to retry.
+SEARCH_SPANS: Final = Endpoint(
+    "search_spans", "POST", "/v1/observability/spans/search", 200, JsonBody(TypeAdapter(SpanFeed), key="spans")
 )
 FETCH_CONVERSATION_MESSAGES: Final = Endpoint(
     "fetch_conversation_messages",
@@ -108,6 +117,29 @@ def iter_campaign_events(campaign_id: str, page_size: int = 100) -> PageWalk[Cha
 def search_event_ids(filters: dict[str, Any] | None) -> RequestSpec[list[str]]:
     """Ids of the chat completion events matching ``filters`` (see ``time_window_filter``); None matches all."""
     return SEARCH_EVENT_IDS.request(json_body={"search_params": {"filters": filters}})
+
+
+def search_spans(
+    search_expression: str | None = None,
+    *,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    page_size: int = 50,
+    cursor: str | None = None,
+) -> RequestSpec[SpanFeed]:
+    """One page of the spans matching ``search_expression`` (None matches all) between ``from_`` and ``to``;
+    the next page is asked for with the ``cursor`` this page returned. Query ``from``, ``to``, ``page_size``,
+    ``cursor`` in the SDK's order, each sent only when set (``page_size`` always)."""
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+        raise InvalidRequestError(f"search_spans: page_size must be a positive int, got {page_size!r}")
+    if search_expression is not None and not isinstance(search_expression, str):
+        raise InvalidRequestError(f"search_spans: search_expression must be a string, got {search_expression!r}")
+    query = [(name, iso_utc(moment)) for name, moment in (("from", from_), ("to", to)) if moment is not None]
+    query.append(("page_size", str(page_size)))
+    if cursor is not None:
+        query.append(("cursor", cursor))
+    body = {} if search_expression is None else {"search_expression": search_expression}
+    return SEARCH_SPANS.request(query=tuple(query), json_body=body)
 
 
 def fetch_event(event_id: str) -> RequestSpec[ChatCompletionEvent]:

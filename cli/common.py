@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,11 @@ def settings_or_fail() -> Settings:
         raise CommandFailed(str(exc)) from None
 
 
+def lazy_settings() -> Callable[[], Settings]:
+    """:func:`settings_or_fail`, read on the first call only: a command checks its arguments before the settings."""
+    return cache(settings_or_fail)
+
+
 def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Session]:
     """A session factory on a migrated ledger, or one line saying what to fix.
 
@@ -128,35 +134,26 @@ def api_client(settings: Settings) -> DatasetsClient:
     )
 
 
-def dataset_record_ids(settings: Settings, record_ids: tuple[str, ...], from_dataset: str | None) -> list[str]:
-    """The records a dataset import copies: the ones named, or every record of ``from_dataset``."""
-    if bool(record_ids) == (from_dataset is not None):
-        raise click.UsageError("give --record (one or more) or --from-dataset, not both")
-    if from_dataset is None:
-        return list(record_ids)
+def records_of_dataset(settings: Settings, dataset_id: str) -> list[str]:
+    """The ids of every record of ``dataset_id`` (``--from-dataset``: a copy of all of them)."""
     with api_client(settings) as client:
         try:
-            ids = [record.id for record in client.iter_records(from_dataset)]
+            ids = [record.id for record in client.iter_records(dataset_id)]
         except ApiError as exc:
-            raise CommandFailed(f"cannot list the records of {from_dataset}: {exc}") from None
+            raise CommandFailed(f"cannot list the records of {dataset_id}: {exc}") from None
     if not ids:
-        raise CommandFailed(f"dataset {from_dataset} has no records to copy")
+        raise CommandFailed(f"dataset {dataset_id} has no records to copy")
     return ids
 
 
-def file_id_to_import(settings: Settings, path: Path | None, file_id: str | None) -> str:
-    """The file a file import reads: ``file_id`` as given, or the id of ``path`` once uploaded."""
-    if (path is None) == (file_id is None):
-        raise click.UsageError("give exactly one of --path and --file-id")
-    if path is None:
-        assert file_id is not None
-        return file_id
+def upload_file(settings: Settings, path: Path, *, param_hint: str = "--path") -> str:
+    """The id of ``path`` once uploaded (``--path``: a local file is uploaded, then imported)."""
     try:
         content = path.read_bytes()
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--path") from None
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint=param_hint) from None
     if not content.strip():
-        raise click.BadParameter(f"{path} is empty", param_hint="--path")
+        raise click.BadParameter(f"{path} is empty", param_hint=param_hint)
     with api_client(settings) as client:
         try:
             uploaded = client.upload_file(path.name, content).id

@@ -10,17 +10,18 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import DATASET, UUID, CommandFailed, dataset_record_ids, file_id_to_import, ledger, settings_or_fail
+from cli.common import DATASET, CommandFailed, lazy_settings, ledger, settings_or_fail
 from cli.import_commands import follow
+from cli.kind_options import kind_commands, source_params
+from import_kinds import CommandGroup, ImportKindSpec
 from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_letter, list_dead_letters
 from store.errors import StoreError
 from store.jobs import get_job_by_key
@@ -58,19 +59,18 @@ def schema_command() -> None:
     click.echo(json.dumps(json_schema(), indent=2))
 
 
-def _send_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
-    func = click.option(
-        "--id",
-        "--key",
-        "message_id",
-        default=None,
-        help="Message id (the idempotency key): a second message with the same id is one import. Default: new.",
-    )(func)
-    func = click.option(
-        "--wait", is_flag=True, help="Follow the job a worker creates until it ends; exit 1 unless COMPLETED."
-    )(func)
-    return func
+def _send_options() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["--wait"], is_flag=True, help="Follow the job a worker creates until it ends; exit 1 unless COMPLETED."
+        ),
+        click.Option(
+            ["--id", "--key", "message_id"],
+            default=None,
+            help="Message id (the idempotency key): a second message with the same id is one import. Default: new.",
+        ),
+        click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
+    ]
 
 
 @messages_group.group("send")
@@ -78,54 +78,14 @@ def send_group() -> None:
     """Publish an import request on the stream; prints the message id."""
 
 
-@send_group.command("campaign")
-@_send_options
-@click.option("--campaign", "campaign_id", type=UUID, required=True, help="Campaign whose selected events to import.")
-def send_campaign(dataset_id: str, message_id: str | None, wait: bool, campaign_id: str) -> None:
-    """Request a campaign import."""
-    _send("campaign", dataset_id, {"campaign_id": campaign_id}, message_id, wait)
+def _send_kind(spec: ImportKindSpec, values: dict[str, Any]) -> None:
+    settings = lazy_settings()
+    source = source_params(spec, values, settings)
+    _send(spec.name, values["dataset_id"], source, values["message_id"], values["wait"], settings())
 
 
-@send_group.command("explorer")
-@_send_options
-@click.option("--event", "event_ids", multiple=True, required=True, help="Completion event id (repeatable).")
-def send_explorer(dataset_id: str, message_id: str | None, wait: bool, event_ids: tuple[str, ...]) -> None:
-    """Request an import of chat-completion events."""
-    _send("explorer", dataset_id, {"completion_event_ids": list(event_ids)}, message_id, wait)
-
-
-@send_group.command("file")
-@_send_options
-@click.option(
-    "--path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSONL file to upload first."
-)
-@click.option("--file-id", "file_id", default=None, help="Id of a file already uploaded.")
-def send_file(dataset_id: str, message_id: str | None, wait: bool, path: Path | None, file_id: str | None) -> None:
-    """Request a file import (uploaded first with --path, or already uploaded with --file-id)."""
-    settings = settings_or_fail()
-    file_id = file_id_to_import(settings, path, file_id)
-    _send("file", dataset_id, {"file_id": file_id}, message_id, wait, settings=settings)
-
-
-@send_group.command("playground")
-@_send_options
-@click.option("--conversation", "conversation_ids", multiple=True, required=True, help="Conversation id (repeatable).")
-def send_playground(dataset_id: str, message_id: str | None, wait: bool, conversation_ids: tuple[str, ...]) -> None:
-    """Request an import of playground conversations."""
-    _send("playground", dataset_id, {"conversation_ids": list(conversation_ids)}, message_id, wait)
-
-
-@send_group.command("dataset")
-@_send_options
-@click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option("--from-dataset", "from_dataset", type=DATASET, default=None, help="Take all records of this dataset.")
-def send_dataset(
-    dataset_id: str, message_id: str | None, wait: bool, record_ids: tuple[str, ...], from_dataset: str | None
-) -> None:
-    """Request a copy of records of another dataset."""
-    settings = settings_or_fail()
-    ids = dataset_record_ids(settings, record_ids, from_dataset)
-    _send("dataset", dataset_id, {"dataset_record_ids": ids}, message_id, wait, settings=settings)
+for _command in kind_commands(CommandGroup.SEND, _send_options, _send_kind):
+    send_group.add_command(_command)
 
 
 def _send(
@@ -134,10 +94,8 @@ def _send(
     source: dict[str, Any],
     message_id: str | None,
     wait: bool,
-    *,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> None:
-    settings = settings or settings_or_fail()
     message = {"id": message_id or str(uuid.uuid4()), "kind": kind, "dataset_id": dataset_id, **source}
     # Refuse here what the consumer would dead-letter: an operator gets the reason now, not in a listing later.
     try:

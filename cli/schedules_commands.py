@@ -14,7 +14,9 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.common import DATASET, UUID, CommandFailed, ledger, settings_or_fail, utcnow
+from cli.kind_options import kind_commands, schedule_options
 from cli.schedule_views import run_to_dict, schedule_to_dict
+from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
 from store.models import Schedule, ScheduleSource
 from store.schedule_items import item_counts
 from store.schedule_runs import jobs_of_runs, last_run, list_runs
@@ -88,6 +90,10 @@ def add_group(name: str, cron: str | None, every: str | None, paused: bool) -> N
     """Add schedule NAME, firing on --cron or --every, of KIND (the kinds take the options of `dsimport import`)."""
 
 
+# spans-window's --map is the spans import's: the same text, the same reading.
+_SPANS_MAP = next(option for option in spec_of(ImportKind.SPANS).options if option.flag == "--map")
+
+
 def _target(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
 
@@ -133,52 +139,17 @@ def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
     click.echo(f"{row['name']}: {row['kind']}, {row['timing']}, {row['state']}, next fire {next_fire}")
 
 
-@add_group.command("campaign")
-@_target
-@click.option("--campaign", "campaign_id", type=UUID, required=True, help="Campaign to import on every fire.")
-def add_campaign(dataset_id: str, campaign_id: str) -> None:
-    """Import a campaign on every fire."""
-    _add("campaign", dataset_id, {"campaign": campaign_id})
+def _add_plain(spec: ImportKindSpec, values: dict[str, Any]) -> None:
+    _add(spec.name, values["dataset_id"], schedule_options(spec, values))
 
 
-@add_group.command("explorer")
-@_target
-@click.option("--event", "event_ids", multiple=True, required=True, help="Completion event id (repeatable).")
-def add_explorer(dataset_id: str, event_ids: tuple[str, ...]) -> None:
-    """Import the same explorer events on every fire."""
-    _add("explorer", dataset_id, {"events": list(event_ids)})
+def _target_option() -> list[click.Parameter]:
+    return [click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id.")]
 
 
-@add_group.command("file")
-@_target
-@click.option("--file-id", "file_id", required=True, help="Id of a file already uploaded.")
-def add_file(dataset_id: str, file_id: str) -> None:
-    """Import an uploaded file on every fire (upload it once with `dsimport import file --path`)."""
-    _add("file", dataset_id, {"file_id": file_id})
-
-
-@add_group.command("playground")
-@_target
-@click.option("--conversation", "conversation_ids", multiple=True, required=True, help="Conversation id (repeatable).")
-def add_playground(dataset_id: str, conversation_ids: tuple[str, ...]) -> None:
-    """Import playground conversations on every fire."""
-    _add("playground", dataset_id, {"conversations": list(conversation_ids)})
-
-
-@add_group.command("dataset")
-@_target
-@click.option("--record", "record_ids", multiple=True, type=UUID, help="Dataset record id (repeatable).")
-@click.option("--from-dataset", "from_dataset", type=DATASET, default=None, help="Not here: see dataset-copy.")
-def add_dataset(dataset_id: str, record_ids: tuple[str, ...], from_dataset: str | None) -> None:
-    """Copy the same dataset records on every fire."""
-    if from_dataset is not None:
-        raise click.UsageError(
-            "to copy a whole dataset on a schedule use kind dataset-copy (it copies each record once): "
-            "dsimport schedules add NAME --every 1h dataset-copy --dataset D --from-dataset S"
-        )
-    if not record_ids:
-        raise click.UsageError("give --record (one or more)")
-    _add("dataset", dataset_id, {"records": list(record_ids)})
+# The plain kinds: one import of each import kind, with the same body on every fire.
+for _command in kind_commands(CommandGroup.SCHEDULE, _target_option, _add_plain):
+    add_group.add_command(_command)
 
 
 @add_group.command("explorer-window")
@@ -199,6 +170,23 @@ def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: in
         except RecursionError:
             raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
     _add("explorer-window", dataset_id, {"filter": filters, "chunk_size": chunk_size, "since": since})
+
+
+@add_group.command("spans-window")
+@_target
+@click.option("--search", default=None, help="Spans search expression (default: every span).")
+@click.option("--map", "mappings", multiple=True, required=True, help=_SPANS_MAP.help)
+@_chunk_size
+@click.option("--since", default=None, help="Start of the first window, ISO-8601 (default: now).")
+def add_spans_window(
+    dataset_id: str, search: str | None, mappings: tuple[str, ...], chunk_size: int, since: str | None
+) -> None:
+    """Import the telemetry spans found since the last fire (matching --search), in chunks; each span once."""
+    _add(
+        "spans-window",
+        dataset_id,
+        {"search": search, "mapping": list(mappings), "chunk_size": chunk_size, "since": since},
+    )
 
 
 @add_group.command("campaign-when-done")

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from import_kinds import BodyError, spec_of
 from store.jobs import create_job
 from store.models import ImportKind, JobStatus
 
@@ -24,15 +25,6 @@ log = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 """The ledger's ``import_jobs.idempotency_key`` column width."""
-
-# The body field each import kind sends, with the kind of value it holds.
-SOURCE_FIELDS: dict[ImportKind, tuple[str, type]] = {
-    ImportKind.CAMPAIGN: ("campaign_id", str),
-    ImportKind.EXPLORER: ("completion_event_ids", list),
-    ImportKind.FILE: ("file_id", str),
-    ImportKind.PLAYGROUND: ("conversation_ids", list),
-    ImportKind.DATASET: ("dataset_record_ids", list),
-}
 
 
 class InvalidImportRequest(ValueError):
@@ -47,16 +39,16 @@ class ImportRequested:
 
 
 def validate_params(kind: ImportKind, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check that ``params`` holds exactly the body field of ``kind``, non-empty."""
-    field_name, expected = SOURCE_FIELDS[kind]
-    if set(params) != {field_name}:
-        raise InvalidImportRequest(f"a {kind} import takes exactly {field_name!r}, got {sorted(params)}")
-    value = params[field_name]
-    if not isinstance(value, expected) or not value:
-        raise InvalidImportRequest(f"{field_name} must be a non-empty {expected.__name__}")
-    if isinstance(value, list) and not all(isinstance(item, str) and item for item in value):
-        raise InvalidImportRequest(f"{field_name} must hold non-empty strings")
-    return {field_name: value}
+    """``params`` as the ledger stores it, if it holds exactly the body fields of ``kind`` (its entry in
+    :mod:`import_kinds`), each of the right shape and non-empty."""
+    try:
+        spec = spec_of(kind)
+    except ValueError:
+        raise InvalidImportRequest(f"unknown import kind {kind!r}") from None
+    try:
+        return spec.check(params)
+    except BodyError as exc:
+        raise InvalidImportRequest(str(exc)) from None
 
 
 def check_idempotency_key(key: str) -> str:

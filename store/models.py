@@ -27,11 +27,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from import_kinds import ImportKind
 from store.coltypes import UTCDateTime
 
 __all__ = [
     "ACTIVE_JOB_STATUSES",
     "TERMINAL_JOB_STATUSES",
+    "WINDOW_SCHEDULE_KINDS",
     "Base",
     "DeadLetter",
     "ImportJob",
@@ -85,16 +87,6 @@ TERMINAL_JOB_STATUSES: frozenset[JobStatus] = frozenset(
     }
 )
 ACTIVE_JOB_STATUSES: frozenset[JobStatus] = frozenset(JobStatus) - TERMINAL_JOB_STATUSES
-
-
-class ImportKind(StrEnum):
-    """Which import endpoint a job calls."""
-
-    CAMPAIGN = "campaign"
-    EXPLORER = "explorer"
-    FILE = "file"
-    PLAYGROUND = "playground"
-    DATASET = "dataset"
 
 
 def _enum_values(enum: type[StrEnum]) -> list[str]:
@@ -280,10 +272,16 @@ class ScheduleKind(StrEnum):
     """One import of a fixed kind with fixed params per fire."""
     EXPLORER_WINDOW = "explorer-window"
     """Import the explorer events created since the watermark, in chunks."""
+    SPANS_WINDOW = "spans-window"
+    """Import the telemetry spans found since the watermark, in chunks, with a mapping contract."""
     CAMPAIGN_WHEN_DONE = "campaign-when-done"
     """Wait for a campaign to complete, import it once, then stop."""
     DATASET_COPY = "dataset-copy"
     """Copy the records of a dataset this schedule has not copied yet."""
+
+
+WINDOW_SCHEDULE_KINDS: frozenset[ScheduleKind] = frozenset({ScheduleKind.EXPLORER_WINDOW, ScheduleKind.SPANS_WINDOW})
+"""Schedules that import what appeared in ``[watermark, fire time - settle lag)`` and then move the watermark."""
 
 
 class ScheduleSource(StrEnum):

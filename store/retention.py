@@ -9,9 +9,9 @@ What goes, once older than the cutoff (``now - older_than``):
 - **dead letters** that were resolved (re-submitted: ``retried_at`` set) before the cutoff. One still waiting for
   someone to look at it is kept.
 - **schedule items** of schedules that no longer exist (a removed schedule keeps its row, and so its items, unless
-  it was forgotten), and items of explorer-window schedules added before the cutoff and more than
-  :data:`ITEM_WATERMARK_MARGIN` before the schedule's watermark: windows start at the watermark, so such an event
-  is never searched again and its id protects nothing. Dataset-copy items are kept
+  it was forgotten), and items of window schedules (explorer-window, spans-window) added before the cutoff and more
+  than :data:`ITEM_WATERMARK_MARGIN` before the schedule's watermark: windows start at the watermark, so such an
+  event or span is never searched again and its id protects nothing. Dataset-copy items are kept
   for as long as the schedule exists: each fire lists the whole source dataset, and a record whose id was
   forgotten would be copied a second time.
 
@@ -41,12 +41,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import (
     TERMINAL_JOB_STATUSES,
+    WINDOW_SCHEDULE_KINDS,
     DeadLetter,
     ImportJob,
     JobEvent,
     Schedule,
     ScheduleItem,
-    ScheduleKind,
 )
 from store.schedule_items import FAILED_JOB_STATUSES
 
@@ -64,7 +64,7 @@ __all__ = [
 MIN_RETENTION_S = 86_400.0
 """The shortest retention accepted: one day."""
 ITEM_WATERMARK_MARGIN = timedelta(days=1)
-"""How far below the watermark an explorer-window item must be: a window that starts a little before the
+"""How far below the watermark a window schedule's item must be: a window that starts a little before the
 watermark (to catch late events) still finds the ids it needs."""
 DEFAULT_BATCH_SIZE = 200
 """Jobs (with their events), dead letters and schedule items deleted per transaction."""
@@ -171,7 +171,7 @@ def _item_schedule_ids(session: Session) -> list[str]:
 
 
 def _item_rules(session: Session, cutoff: datetime) -> list[ColumnElement[bool]]:
-    """One condition per group of schedule items that may go: orphans, then each explorer-window schedule's old ones."""
+    """One condition per group of schedule items that may go: orphans, then each window schedule's old ones."""
     rules: list[ColumnElement[bool]] = []
     # Items of a schedule that is gone (ON DELETE CASCADE removes them unless foreign keys were off at the time).
     existing = set(session.scalars(select(Schedule.id)))
@@ -180,7 +180,7 @@ def _item_rules(session: Session, cutoff: datetime) -> list[ColumnElement[bool]]
         rules.append(ScheduleItem.schedule_id.in_(orphaned))
     schedules = session.execute(
         select(Schedule.id, Schedule.watermark).where(
-            Schedule.kind == ScheduleKind.EXPLORER_WINDOW, Schedule.watermark.is_not(None)
+            Schedule.kind.in_(WINDOW_SCHEDULE_KINDS), Schedule.watermark.is_not(None)
         )
     ).all()
     for schedule_id, watermark in schedules:

@@ -1,9 +1,9 @@
 """The items a schedule put in jobs whose import failed, and what became of them (retried, or given up).
 
-An explorer-window or dataset-copy schedule records each source item it requests (``schedule_items``) so it never
-requests it again. When the item's job ends without importing it (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED
-before anything was sent), the item is not imported and no later fire would pick it up. These functions find
-such items, point them at the job that retries them, or mark them given up, which is what keeps them visible
+A window (explorer, spans) or dataset-copy schedule records each source item it requests (``schedule_items``) so
+it never requests it again. When the item's job ends without importing it (FAILED, REJECTED, TIMED_OUT, LOST, or
+EXPIRED before anything was sent), the item is not imported and no later fire would pick it up. These functions
+find such items, point them at the job that retries them, or mark them given up, which is what keeps them visible
 instead of silently lost. Callers hold the schedule's row lock, as for every change of its items.
 """
 
@@ -72,7 +72,9 @@ def failed_chunks(session: Session, schedule_id: str, *, limit: int = 100) -> li
     chunks = []
     for job in list(jobs.values())[:limit]:
         mine = items[job.id]
-        listed = [item for value in job.params.values() if isinstance(value, list) for item in value]
+        # Ids listed in the job's params give the order; items that are objects (span references) are sorted.
+        listed = [item for value in job.params.values() if isinstance(value, list) for item in value
+                  if isinstance(item, str)]  # fmt: skip
         ordered = [item for item in listed if item in mine] + sorted(mine - set(listed))
         chunks.append(
             FailedChunk(

@@ -30,7 +30,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError
-from store.models import ImportKind, Schedule, ScheduleItem, ScheduleKind, ScheduleRun, ScheduleSource
+from store.models import (
+    WINDOW_SCHEDULE_KINDS,
+    ImportKind,
+    Schedule,
+    ScheduleItem,
+    ScheduleKind,
+    ScheduleRun,
+    ScheduleSource,
+)
 
 __all__ = [
     "FileScheduleError",
@@ -94,7 +102,7 @@ class FileScheduleError(ScheduleError):
 class ScheduleDefinition:
     """What a schedule is, as the command line or the schedules file says it: validated, ready to store.
 
-    ``start`` is where an explorer-window schedule's first window begins (None: when the schedule is created).
+    ``start`` is where a window schedule's first window begins (None: when the schedule is created).
     ``paused`` is the state a new schedule starts in; later syncs of the file leave the pause state alone.
     """
 
@@ -140,7 +148,7 @@ class SyncReport:
 
 
 def _initial_watermark(definition: ScheduleDefinition, now: datetime) -> datetime | None:
-    if definition.kind != ScheduleKind.EXPLORER_WINDOW:
+    if definition.kind not in WINDOW_SCHEDULE_KINDS:
         return None
     return definition.start or now
 
@@ -300,7 +308,7 @@ def mark_finished(session: Session, schedule: Schedule, reason: str, *, now: dat
 
 
 def advance_watermark(schedule: Schedule, to: datetime, *, now: datetime) -> None:
-    """Move an explorer-window schedule's watermark forward to ``to``; never backwards."""
+    """Move a window schedule's watermark forward to ``to``; never backwards."""
     if schedule.watermark is None or schedule.watermark < to:
         schedule.watermark = to
         schedule.updated_at = now

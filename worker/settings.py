@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     schedule_settle_lag_s: float = Field(
         default=120.0,
         ge=0,
-        description="An explorer-window fire searches up to this long before its fire time (late-indexed events).",
+        description="A window schedule's fire searches up to this long before its fire time (late-indexed items).",
     )
 
     log_level: str = Field(default="INFO")

@@ -18,6 +18,8 @@ JUDGE: dict[str, Any] = {
     "output": {"type": "CLASSIFICATION", "options": [{"description": "polite", "value": "good"}]},
 }
 STAMP = "2025-10-07T20:56:01.974Z"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN_ID = "00f067aa0ba902b7"
 
 
 def dataset(**overrides: Any) -> dict[str, Any]:
@@ -156,4 +158,43 @@ def conversation_messages(**overrides: Any) -> dict[str, Any]:
             {"role": "assistant", "content": "hello", "object": "entry", "type": "message.output"},
         ],
     }
+    return {**body, **overrides}
+
+
+def span(**overrides: Any) -> dict[str, Any]:
+    """A span as the 3.x spans search returns it: every key the SDK's ``GetSpan`` requires."""
+    text_keys = (
+        "customer_id organization_id workspace_id user_id parent_span_id trace_state span_kind status_message "
+        "error_type operation_name provider_name request_model response_model response_id output_type "
+        "conversation_id data_source_id agent_id agent_name agent_version agent_description workflow_name "
+        "prompt_name tool_name tool_type tool_call_id input_messages output_messages system_instructions "
+        "tool_definitions tool_call_arguments tool_call_result scope_name scope_version"
+    ).split()
+    count_keys = (
+        "duration_ns request_choice_count request_max_tokens request_seed usage_input_tokens usage_output_tokens "
+        "usage_cache_read_input_tokens usage_cache_creation_input_tokens"
+    ).split()
+    body: dict[str, Any] = {key: "" for key in text_keys}
+    body.update({key: 0 for key in count_keys})
+    body.update(
+        {
+            "trace_id": TRACE_ID,
+            "span_id": SPAN_ID,
+            "start_time": STAMP,
+            "end_time": STAMP,
+            "span_name": "chat mistral-small",
+            "service_name": "support-bot",
+            "status_code": "Ok",
+            "request_temperature": None,
+            "request_top_p": None,
+            "request_top_k": None,
+            "request_presence_penalty": None,
+            "request_frequency_penalty": None,
+            "request_stop_sequences": [],
+            "request_encoding_formats": [],
+            "response_finish_reasons": [],
+            "resource_attributes": {"deployment.environment": "prod"},
+            "span_attributes": {"gen_ai.prompt": "hi"},
+        }
+    )
     return {**body, **overrides}

@@ -20,8 +20,8 @@ PUBLIC_METHODS = {
     "list_records", "iter_records", "create_record", "start_import", "import_from_campaign",
     "import_from_explorer", "import_from_file", "import_from_playground", "import_from_dataset_records",
     "export_to_jsonl", "download_export", "fetch_task", "list_tasks", "iter_tasks", "fetch_campaign",
-    "fetch_campaign_status", "list_campaign_events", "iter_campaign_events", "search_event_ids", "fetch_event",
-    "upload_file", "fetch_conversation", "fetch_conversation_messages", "fetch_record", "delete_record",
+    "fetch_campaign_status", "list_campaign_events", "iter_campaign_events", "search_event_ids", "search_spans",
+    "fetch_event", "upload_file", "fetch_conversation", "fetch_conversation_messages", "fetch_record", "delete_record",
     "bulk_delete_records", "update_record_payload", "update_record_properties", "judge_record",
 }
 SYNC_ONLY = {"close"}
@@ -137,9 +137,10 @@ def test_methods_carry_their_builders_docstrings_and_names() -> None:
 def test_import_body_fields_cover_every_kind() -> None:
     assert set(api_client.IMPORT_BODY_FIELDS) == set(typing.get_args(api_client.ImportKind))
     assert api_client.IMPORT_BODY_FIELDS == {
-        "campaign": "campaign_id",
-        "explorer": "completion_event_ids",
-        "file": "file_id",
-        "playground": "conversation_ids",
-        "dataset": "dataset_record_ids",
+        "campaign": ("campaign_id",),
+        "explorer": ("completion_event_ids",),
+        "file": ("file_id",),
+        "playground": ("conversation_ids",),
+        "dataset": ("dataset_record_ids",),
+        "spans": ("span_references", "mapping_contract"),
     }

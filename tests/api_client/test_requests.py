@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from api_client import (
     InvalidRequestError,
     JudgeOutput,
     Page,
+    SpanFeed,
 )
 
 from . import samples as s
@@ -47,6 +49,15 @@ class Case:
 
 
 PAYLOAD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+# The contract's version is sent even when left out, as the SDK does.
+SPANS_BODY = {
+    "span_references": [{"trace_id": "t1", "span_id": "s1"}],
+    "mapping_contract": {
+        "mappings": [
+            {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}}
+        ]
+    },
+}
 
 CASES = [
     Case("list_datasets", (), {}, 200, {"datasets": s.page([s.dataset()])}, "GET",
@@ -81,6 +92,10 @@ CASES = [
          "from-dataset"),
     Case("start_import", (D, "explorer", {"completion_event_ids": ("e",)}), {}, 202, s.task(), "POST",
          f"{DS}/imports/from-explorer", b'{"completion_event_ids":["e"]}', DatasetImportTask, "start-import"),
+    Case("start_import", (D, "spans", SPANS_BODY), {}, 202, s.task(), "POST", f"{DS}/imports/from-spans",
+         b'{"span_references":[{"trace_id":"t1","span_id":"s1"}],"mapping_contract":{"mappings":[{"target_field":'
+         b'"input","source_field":{"namespace":"span_attributes","key":"gen_ai.prompt"}}],"version":1}}',
+         DatasetImportTask, "from-spans"),
     Case("export_to_jsonl", (D,), {}, 200, {"file_url": "http://files.local/x.jsonl?sig=1"}, "GET",
          f"{DS}/exports/to-jsonl", None, ExportDatasetResponse, "export"),
     Case("fetch_task", (D, s.TASK_ID), {}, 200, s.task(), "GET", f"{DS}/tasks/{s.TASK_ID}", None,
@@ -122,6 +137,14 @@ CASES = [
     Case("search_event_ids", (None,), {}, 200, {"completion_event_ids": []}, "POST",
          "/v1/observability/chat-completion-events/search-ids", b'{"search_params":{"filters":null}}', list,
          "search-ids-all"),
+    Case("search_spans", (), {}, 200, {"spans": {"results": [s.span()], "cursor": "c2"}}, "POST",
+         "/v1/observability/spans/search?page_size=50", b"{}", SpanFeed, "search-spans-all"),
+    Case("search_spans", ("service_name = 'chat'",),
+         {"from_": datetime(2026, 1, 1, tzinfo=UTC), "to": datetime(2026, 1, 1, 1, 30, 0, 123456, tzinfo=UTC),
+          "page_size": 100, "cursor": "c/2"}, 200, {"spans": {"results": []}}, "POST",
+         "/v1/observability/spans/search?from=2026-01-01T00%3A00%3A00Z&to=2026-01-01T01%3A30%3A00.123456Z"
+         "&page_size=100&cursor=c%2F2", b'{"search_expression":"service_name = \'chat\'"}', SpanFeed,
+         "search-spans"),
     Case("fetch_event", ("evt-1",), {}, 200, s.event(), "GET", "/v1/observability/chat-completion-events/evt-1",
          None, ChatCompletionEvent, "event"),
     Case("fetch_conversation", ("conv_1",), {}, 200, s.conversation(), "GET", "/v1/conversations/conv_1", None,
@@ -233,7 +256,12 @@ def test_start_import_accepts_a_str_enum_kind(api: Any) -> None:
     [
         ("fetch_dataset", ("",)),
         ("fetch_task", (D, "")),
+        ("start_import", (D, "teleport", {"file_id": "f"})),
         ("start_import", (D, "spans", {"span_references": []})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "span_references": []})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "span_references": ["t1:s1"]})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "mapping_contract": {"mappings": [], "version": 1}})),
+        ("start_import", (D, "spans", {**SPANS_BODY, "mapping_contract": {"mappings": [], "version": 2}})),
         ("start_import", (D, "file", {})),
         ("start_import", (D, "file", {"file_id": "f", "extra": 1})),
         ("start_import", (D, "file", {"file_id": ["f"]})),
@@ -251,6 +279,7 @@ def test_start_import_accepts_a_str_enum_kind(api: Any) -> None:
         ("update_record_properties", (s.RECORD_ID, None)),
         ("judge_record", (s.RECORD_ID, {"name": "judge without the rest"})),
         ("list_datasets", ("1",)),
+        ("search_spans", (42,)),
         ("upload_file", ("", b"x")),
         ("upload_file", ("f.jsonl", "text, not bytes")),
     ],
@@ -262,3 +291,18 @@ def test_bad_arguments_are_refused_before_sending(api: Any, call: str, args: tup
     assert isinstance(caught.value, ValueError)
     assert caught.value.status_code is None
     assert harness.wire.requests == []
+
+
+def test_a_spans_search_refuses_a_page_size_below_one(api: Any) -> None:
+    harness = api(answer(500, {}))
+    with pytest.raises(InvalidRequestError, match="page_size must be a positive int"):
+        harness.call("search_spans", page_size=0)
+    assert harness.wire.requests == []
+
+
+def test_a_spans_page_keeps_what_an_import_needs_and_ignores_the_rest(api: Any) -> None:
+    harness = api(answer(200, {"spans": {"results": [s.span(usage_input_tokens=12)], "next": None, "cursor": None}}))
+    page = harness.call("search_spans", "x")
+    assert [(span.trace_id, span.span_id) for span in page.results] == [(s.TRACE_ID, s.SPAN_ID)]
+    assert page.results[0].span_attributes == {"gen_ai.prompt": "hi"}
+    assert page.cursor is None

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,15 @@ REGRESSION = {**s.JUDGE, "output": {"type": "REGRESSION", "min_description": "ru
 SCALED = {**REGRESSION, "output": {**REGRESSION["output"], "min": 1, "max": 5}}
 # Telemetry export would POST to api.mistral.ai; an ambient key would be sent instead of the test's.
 _SCRUBBED = ("MISTRAL_API_KEY", "MISTRAL_SDK_TELEMETRY", "MISTRAL_OTLP_TRACES_ENDPOINT")
+
+
+SPAN_REFERENCES = [{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"},
+                   {"trace_id": "t/2 é", "span_id": "s2"}]  # fmt: skip
+MAPPINGS = [
+    {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}},
+    {"target_field": "env", "source_field": {"namespace": "resource_attributes", "key": "deployment.environment"}},
+]
+EXPRESSION = "service_name = 'support' AND span_name ~ \"chat é\""
 
 
 def span_record(**overrides: Any) -> dict[str, Any]:
@@ -65,6 +75,20 @@ CASES: list[tuple[str, Callable[[DatasetsClient], Any], str, dict[str, Any], int
      {"dataset_record_id": R, "judge_definition": REGRESSION}, 200, {"analysis": "a", "answer": 0.5}),
     ("judge-regression-scaled", lambda c: c.judge_record(R, SCALED), "datasets.records.judge",
      {"dataset_record_id": R, "judge_definition": SCALED}, 200, {"analysis": "a", "answer": 3}),
+    # What 3.x added: spans, imported (from-spans) and searched (the source of a spans-window schedule).
+    ("from-spans", lambda c: c.start_import(D, "spans", {"span_references": SPAN_REFERENCES,
+                                                         "mapping_contract": {"mappings": MAPPINGS}}),
+     "datasets.import_from_spans",
+     {"dataset_id": D, "span_references": SPAN_REFERENCES, "mapping_contract": {"mappings": MAPPINGS}}, 202,
+     s.task()),
+    ("search-spans-all", lambda c: c.search_spans(), "spans.search_spans", {}, 200, {"spans": {"results": []}}),
+    # The SDK takes datetimes; given as ISO text here (the recorder speaks JSON), its model parses them.
+    ("search-spans", lambda c: c.search_spans(EXPRESSION, from_=datetime(2026, 1, 1, tzinfo=UTC),
+                                              to=datetime(2026, 1, 1, 1, 30, 0, 123456, tzinfo=UTC), page_size=100,
+                                              cursor="c/2+="),
+     "spans.search_spans",
+     {"search_expression": EXPRESSION, "from_": "2026-01-01T00:00:00Z", "to": "2026-01-01T01:30:00.123456Z",
+      "page_size": 100, "cursor": "c/2+="}, 200, {"spans": {"results": [s.span()], "cursor": "c3"}}),
     # What 3.x changed: create_record (free-form payload, optional properties, source), slugs in paths.
     ("create-record-span", lambda c: c.create_record(D, SPAN_PAYLOAD, {"trace_id": "t"}, source="TELEMETRY_SPAN"),
      "datasets.create_record",

@@ -179,6 +179,11 @@ SEMANTIC: list[tuple[str, list[str], str]] = [
     ("message id of 201 characters", ["messages", "send", "file", "--dataset", UUID_A, "--file-id", "f", "--id", "i" * 201], "schema: id: String should have at most 200"),
     ("message with 1,001 events", ["messages", "send", "explorer", "--dataset", UUID_A, *[a for n in range(1001) for a in ("--event", f"e{n}")]], "List should have at most 1000 items"),
     ("message file send with both", ["messages", "send", "file", "--dataset", UUID_A, "--path", "a.jsonl", "--file-id", "f"], "give exactly one of --path and --file-id"),
+    ("spans import of a span that is not TRACE:SPAN", ["import", "spans", "--dataset", UUID_A, "--span", "abc", "--map", "i=span_attributes:k"], "Invalid value for --span: expected TRACE_ID:SPAN_ID, got 'abc'"),
+    ("spans import with a mapping without its key", ["import", "spans", "--dataset", UUID_A, "--span", "t:s", "--map", "i=span_attributes"], "Invalid value for --map: expected TARGET=NAMESPACE:KEY"),
+    ("spans import from an unknown namespace", ["import", "spans", "--dataset", UUID_A, "--span", "t:s", "--map", "i=attributes:k"], "mapping_contract.mappings[0].source_field.namespace: Input should be 'span_attributes' or 'resource_attributes'"),
+    ("spans message with a blank span id", ["messages", "send", "spans", "--dataset", UUID_A, "--span", "t: ", "--map", "i=span_attributes:k"], "Invalid value for --span: expected TRACE_ID:SPAN_ID"),
+    ("spans schedule of a span that is not TRACE:SPAN", ["schedules", "add", "s", "--every", "1h", "spans", "--dataset", UUID_A, "--span", "abc", "--map", "i=span_attributes:k"], "expected TRACE_ID:SPAN_ID, got 'abc'"),
     # messages: dead-letter ids and corrected bodies
     ("dead letter id 0", ["messages", "show", "0"], "0 is not in the range"),
     ("dead letter id beyond 64 bits", ["messages", "retry", "99999999999999999999999"], "is not in the range"),

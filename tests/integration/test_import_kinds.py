@@ -25,6 +25,15 @@ def _event(event_id: str, text: str) -> dict[str, object]:
     }
 
 
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+MAPPING = {
+    "mappings": [
+        {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}},
+        {"target_field": "env", "source_field": {"namespace": "resource_attributes", "key": "deployment.environment"}},
+    ]
+}
+
+
 def seed_world(emulator: EmulatorServer, api: DatasetsClient) -> dict[str, str]:
     events = [_event(f"evt-{n}", str(n)) for n in range(5)]
     emulator.seed(
@@ -45,6 +54,17 @@ def seed_world(emulator: EmulatorServer, api: DatasetsClient) -> dict[str, str]:
                     "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
                 },
             ],
+            "traces": [
+                {
+                    "trace_id": TRACE,
+                    "service_name": "support-bot",
+                    "resource_attributes": {"deployment.environment": "prod"},
+                    "spans": [
+                        {"span_id": "span-1", "span_attributes": {"gen_ai.prompt": "question 1"}},
+                        {"span_id": "span-2", "offset_ms": 50, "span_attributes": {"gen_ai.prompt": '{"q": 2}'}},
+                    ],
+                }
+            ],
         }
     )
     source = api.create_dataset("source", "records to copy")
@@ -55,7 +75,7 @@ def seed_world(emulator: EmulatorServer, api: DatasetsClient) -> dict[str, str]:
     return {"source": source.id, "file_id": uploaded.id, "campaign": "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"}
 
 
-def test_all_five_kinds_complete_with_records_in_the_target(
+def test_every_kind_completes_with_records_in_the_target(
     emulator: EmulatorServer,
     api: DatasetsClient,
     service: ServiceProcesses,
@@ -70,7 +90,13 @@ def test_all_five_kinds_complete_with_records_in_the_target(
         ImportKind.FILE: {"file_id": world["file_id"]},
         ImportKind.PLAYGROUND: {"conversation_ids": ["conv_1"]},
         ImportKind.DATASET: {"dataset_record_ids": source_records},
+        # The API skips a reference it cannot find.
+        ImportKind.SPANS: {
+            "span_references": [{"trace_id": TRACE, "span_id": span} for span in ("span-1", "span-2", "nowhere")],
+            "mapping_contract": MAPPING,
+        },
     }
+    assert set(requests) == set(ImportKind)
     job_ids = {kind: requester.request(kind, target.id, params) for kind, params in requests.items()}
     jobs = wait_for_jobs(requester.sessions, job_ids.values(), timeout_s=60, on_timeout=service.logs)
 
@@ -81,9 +107,20 @@ def test_all_five_kinds_complete_with_records_in_the_target(
         assert job.remote_task_id is not None
     assert jobs[job_ids[ImportKind.EXPLORER]].imported_count == 3
 
-    sources = Counter(str(record.source) for record in api.iter_records(target.id))
-    # campaign (2 events) + explorer (3 events) come from the explorer; 3 file lines; 1 conversation; 2 copies.
-    assert sources == Counter({"EXPLORER": 5, "UPLOADED_FILE": 3, "PLAYGROUND": 1, "DIRECT_INPUT": 2})
+    records = list(api.iter_records(target.id))
+    sources = Counter(str(record.source) for record in records)
+    # campaign (2 events) + explorer (3 events) come from the explorer; 3 file lines; 1 conversation; 2 copies;
+    # 2 spans (the third reference names no span).
+    assert sources == Counter(
+        {"EXPLORER": 5, "UPLOADED_FILE": 3, "PLAYGROUND": 1, "DIRECT_INPUT": 2, "TELEMETRY_SPAN": 2}
+    )
+    spans = {record.properties["span_id"]: record for record in records if record.source == "TELEMETRY_SPAN"}
+    # The mapping contract made each payload; JSON object text became an object.
+    assert spans["span-1"].payload_dict() == {"input": "question 1", "env": "prod"}
+    assert spans["span-2"].payload_dict() == {"input": {"q": 2}, "env": "prod"}
+    assert spans["span-1"].properties["trace_id"] == TRACE
+    spans_job = jobs[job_ids[ImportKind.SPANS]]
+    assert (spans_job.requested_count, spans_job.imported_count, spans_job.skipped_count) == (3, 2, 1)
 
     with requester.sessions() as session:
         history = [(str(e.old_status), str(e.new_status)) for e in job_events(session, job_ids[ImportKind.FILE])]
@@ -94,7 +131,7 @@ def test_all_five_kinds_complete_with_records_in_the_target(
         ("RUNNING", "COMPLETED"),
     ]
     # Each remote import was started exactly once.
-    assert sum(emulator.stats(include_tasks=False)["tasks_created"].values()) == 5
+    assert sum(emulator.stats(include_tasks=False)["tasks_created"].values()) == len(ImportKind)
 
 
 def test_a_bad_jsonl_line_fails_the_job_with_the_api_message(

@@ -17,14 +17,19 @@ from triggers.messages.message_model import MAX_ID_CHARS, MAX_IDS
 DATASET = "306b5f31-e31c-4e06-9220-e3008c61bf1b"
 CAMPAIGN = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"
 RECORD = "58fe798a-0000-4000-8000-000000000001"
-KINDS = ("campaign", "explorer", "file", "playground", "dataset")
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+MAPPING = {"mappings": [{"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}}], "version": 1}
+KINDS = ("campaign", "explorer", "file", "playground", "dataset", "spans")
 SOURCES: dict[str, dict[str, Any]] = {
     "campaign": {"campaign_id": CAMPAIGN},
     "explorer": {"completion_event_ids": ["evt-1", "evt-2"]},
     "file": {"file_id": "file-abc"},
     "playground": {"conversation_ids": ["conv_1"]},
     "dataset": {"dataset_record_ids": [RECORD]},
+    "spans": {"span_references": [{"trace_id": TRACE, "span_id": SPAN}], "mapping_contract": MAPPING},
 }
+# The field that names what is imported (spans also send their mapping contract).
 SOURCE_FIELDS = {kind: next(iter(source)) for kind, source in SOURCES.items()}
 
 
@@ -127,6 +132,12 @@ def bad_corpus(max_bytes: int = 64 * 1024) -> list[BadEntry]:
         _message("campaign_id not a uuid", good("campaign", campaign_id="weekly"), "campaign_id: Input should be a valid UUID"),
         _message("file_id a list", good("file", file_id=["f-1"]), "file_id: Input should be a valid string"),
         _message("record ids not uuids", good("dataset", dataset_record_ids=["r-1"]), "dataset_record_ids[0]: Input should be a valid UUID"),
+        _message("spans without a mapping contract", without(good("spans"), "mapping_contract"), "schema: mapping_contract: Field required"),
+        _message("span reference without span_id", good("spans", span_references=[{"trace_id": TRACE}]), "span_references[0].span_id: Field required"),
+        _message("span reference as text", good("spans", span_references=[f"{TRACE}:{SPAN}"]), "span_references[0]: Input should be a valid dictionary"),
+        _message("mapping from an unknown namespace", good("spans", mapping_contract={"mappings": [{"target_field": "input", "source_field": {"namespace": "attributes", "key": "k"}}]}), "mapping_contract.mappings[0].source_field.namespace: Input should be"),
+        _message("mapping contract version 2", good("spans", mapping_contract=MAPPING | {"version": 2}), "mapping_contract.version: Input should be 1"),
+        _message("mapping contract without mappings", good("spans", mapping_contract={"mappings": [], "version": 1}), "mapping_contract.mappings: List should have at least 1 item"),
         _body("lone surrogate", text.replace("evt-1", "\\ud800").encode(), "completion_event_ids[0]: Input should be a valid string"),
         _body("NaN", text[:-1].encode() + b', "x": NaN}', "invalid JSON: NaN is not a JSON number"),
         _body("Infinity", text.replace('"evt-1"', "Infinity").encode(), "invalid JSON: Infinity is not a JSON number"),
@@ -161,9 +172,24 @@ def valid_messages(draw: st.DrawFn) -> dict[str, Any]:
         source = draw(source_ids)
     elif kind == "dataset":
         source = draw(st.lists(uuids, min_size=1, max_size=20))
+    elif kind == "spans":
+        references = st.fixed_dictionaries({"trace_id": source_ids, "span_id": source_ids})
+        source = draw(st.lists(references, min_size=1, max_size=20))
     else:
         source = draw(st.lists(source_ids, min_size=1, max_size=20))
-    return {"id": draw(message_ids), "kind": kind, "dataset_id": draw(uuids), SOURCE_FIELDS[kind]: source}
+    message = {"id": draw(message_ids), "kind": kind, "dataset_id": draw(uuids), SOURCE_FIELDS[kind]: source}
+    if kind == "spans":
+        mapping = st.fixed_dictionaries(
+            {
+                "target_field": st.text(min_size=1, max_size=20),
+                "source_field": st.fixed_dictionaries(
+                    {"namespace": st.sampled_from(["span_attributes", "resource_attributes"]),
+                     "key": st.text(min_size=1, max_size=20)}
+                ),
+            }
+        )  # fmt: skip
+        message["mapping_contract"] = {"mappings": draw(st.lists(mapping, min_size=1, max_size=3)), "version": 1}
+    return message
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False))

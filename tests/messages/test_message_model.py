@@ -108,9 +108,8 @@ def test_generated_valid_messages_parse_and_round_trip(message: dict[str, Any]) 
     request = parse_message(encode(message))
     assert request.id == message["id"]
     assert request.kind == message["kind"]
-    (field_name,) = request.params()
-    expected = message[field_name]
-    assert request.params()[field_name] == expected
+    assert request.params() == {name: message[name] for name in request.params()}
+    assert set(request.params()) == set(message) - {"id", "kind", "dataset_id"}
     assert parse_message(request.model_dump_json().encode()) == request
 
 

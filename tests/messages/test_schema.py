@@ -39,9 +39,11 @@ def test_the_schema_is_a_valid_draft_2020_12_schema_naming_every_kind() -> None:
     assert schema["$id"] == SCHEMA_ID
     assert schema["discriminator"]["propertyName"] == "kind"
     assert sorted(schema["discriminator"]["mapping"]) == sorted(KINDS)
+    requests = [schema["$defs"][ref.rsplit("/", 1)[1]] for ref in schema["discriminator"]["mapping"].values()]
+    for definition in requests:
+        assert {"id", "kind", "dataset_id"} <= set(definition["required"])
     for definition in schema["$defs"].values():
         assert definition["additionalProperties"] is False
-        assert {"id", "kind", "dataset_id"} <= set(definition["required"])
 
 
 def _validator() -> jsonschema.Draft202012Validator:

@@ -37,7 +37,7 @@ from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus
 from tests.fixtures.emulators import explorer_events
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs, wait_for_poll_ticks
-from tests.integration.test_import_kinds import seed_world
+from tests.integration.test_import_kinds import MAPPING, TRACE, seed_world
 from worker.settings import Settings
 
 from .harness import FAST_RECOVERY_ENV, count, shared_redis_url, wait_until
@@ -56,6 +56,8 @@ SUBMIT_FAULTS: dict[str, dict[str, Any]] = {
     "import_from_playground": {"kind": "reset", "next": 2},
     "import_from_campaign": {"kind": "reset", "next": 2, "phase": "after"},
     "import_from_dataset": {"kind": "slow", "delay_ms": 2000, "next": 2, "phase": "after"},
+    # A gateway error after the API acted: ambiguous, so adopted, never sent again.
+    "import_from_spans": {"status": 502, "next": 2, "phase": "after"},
 }
 READ_FAULTS: dict[str, dict[str, Any]] = {
     "fetch_task": {"status": 503, "next": 6},
@@ -153,6 +155,10 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
         ImportKind.FILE: {"file_id": world["file_id"]},
         ImportKind.PLAYGROUND: {"conversation_ids": ["conv_1"]},
         ImportKind.DATASET: {"dataset_record_ids": source_records},
+        ImportKind.SPANS: {
+            "span_references": [{"trace_id": TRACE, "span_id": "span-1"}, {"trace_id": TRACE, "span_id": "span-2"}],
+            "mapping_contract": MAPPING,
+        },
     }
     # Interrupted submits of different imports on one dataset cannot be told apart (tests/reliability/
     # test_adoption_groups.py): each kind with an ambiguous fault (a 5xx, a reset after acting, a slow answer) gets
@@ -164,6 +170,7 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
         ImportKind.CAMPAIGN: shared,
         ImportKind.PLAYGROUND: api.create_dataset("playground", "d").id,
         ImportKind.DATASET: api.create_dataset("dataset", "d").id,
+        ImportKind.SPANS: api.create_dataset("spans", "d").id,
     }
     emulator.configure(task_duration_s=[1.0, 2.0], faults={**SUBMIT_FAULTS, **READ_FAULTS})
     emulator.reset_stats()
@@ -194,6 +201,7 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
     assert responses["import_from_file"]["429"] == 3
     assert responses["import_from_playground"]["reset"] == 2
     assert responses["import_from_campaign"]["reset"] == 2
+    assert responses["import_from_spans"]["502"] == 2
     assert responses["fetch_task"]["503"] == 6 and responses["list_tasks"]["reset"] == 3
 
     # One POST per submit attempt, and within the bounds; no job polled more often than its schedule allows, and
@@ -205,9 +213,10 @@ def test_submit_and_poll_faults_end_every_job_with_one_remote_import(
     assert stats["requests"] == settled, "calls after every job had ended"
     by_kind = {kind: [job for job in jobs if job_ids[job.id] is kind] for kind in ImportKind}
     # The ambiguous submits whose task had started were adopted, never sent again.
-    assert sum(_adopted(job) for job in by_kind[ImportKind.CAMPAIGN]) == 2
-    assert sum(_adopted(job) for job in by_kind[ImportKind.DATASET]) == 2
-    assert sum(job.attempts for job in by_kind[ImportKind.CAMPAIGN] + by_kind[ImportKind.DATASET]) == 6
+    adopted_kinds = (ImportKind.CAMPAIGN, ImportKind.DATASET, ImportKind.SPANS)
+    for kind in adopted_kinds:
+        assert sum(_adopted(job) for job in by_kind[kind]) == 2, kind
+    assert sum(job.attempts for kind in adopted_kinds for job in by_kind[kind]) == len(adopted_kinds) * JOBS_PER_KIND
     # Where nothing had started, the job was sent again: one extra attempt per reset.
     assert sum(job.attempts for job in by_kind[ImportKind.PLAYGROUND]) == JOBS_PER_KIND + 2
     # A 429 is retried no sooner than its Retry-After.

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import ServerError
+from api_client import ServerError, Span, SpanFeed
 from store.models import ScheduleSource
 from store.schedules import ScheduleDefinition, create_schedule
 from tests.fixtures.redis_db import redis_test_url
@@ -48,6 +48,9 @@ class FakeApi:
     """The reads the schedules make, answered from lists; every call is recorded."""
 
     events: dict[str, datetime] = field(default_factory=dict)
+    spans: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """(trace id, span id) -> start time; searched in [from, to), in insertion order."""
+    spans_cursor_repeats: bool = False
     records: list[str] = field(default_factory=list)
     campaign_statuses: list[str] = field(default_factory=lambda: ["COMPLETED"])
     fail_next: int = 0
@@ -78,6 +81,27 @@ class FakeApi:
         end = datetime.fromisoformat(conditions[1]["value"].replace("Z", "+00:00"))
         assert conditions[0]["op"] == "gte" and conditions[1]["op"] == "lt"
         return [event_id for event_id, created in self.events.items() if start <= created < end]
+
+    def search_spans(
+        self,
+        search_expression: str | None = None,
+        *,
+        from_: datetime | None = None,
+        to: datetime | None = None,
+        page_size: int = 50,
+        cursor: str | None = None,
+    ) -> SpanFeed:
+        self.calls.append(("search_spans", (search_expression, from_, to, page_size, cursor)))
+        self._maybe_fail()
+        assert from_ is not None and to is not None
+        matching = [key for key, start in self.spans.items() if from_ <= start < to]
+        offset = 0 if cursor is None or self.spans_cursor_repeats else int(cursor)
+        page = matching[offset : offset + page_size]
+        following = offset + page_size
+        return SpanFeed(
+            results=[Span(trace_id=trace_id, span_id=span_id) for trace_id, span_id in page],
+            cursor=str(following) if following < len(matching) else None,
+        )
 
     def fetch_campaign_status(self, campaign_id: str) -> str:
         self.calls.append(("campaign_status", campaign_id))

@@ -335,3 +335,76 @@ def test_each_kind_imports_everything_once_while_beat_fires_every_second(
     records = list(api.iter_records(target))
     assert len(records) == 5 + 2 + 7
     assert sum(job.imported_count or 0 for job in window_jobs + mirror_jobs + [late_job]) == 14
+
+
+def _trace(trace_id: str, offset_s: float, *span_ids: str) -> dict[str, Any]:
+    return {
+        "trace_id": trace_id,
+        "created_at_offset_s": offset_s,
+        "service_name": "support-bot",
+        "spans": [
+            {"span_id": span_id, "offset_ms": 10 * n, "span_attributes": {"gen_ai.prompt": f"question {span_id}"}}
+            for n, span_id in enumerate(span_ids)
+        ],
+    }
+
+
+@pytest.mark.timeout(180)
+def test_spans_window_imports_each_span_once_while_beat_fires_every_second(
+    emulator: EmulatorServer,
+    api: DatasetsClient,
+    processes: ServiceProcesses,
+    ledger: sessionmaker[Session],
+) -> None:
+    # Without the emulator's own dedupe, a span imported twice shows up twice in the target.
+    emulator.configure(dedupe_imports=False)
+    emulator.seed(
+        {
+            "traces": [
+                _trace("old", -1000, "o-1"),  # before the first window: never imported
+                _trace("t-1", -20, "a", "b", "c"),
+                _trace("t-2", -10, "a"),
+            ]
+        }
+    )
+    target = api.create_dataset("target", "filled by a spans-window schedule").id
+    add(
+        ledger,
+        "traces",
+        "spans-window",
+        target,
+        since=(_now() - timedelta(seconds=25)).isoformat(),
+        search="service_name = 'support-bot'",
+        mapping=["input=span_attributes:gen_ai.prompt"],
+        chunk_size=2,
+    )
+    processes.start_worker(concurrency=2)
+    processes.start_beat()
+
+    wait_until(lambda: len(items_of(ledger, "traces")) >= 4, timeout_s=30, what="the first window", logs=processes.logs)
+    # Spans that appear while the schedule runs (one in a trace already imported): picked up by later fires, once.
+    emulator.seed({"traces": [_trace("t-3", 0, "a", "b"), _trace("t-1", 0, "d")]})
+    expected = ["t-1:a", "t-1:b", "t-1:c", "t-1:d", "t-2:a", "t-3:a", "t-3:b"]
+
+    def settled() -> bool:
+        jobs = jobs_of(ledger, "traces")
+        return items_of(ledger, "traces") == expected and all(job.status is JobStatus.COMPLETED for job in jobs)
+
+    wait_until(settled, timeout_s=60, what="every span to be imported", logs=processes.logs)
+    seen = len(runs_of(ledger, "traces"))
+    wait_until(lambda: len(runs_of(ledger, "traces")) >= seen + 2, timeout_s=30, what="two more fires",
+               logs=processes.logs)  # fmt: skip
+
+    jobs = jobs_of(ledger, "traces")
+    imported = Counter(f"{ref['trace_id']}:{ref['span_id']}" for job in jobs for ref in job.params["span_references"])
+    assert imported == Counter(expected), "each span in exactly one job"
+    assert all(len(job.params["span_references"]) <= 2 for job in jobs)
+    assert all(job.params["mapping_contract"]["mappings"][0]["target_field"] == "input" for job in jobs)
+    records = [record for record in api.iter_records(target)]
+    assert sorted(f"{r.properties['trace_id']}:{r.properties['span_id']}" for r in records) == expected
+    assert all(r.source == "TELEMETRY_SPAN" and r.payload_dict()["input"].startswith("question ") for r in records)
+    with ledger() as session:
+        schedule = get_schedule(session, "traces")
+        assert schedule is not None and schedule.watermark is not None
+        assert _now() - schedule.watermark < timedelta(seconds=15)
+    assert RunStatus.EMPTY in {run.status for run in runs_of(ledger, "traces")}

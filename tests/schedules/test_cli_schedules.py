@@ -96,6 +96,11 @@ def test_add_every_kind_then_list(capsys: pytest.CaptureFixture[str]) -> None:
         (["x", "--every", "1m", "explorer-window", "--dataset", TARGET, "--chunk-size", "0"], "0 is not in the range"),
         (["x", "--every", "1m", "explorer-window", "--dataset", TARGET, "--since", "soon"], "since 'soon'"),
         (["x", "--every", "1m", "campaign", "--dataset", TARGET, "--campaign", CAMPAIGN, "--bogus"], "No such option"),
+        (["x", "--every", "1m", "spans-window", "--dataset", TARGET], "Missing option '--map'"),
+        (["x", "--every", "1m", "spans-window", "--dataset", TARGET, "--map", "in=attrs:k"],
+         "mapping.mappings[0].source_field.namespace"),
+        (["x", "--every", "1m", "spans", "--dataset", TARGET, "--span", "t", "--map", "in=span_attributes:k"],
+         "expected TRACE_ID:SPAN_ID"),
     ],
 )  # fmt: skip
 def test_bad_definitions_exit_2_with_one_line(
@@ -106,6 +111,29 @@ def test_bad_definitions_exit_2_with_one_line(
     assert expected in err
     assert err.strip().count("\n") == 0, err
     assert "Traceback" not in err
+
+
+def test_spans_schedules_are_added_with_their_mapping(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["traces", "--every", "10m", "spans-window", "--dataset", TARGET, "--search", "service_name = 'bot'",
+         "--map", "input=span_attributes:gen_ai.prompt", "--chunk-size", "50", "--since", "2026-01-01T00:00:00Z"],
+        ["same-spans", "--every", "1h", "spans", "--dataset", TARGET, "--span", "t1:s1", "--span", "t1:s1",
+         "--map", "input=span_attributes:gen_ai.prompt"],
+    ):  # fmt: skip
+        code, _, err = run(capsys, "schedules", "add", *argv)
+        assert code == 0, err
+    rows = {row["name"]: row for row in run_json(capsys, "schedules", "list", "--json")}
+    mapping = {"target_field": "input", "source_field": {"namespace": "span_attributes", "key": "gen_ai.prompt"}}
+    contract = {"mappings": [mapping], "version": 1}
+    assert rows["traces"]["kind"] == "spans-window" and rows["traces"]["watermark"] == "2026-01-01T00:00:00Z"
+    assert rows["traces"]["params"] == {
+        "search": "service_name = 'bot'", "mapping_contract": contract, "chunk_size": 50
+    }
+    assert rows["same-spans"]["kind"] == "spans"
+    assert rows["same-spans"]["params"] == {
+        "span_references": [{"trace_id": "t1", "span_id": "s1"}],
+        "mapping_contract": contract,
+    }
 
 
 def test_a_kind_shows_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,6 +87,9 @@ def test_the_example_file_parses_into_four_definitions() -> None:
         (f"[schedules.x]\nevery='1m'\nkind='campaign'\ndataset='{TARGET}'\ncampaign='nope'\n", "not a valid UUID"),
         (f"[schedules.x]\ncron='61 * * * *'\nkind='campaign'\ndataset='{TARGET}'\ncampaign='{CAMPAIGN}'\n", "minute"),
         (f"[schedules.x]\nevery='1m'\nkind='dataset'\ndataset='{TARGET}'\nfrom_dataset='{SOURCE}'\n", "dataset-copy"),
+        (f"[schedules.x]\nevery='1m'\nkind='spans'\ndataset='{TARGET}'\nspans=['t:s']\n", "needs mapping"),
+        (f"[schedules.x]\nevery='1m'\nkind='spans'\ndataset='{TARGET}'\nspans=['t']\nmapping=['i=span_attributes:k']\n",
+         "expected TRACE_ID:SPAN_ID"),
         (f"[schedules.x]\nevery='1m'\nkind='explorer-window'\ndataset='{TARGET}'\nchunk_size=0\n", "chunk_size"),
         (f"[schedules.x]\nevery='1m'\nkind='explorer-window'\ndataset='{TARGET}'\nfilter='x'\n", "filter must be"),
         (f"[schedules.x]\nevery='1m'\nkind='explorer-window'\ndataset='{TARGET}'\nsince='soon'\n", "since 'soon'"),
@@ -123,6 +126,14 @@ def test_plain_kinds_store_the_import_body() -> None:
         "file": ({"file_id": "file-1"}, {"file_id": "file-1"}),
         "playground": ({"conversations": ["conv_1"]}, {"conversation_ids": ["conv_1"]}),
         "dataset": ({"records": [SOURCE.upper()]}, {"dataset_record_ids": [SOURCE]}),
+        "spans": (
+            {"spans": ["t1:s1", {"trace_id": "t1", "span_id": "s1"}], "mapping": "input=span_attributes:gen_ai.prompt"},
+            {
+                "span_references": [{"trace_id": "t1", "span_id": "s1"}],
+                "mapping_contract": {"mappings": [{"target_field": "input", "source_field": {
+                    "namespace": "span_attributes", "key": "gen_ai.prompt"}}], "version": 1},
+            },
+        ),
     }
     for kind, (options, params) in cases.items():
         definition = build_definition("x", kind=kind, dataset=TARGET, every="1m", options=options)

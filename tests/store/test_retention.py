@@ -167,22 +167,27 @@ def add_schedule(session: Session, name: str, kind: str, **options: object) -> S
 def test_schedule_items_go_only_when_no_window_can_return_them(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as session:
         window = add_schedule(session, "win", "explorer-window", since=LONG_AGO.isoformat())
+        spans = add_schedule(
+            session, "spans", "spans-window", since=LONG_AGO.isoformat(), mapping="in=span_attributes:k"
+        )
         copy = add_schedule(session, "copy", "dataset-copy", from_dataset=SOURCE)
-        window.watermark = NOW - timedelta(hours=1)
+        window.watermark = spans.watermark = NOW - timedelta(hours=1)
         copy.watermark = NOW - timedelta(hours=1)
         job = add_job(session, "chunk", now=LONG_AGO)
         add_items(session, window.id, job.id, ["evt-old-1", "evt-old-2"], now=LONG_AGO)
         add_items(session, window.id, job.id, ["evt-recent"], now=RECENTLY)
+        add_items(session, spans.id, job.id, ["trace-old:span"], now=LONG_AGO)
+        add_items(session, spans.id, job.id, ["trace-recent:span"], now=RECENTLY)
         # Dataset-copy lists the whole source every fire: a forgotten record id would be copied again.
         add_items(session, copy.id, job.id, ["rec-old"], now=LONG_AGO)
         session.commit()
 
     result = prune(session_factory, older_than_s=THIRTY_DAYS, now=NOW)
 
-    assert result.counts.schedule_items == 2
+    assert result.counts.schedule_items == 3
     with session_factory() as session:
         left = sorted(session.scalars(select(ScheduleItem.item_id)))
-        assert left == ["evt-recent", "rec-old"]
+        assert left == ["evt-recent", "rec-old", "trace-recent:span"]
 
 
 def test_a_failed_chunk_waiting_for_its_retry_keeps_its_job_and_items(

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, TypeAlias, Union
 
 from pydantic import (
     AfterValidator,
@@ -25,25 +24,23 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     WithJsonSchema,
+    create_model,
 )
 
 from api_client.dataset_refs import MAX_SLUG_CHARS, SLUG_PATTERN, parse_dataset_ref
+from import_kinds import IMPORT_KINDS, MAX_IDS, MAX_SOURCE_ID_CHARS, ImportKind, ImportKindSpec
 from jobs.request_import import InvalidImportRequest
-from store.models import ImportKind
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "MAX_IDS",
     "MAX_ID_CHARS",
     "MAX_SOURCE_ID_CHARS",
+    "REQUEST_MODELS",
     "SCHEMA_ID",
-    "CampaignRequest",
-    "DatasetRequest",
-    "ExplorerRequest",
-    "FileRequest",
+    "ImportRequest",
     "ImportRequestMessage",
     "InvalidMessage",
-    "PlaygroundRequest",
     "idempotency_key",
     "json_schema",
     "parse_message",
@@ -53,22 +50,12 @@ __all__ = [
 DEFAULT_MAX_BYTES = 64 * 1024
 MAX_ID_CHARS = 200
 """Longest message ``id``; the idempotency key ``message:<id>`` must fit the ledger's 255 characters."""
-MAX_IDS = 1000
-"""Most source ids in one message; a larger import is several messages."""
-MAX_SOURCE_ID_CHARS = 256
 SCHEMA_ID = "https://dsimport.invalid/schemas/import-request.schema.json"
 _ID_PATTERN = r"^[!-~]+$"
 _ID_CHARS = re.compile(_ID_PATTERN)
 
 # Printable ASCII, no spaces: an id shows up in keys, logs and command lines, and must survive all three.
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=_ID_PATTERN)]
-# Source ids are the API's business; only refuse what no id can hold (control characters, blank ends).
-_SOURCE_ID_PATTERN = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
-SourceId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SOURCE_ID_CHARS, pattern=_SOURCE_ID_PATTERN)
-]
-SourceIds = Annotated[list[SourceId], Field(min_length=1, max_length=MAX_IDS)]
-UuidIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_IDS)]
 # A dataset's UUID (written the canonical way) or its workspace-scoped slug: see api_client.dataset_refs.
 DatasetRef = Annotated[
     str,
@@ -84,73 +71,48 @@ DatasetRef = Annotated[
 ]
 
 
-class _Request(BaseModel):
+class ImportRequest(BaseModel):
+    """What every request message holds; each kind's model adds its ``kind`` and its body fields."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: MessageId = Field(description="Chosen by the producer; the same id twice is one import.")
     dataset_id: DatasetRef = Field(description="Dataset to import into: its UUID or its slug.")
+    kind: str
 
     def params(self) -> dict[str, Any]:
-        """The import's body field, as the ledger stores it."""
-        raise NotImplementedError
+        """The import's body fields, as the ledger stores them."""
+        return self.model_dump(mode="json", include=set(IMPORT_KINDS[ImportKind(self.kind)].field_names))
 
 
-class CampaignRequest(_Request):
-    """Import the selected events of a campaign."""
-
-    kind: Literal["campaign"]
-    campaign_id: uuid.UUID
-
-    def params(self) -> dict[str, Any]:
-        return {"campaign_id": str(self.campaign_id)}
+def _request_model(spec: ImportKindSpec) -> type[ImportRequest]:
+    """The message model of one import kind, named after it (``CampaignRequest``), its fields from the registry."""
+    fields: dict[str, Any] = {"kind": (Literal[spec.name], ...)}
+    for body_field in spec.fields:
+        fields[body_field.name] = (body_field.shape.message_type(), ...)
+    return create_model(f"{spec.name.capitalize()}Request", __base__=ImportRequest, __doc__=spec.about, **fields)
 
 
-class ExplorerRequest(_Request):
-    """Import chat-completion events by id."""
+REQUEST_MODELS: dict[ImportKind, type[ImportRequest]] = {
+    kind: _request_model(spec) for kind, spec in IMPORT_KINDS.items()
+}
+"""The model of each kind's message; ``CampaignRequest`` and the like name them too."""
 
-    kind: Literal["explorer"]
-    completion_event_ids: SourceIds
-
-    def params(self) -> dict[str, Any]:
-        return {"completion_event_ids": list(self.completion_event_ids)}
-
-
-class FileRequest(_Request):
-    """Import a JSONL file already uploaded to the Files API."""
-
-    kind: Literal["file"]
-    file_id: SourceId
-
-    def params(self) -> dict[str, Any]:
-        return {"file_id": self.file_id}
-
-
-class PlaygroundRequest(_Request):
-    """Import playground conversations by id."""
-
-    kind: Literal["playground"]
-    conversation_ids: SourceIds
-
-    def params(self) -> dict[str, Any]:
-        return {"conversation_ids": list(self.conversation_ids)}
-
-
-class DatasetRequest(_Request):
-    """Copy records of another dataset by id."""
-
-    kind: Literal["dataset"]
-    dataset_record_ids: UuidIds
-
-    def params(self) -> dict[str, Any]:
-        return {"dataset_record_ids": [str(record_id) for record_id in self.dataset_record_ids]}
-
-
-ImportRequestMessage = Annotated[
-    CampaignRequest | ExplorerRequest | FileRequest | PlaygroundRequest | DatasetRequest,
-    Field(discriminator="kind"),
-]
-_ADAPTER: TypeAdapter[ImportRequestMessage] = TypeAdapter(ImportRequestMessage)
+# For a type checker every message is an ImportRequest; at run time the union of the kinds' models picks the one
+# its ``kind`` names.
+ImportRequestMessage: TypeAlias = ImportRequest
+_ADAPTER: TypeAdapter[ImportRequest] = TypeAdapter(
+    Annotated[Union[tuple(REQUEST_MODELS.values())], Field(discriminator="kind")]  # type: ignore[arg-type]  # noqa: UP007
+)
 _KINDS = ", ".join(sorted(kind.value for kind in ImportKind))
+
+
+def __getattr__(name: str) -> type[ImportRequest]:
+    # CampaignRequest, ExplorerRequest, ...: each kind's model by its name.
+    for model in REQUEST_MODELS.values():
+        if model.__name__ == name:
+            return model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class InvalidMessage(InvalidImportRequest):

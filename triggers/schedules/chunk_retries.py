@@ -1,9 +1,9 @@
 """Requesting again the items of a schedule's failed chunk, a bounded number of times, then giving up visibly.
 
-An explorer-window or dataset-copy fire records its items as imported when it *creates* their job; if that job
-then fails (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED before it sent anything), nothing else would ever request
-those items again. So every fire first looks for such chunks (:func:`retry_failed_chunks`), in the transaction that
-holds the schedule's lock, and for each one either
+A window (explorer, spans) or dataset-copy fire records its items as imported when it *creates* their job; if that
+job then fails (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED before it sent anything), nothing else would ever
+request those items again. So every fire first looks for such chunks (:func:`retry_failed_chunks`), in the
+transaction that holds the schedule's lock, and for each one either
 
 - creates the retry job under the key ``<chunk key>:retry:K`` (K = 1, 2, …) and points the items at it: the key is
   derived from the failed chunk alone, so a second beat, a redelivered fire or a crash after the commit finds the
@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from jobs.request_import import SOURCE_FIELDS, validate_params
+from import_kinds import ImportKindSpec, spec_of
+from jobs.request_import import validate_params
 from store.jobs import create_job
 from store.models import ImportJob, ImportKind, JobStatus
 from store.schedule_items import FailedChunk, failed_chunks, give_up_items, move_items
@@ -87,8 +88,8 @@ def retry_failed_chunks(
             done.notes.append(note)
             continue
         retry = chunk.retries + 1
-        job = _retry_job(session, chunk, retry, origin=origin, import_kind=import_kind, dataset_id=dataset_id,
-                         now=now, deadline_s=deadline_s)  # fmt: skip
+        job = _retry_job(session, chunk, failed, retry, origin=origin, import_kind=import_kind,
+                         dataset_id=dataset_id, now=now, deadline_s=deadline_s)  # fmt: skip
         move_items(session, schedule_id, chunk.item_ids, job_id=job.id, retries=retry)
         note = f"job {chunk.job_id} ended {chunk.status}: retry {retry} of {CHUNK_RETRIES} is job {job.id}"
         _note(failed, f"schedule {schedule_name}: retry {retry} of {CHUNK_RETRIES} is job {job.id}", now=now)
@@ -103,6 +104,7 @@ def retry_failed_chunks(
 def _retry_job(
     session: Session,
     chunk: FailedChunk,
+    failed: ImportJob,
     retry: int,
     *,
     origin: str,
@@ -111,20 +113,30 @@ def _retry_job(
     now: datetime,
     deadline_s: float,
 ) -> ImportJob:
-    field_name, _ = SOURCE_FIELDS[import_kind]
+    # The failed job's own request, holding the chunk's items: its other fields (a mapping contract) come along.
+    spec = spec_of(import_kind)
+    wanted = set(chunk.item_ids)
+    items = [item for item in spec.items_of(failed.params) if _item_key(spec, item) in wanted]
+    if len(items) != len(wanted):
+        raise RetryConflictError(f"job {failed.id} does not list the {len(wanted)} item(s) recorded for it")
     job, created = create_job(
         session,
         kind=import_kind,
         dataset_id=dataset_id,
-        params=validate_params(import_kind, {field_name: chunk.item_ids}),
+        params=validate_params(import_kind, spec.with_items(failed.params, items)),
         idempotency_key=retry_key(chunk.idempotency_key, retry),
         origin=origin,
         deadline_at=now + timedelta(seconds=deadline_s),
         now=now,
     )
-    if not created and sorted(job.params.get(field_name, [])) != sorted(chunk.item_ids):
+    if not created and sorted(_item_key(spec, item) for item in spec.items_of(job.params)) != sorted(wanted):
         raise RetryConflictError(f"idempotency key {job.idempotency_key} is taken by job {job.id} with other items")
     return job
+
+
+def _item_key(spec: ImportKindSpec, item: object) -> str:
+    assert spec.item_field is not None  # only kinds with items are chunked
+    return spec.item_field.shape.item_key(item)
 
 
 def _note(job: ImportJob, message: str, *, now: datetime) -> None:

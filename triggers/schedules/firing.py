@@ -31,6 +31,7 @@ from triggers.schedules.kinds import (
     run_explorer_window,
     run_plain,
 )
+from triggers.schedules.spans_window import run_spans_window
 
 __all__ = ["RUNS_KEPT", "TRIGGERS", "FireContext", "FireOutcome", "FireReport", "fire", "report_dict"]
 
@@ -43,6 +44,7 @@ RUNS_KEPT = 10_000
 _RUNNERS = {
     ScheduleKind.PLAIN: run_plain,
     ScheduleKind.EXPLORER_WINDOW: run_explorer_window,
+    ScheduleKind.SPANS_WINDOW: run_spans_window,
     ScheduleKind.CAMPAIGN_WHEN_DONE: run_campaign_when_done,
     ScheduleKind.DATASET_COPY: run_dataset_copy,
 }

@@ -18,7 +18,10 @@
   end of the listing the next fire starts again at page 1, so records that moved between pages (deletions, a
   different order) are seen by a later pass; the imported list keeps each record to one copy.
 
-explorer-window and dataset-copy fires first retry the chunks of earlier fires whose job failed
+- spans-window: explorer-window's twin for telemetry spans (:mod:`triggers.schedules.spans_window`), through
+  :func:`import_new_items` too.
+
+explorer-window, spans-window and dataset-copy fires first retry the chunks of earlier fires whose job failed
 (:mod:`triggers.schedules.chunk_retries`), in the same transaction.
 
 Every run ends in :func:`finish_run` or in the item transaction, both of which first re-check (and lock) the run
@@ -28,7 +31,7 @@ for this task's owner token, so a task whose run was taken over writes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -37,7 +40,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient, time_window_filter
-from jobs.request_import import SOURCE_FIELDS, request_import, validate_params
+from import_kinds import spec_of
+from jobs.request_import import request_import, validate_params
 from store.jobs import create_job, get_job_by_key
 from store.models import (
     TERMINAL_JOB_STATUSES,
@@ -65,6 +69,7 @@ __all__ = [
     "ScheduleRunError",
     "ScheduleSnapshot",
     "finish_run",
+    "import_new_items",
     "run_campaign_when_done",
     "run_dataset_copy",
     "run_explorer_window",
@@ -133,7 +138,7 @@ class FireContext:
     lease_s: float
     deadline_s: float
     settle_lag_s: float
-    """explorer-window: how long before the fire time its window ends (events searchable late are not missed)."""
+    """Window schedules: how long before the fire time a window ends (items searchable late are not missed)."""
     copy_page_size: int = COPY_PAGE_SIZE
     copy_pages_per_fire: int = COPY_PAGES_PER_FIRE
 
@@ -373,15 +378,18 @@ def import_new_items(
     ctx: FireContext,
     schedule: ScheduleSnapshot,
     run: RunRef,
-    found: Sequence[str],
+    found: Sequence[Any],
     *,
     chunk_size: int,
     window: tuple[datetime, datetime] | None,
     next_copy_page: int | None = None,
     note: str | None = None,
+    fixed_params: Mapping[str, Any] | None = None,
 ) -> FireReport:
     """Retry the failed chunks of earlier fires, then request the items of ``found`` this schedule has not
-    imported yet, ``chunk_size`` per job.
+    imported yet, ``chunk_size`` per job. ``found`` holds items of the import kind's item field (its entry in
+    :mod:`import_kinds`), each recorded under its item key; ``fixed_params`` are the body's other fields, the same
+    in every chunk (a spans import's mapping contract).
 
     One transaction holds the run's lock and the schedule's lock (so two fires of one schedule never both take
     the same item), creates every chunk's job, records the items, advances the watermark to the window's end (or
@@ -389,8 +397,13 @@ def import_new_items(
     one that fails to go out leaves its job PENDING for the recovery sweep.
     """
     now = ctx.now()
-    field_name, _ = SOURCE_FIELDS[schedule.import_kind]
-    unique = list(dict.fromkeys(found))
+    spec = spec_of(schedule.import_kind)
+    item_field = spec.item_field
+    assert item_field is not None, f"a {spec.name} import has no items to chunk"
+    by_key: dict[str, Any] = {}
+    for item in found:
+        by_key.setdefault(item_field.shape.item_key(item), item)
+    unique = list(by_key)  # each item once, in the order found
     with ctx.session_factory() as session:
         row = lock_run(session, run.run_id, owner=run.owner)
         if row is None:
@@ -411,16 +424,17 @@ def import_new_items(
         except RetryConflictError as exc:
             raise ScheduleRunError(str(exc)) from None
         already = imported_item_ids(session, schedule.id, unique)
-        new = [item for item in unique if item not in already]
+        new = [key for key in unique if key not in already]
         job_ids: list[str] = []
         to_send: list[str] = list(retried.to_send)
         for index, start in enumerate(range(0, len(new), chunk_size)):
             chunk = new[start : start + chunk_size]
+            params = spec.with_items(fixed_params or {}, [by_key[key] for key in chunk])
             job, created = create_job(
                 session,
                 kind=schedule.import_kind,
                 dataset_id=schedule.dataset_id,
-                params=validate_params(schedule.import_kind, {field_name: chunk}),
+                params=validate_params(schedule.import_kind, params),
                 idempotency_key=_key(schedule, run, str(index)),
                 origin=schedule.origin,
                 deadline_at=now + timedelta(seconds=ctx.deadline_s),

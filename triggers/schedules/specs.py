@@ -4,13 +4,14 @@ One function, :func:`build_definition`, serves both, so the command line and the
 the same option names and refuse the same mistakes with the same words. Kinds:
 
 =====================  ====================================================================================
-``campaign``           plain: import campaign ``campaign`` on every fire
-``explorer``           plain: import the explorer events ``events`` on every fire
-``file``               plain: import the uploaded file ``file_id`` on every fire
-``playground``         plain: import the conversations ``conversations`` on every fire
-``dataset``            plain: copy the records ``records`` on every fire
+an import kind         plain: the same import on every fire; its body fields are options named as in the
+                       kind's entry (:mod:`import_kinds`): ``campaign``, ``events``, ``file_id``,
+                       ``conversations``, ``records``, ...
 ``explorer-window``    events created since the watermark matching ``filter``, in chunks of ``chunk_size``;
                        the first window starts at ``since`` (default: when the schedule is created)
+``spans-window``       telemetry spans found since the watermark (matching the search expression ``search``),
+                       imported with the mapping contract ``mapping`` in chunks of ``chunk_size``; the first
+                       window starts at ``since`` (default: when the schedule is created)
 ``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api_client.dataset_refs import parse_dataset_ref
+from import_kinds import IMPORT_KINDS, BodyError, ImportKindSpec, spec_of
 from jobs.request_import import InvalidImportRequest, validate_params
 from store.models import ImportKind, ScheduleKind
 from store.schedules import ScheduleDefinition
@@ -52,17 +54,22 @@ _FILTER_OPS = frozenset(
     "inotcontains eq neq isnull includes excludes len_eq".split()
 )
 
-# Kind name -> (schedule kind, import kind, accepted options beyond the common ones).
+# Kind name -> (schedule kind, import kind, accepted options beyond the common ones). The plain kinds are the import
+# kinds, taking their body fields under the names of their entries (import_kinds).
 _KINDS: dict[str, tuple[ScheduleKind, ImportKind, frozenset[str]]] = {
-    "campaign": (ScheduleKind.PLAIN, ImportKind.CAMPAIGN, frozenset({"campaign"})),
-    "explorer": (ScheduleKind.PLAIN, ImportKind.EXPLORER, frozenset({"events"})),
-    "file": (ScheduleKind.PLAIN, ImportKind.FILE, frozenset({"file_id"})),
-    "playground": (ScheduleKind.PLAIN, ImportKind.PLAYGROUND, frozenset({"conversations"})),
-    "dataset": (ScheduleKind.PLAIN, ImportKind.DATASET, frozenset({"records"})),
+    **{
+        str(kind): (ScheduleKind.PLAIN, kind, frozenset(body_field.schedule_key for body_field in spec.fields))
+        for kind, spec in IMPORT_KINDS.items()
+    },
     "explorer-window": (
         ScheduleKind.EXPLORER_WINDOW,
         ImportKind.EXPLORER,
         frozenset({"filter", "chunk_size", "since"}),
+    ),
+    "spans-window": (
+        ScheduleKind.SPANS_WINDOW,
+        ImportKind.SPANS,
+        frozenset({"search", "mapping", "chunk_size", "since"}),
     ),
     "campaign-when-done": (ScheduleKind.CAMPAIGN_WHEN_DONE, ImportKind.CAMPAIGN, frozenset({"campaign"})),
     "dataset-copy": (ScheduleKind.DATASET_COPY, ImportKind.DATASET, frozenset({"from_dataset", "chunk_size"})),
@@ -95,17 +102,6 @@ def _dataset(value: Any, what: str) -> str:
         return parse_dataset_ref(value)
     except ValueError as exc:
         raise InvalidSchedule(f"{what}: {exc}") from None
-
-
-def _id_list(value: Any, what: str, *, as_uuid: bool = False) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list | tuple) or not value:
-        raise InvalidSchedule(f"{what} must be a non-empty list of ids")
-    if not all(isinstance(item, str) and item.strip() for item in value):
-        raise InvalidSchedule(f"{what} must hold non-empty strings")
-    items = [_uuid(item, what) if as_uuid else item.strip() for item in value]
-    return list(dict.fromkeys(items))
 
 
 def check_filter(value: Any, *, where: str = "filter") -> dict[str, Any]:
@@ -171,22 +167,48 @@ def _since(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _plain_params(spec: ImportKindSpec, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of a plain schedule's import, from its options (named as in the kind's entry)."""
+    params = {}
+    for body_field in spec.fields:
+        value = options.get(body_field.schedule_key)
+        if value is None:
+            raise InvalidSchedule(f"a {spec.name} schedule needs {body_field.schedule_key}")
+        try:
+            params[body_field.name] = body_field.shape.from_schedule(value, body_field.schedule_key)
+        except BodyError as exc:
+            raise InvalidSchedule(str(exc)) from None
+    return params
+
+
+def _spans_window_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    search = options.get("search")
+    if search is not None and (not isinstance(search, str) or not search.strip()):
+        raise InvalidSchedule("search must be a non-empty search expression (leave it out to take every span)")
+    if options.get("mapping") is None:
+        raise InvalidSchedule("a spans-window schedule needs mapping (TARGET=NAMESPACE:KEY, one or more)")
+    try:
+        contract = spec_of(ImportKind.SPANS).body_field("mapping_contract").shape.from_schedule(
+            options["mapping"], "mapping"
+        )
+    except BodyError as exc:
+        raise InvalidSchedule(str(exc)) from None
+    return {
+        "search": None if search is None else search.strip(),
+        "mapping_contract": contract,
+        "chunk_size": _chunk_size(options.get("chunk_size")),
+    }
+
+
 def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    if kind == "campaign" or kind == "campaign-when-done":
+    if kind in IMPORT_KINDS:
+        return _plain_params(spec_of(kind), options)
+    if kind == "campaign-when-done":
         if options.get("campaign") is None:
             raise InvalidSchedule(f"a {kind} schedule needs campaign")
         return {"campaign_id": _uuid(options["campaign"], "campaign")}
-    if kind == "explorer":
-        return {"completion_event_ids": _id_list(options.get("events"), "events")}
-    if kind == "file":
-        file_id = options.get("file_id")
-        if not isinstance(file_id, str) or not file_id.strip():
-            raise InvalidSchedule("a file schedule needs file_id (upload once with `dsimport import file --path`)")
-        return {"file_id": file_id.strip()}
-    if kind == "playground":
-        return {"conversation_ids": _id_list(options.get("conversations"), "conversations")}
-    if kind == "dataset":
-        return {"dataset_record_ids": _id_list(options.get("records"), "records", as_uuid=True)}
+    if kind == "spans-window":
+        return _spans_window_params(options)
     if kind == "explorer-window":
         raw_filter = options.get("filter")
         return {
@@ -200,6 +222,18 @@ def _params(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
         "from_dataset_id": _dataset(options["from_dataset"], "from_dataset"),
         "chunk_size": _chunk_size(options.get("chunk_size")),
     }
+
+
+def _refusals(kind: str, unknown: list[str]) -> str:
+    """What to do instead, for the options a plain kind refuses with a reason (``from_dataset`` of dataset)."""
+    if kind not in IMPORT_KINDS:
+        return ""
+    reasons = [
+        option.schedule_refusal.reason
+        for option in spec_of(kind).options
+        if option.schedule_refusal is not None and option.schedule_refusal.schedule_key in unknown
+    ]
+    return "".join(f" ({reason})" for reason in reasons)
 
 
 def build_definition(
@@ -226,10 +260,7 @@ def build_definition(
     given = {key: value for key, value in (options or {}).items() if value is not None}
     unknown = sorted(set(given) - accepted)
     if unknown:
-        hint = ""
-        if kind == "dataset" and "from_dataset" in unknown:
-            hint = " (to copy a whole dataset on a schedule, use kind dataset-copy: it copies each record once)"
-        raise InvalidSchedule(f"a {kind} schedule does not take {', '.join(unknown)}{hint}")
+        raise InvalidSchedule(f"a {kind} schedule does not take {', '.join(unknown)}{_refusals(kind, unknown)}")
     try:
         timing = Timing.parse(cron=cron, every=every)
     except InvalidTiming as exc:

@@ -15,7 +15,7 @@ import pytest
 
 import cli.common
 from api_client import DatasetsClient
-from cli.common import file_id_to_import
+from cli.common import upload_file
 
 # One 2.5.0 conversation line, one free-form 3.x line, one line that is no object at all: the API decides.
 LINES = (
@@ -47,7 +47,7 @@ def test_any_lines_are_uploaded_unchanged(tmp_path: Path, monkeypatch: pytest.Mo
         return DatasetsClient("sk-test", transport=httpx.MockTransport(handle))
 
     monkeypatch.setattr(cli.common, "api_client", client)
-    assert file_id_to_import(None, tmp_path / "spans.jsonl", None) == "file-abc"  # type: ignore[arg-type]
+    assert upload_file(None, tmp_path / "spans.jsonl") == "file-abc"  # type: ignore[arg-type]
 
     [upload] = sent
     assert upload.url.path == "/v1/files"

@@ -47,6 +47,7 @@ from store.leases import acquire_lease, begin_submit, claim_due_jobs, release_le
 from store.models import (
     ACTIVE_JOB_STATUSES,
     TERMINAL_JOB_STATUSES,
+    WINDOW_SCHEDULE_KINDS,
     Base,
     DeadLetter,
     ImportJob,
@@ -79,6 +80,7 @@ __all__ = [
     "ACTIVE_JOB_STATUSES",
     "ALLOWED_TRANSITIONS",
     "TERMINAL_JOB_STATUSES",
+    "WINDOW_SCHEDULE_KINDS",
     "Base",
     "DatabaseNotMigratedError",
     "DatabaseUnavailableError",

@@ -41,7 +41,7 @@ from tests.reliability.servers import PostgresServer, RedisServer
 from .checker import TERMINAL, Observation, ScheduleSeen, Verdict, check
 from .fleet import Fleet
 from .plan import POST_ROUTE, Fault, FaultPlan, Send
-from .schedule_plan import PLAIN
+from .schedule_plan import COPY, PLAIN, READ_ROUTES, WINDOW, ScheduleFault
 from .schedule_run import ScheduleDriver
 
 STREAM = "dsimport:requests"
@@ -94,7 +94,6 @@ class Run:
         self.database_url = ""
         self.dataset_ids: list[str] = []
         self.schedules: ScheduleDriver | None = None
-        self.env: dict[str, str] = {}
         self.threads: list[threading.Thread] = []
         self.sent: Counter[str] = Counter()
         # The import POSTs counted when the POST route turned slow (None while it is not).
@@ -151,8 +150,7 @@ class Run:
             **self.timing.env(),
             **self.schedules.service_env(),
         )
-        self.env = env
-        self.schedules.define(env)
+        self.schedules.define(env)  # the command-line adds run while the processes start
         skewed = {**env, "DSIMPORT_CLOCK_OFFSET_S": str(self.plan.clock_offset_s)} if self.plan.clock_offset_s else None
         log_dir = self.workdir / "logs"
         log_dir.mkdir(exist_ok=True)
@@ -200,6 +198,10 @@ class Run:
         for n, fault in enumerate(self.plan.faults):
             for offset, action in self._fault_actions(fault):
                 actions.append((fault.at_s + offset, base + n, action))
+        base = len(actions)
+        for n, schedule_fault in enumerate(self.plan.schedule.faults):
+            for offset, action in self._schedule_fault_actions(schedule_fault):
+                actions.append((schedule_fault.at_s + offset, base + n, action))
         base = len(actions)
         assert self.schedules is not None
         for n, (at_s, item) in enumerate(self.plan.schedule.arrivals()):
@@ -312,6 +314,20 @@ class Run:
         if kind == "postgres_restart":
             return [(0.0, lambda: self._in_background(kind, lambda: self._restart_postgres(args["down_s"])))]
         raise ValueError(f"unknown fault kind {kind}")
+
+    def _schedule_fault_actions(self, fault: ScheduleFault) -> list[tuple[float, Callable[[], None]]]:
+        """The schedules' reads refused (5xx) or slower than the lease for a while."""
+        if fault.kind == "read_refused":
+            rule = {"status": fault.status}
+            return [
+                (0.0, lambda: self._configure_counted(fault.kind, faults={route: rule for route in READ_ROUTES})),
+                (fault.for_s, lambda: self._configure(faults={route: None for route in READ_ROUTES})),
+            ]
+        latency = fault.latency_ms
+        return [
+            (0.0, lambda: self._configure_counted(fault.kind, route_latency_ms={r: latency for r in READ_ROUTES})),
+            (fault.for_s, lambda: self._configure(route_latency_ms={route: None for route in READ_ROUTES})),
+        ]
 
     def _configure_counted(self, kind: str, **knobs: Any) -> None:
         self._configure(**knobs)
@@ -451,7 +467,7 @@ class Run:
         """
         assert self.fleet is not None and self.schedules is not None
         started = time.monotonic()
-        self.schedules.pause(self.env, (PLAIN,))
+        self.schedules.pause(self.database_url, (PLAIN,))
         keys = {f"message:{request.message_id}" for request in self.plan.requests}
         settled_since: float | None = None
         settled_jobs = -1
@@ -472,15 +488,15 @@ class Run:
                 settled_since, settled_jobs = time.time(), len(jobs)
             elif paused_at is not None:
                 # Paused, and nothing new for a moment: any fire running at the pause has ended.
-                if time.monotonic() - paused_at > 2.0:
+                if time.monotonic() - paused_at > 1.5:
                     return time.monotonic() - started, True
             elif converged:
-                self.schedules.pause(self.env, (*{spec.kind for spec in self.plan.schedule.schedules},))
+                self.schedules.pause(self.database_url, (WINDOW, COPY))
                 paused_at = time.monotonic()
                 settled_since, settled_jobs = time.time(), len(jobs)
             time.sleep(0.5)
         if paused_at is None:  # the schedules stand still while the end is read
-            self.schedules.pause(self.env, (*{spec.kind for spec in self.plan.schedule.schedules},))
+            self.schedules.pause(self.database_url, (WINDOW, COPY))
         return time.monotonic() - started, False
 
     def dump(self, stats: dict[str, Any], origins: dict[str, Any]) -> None:
@@ -597,17 +613,31 @@ def run_seed(plan: FaultPlan, workdir: Path, *, keep: str = "failed") -> Outcome
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     run = Run(plan, workdir)
+    phases: dict[str, float] = {}
+
+    def phase(name: str, since: float) -> float:
+        now = time.monotonic()
+        phases[name] = round(now - since, 1)
+        return now
+
     try:
         run.start()
+        mark = phase("setup", started)
         run.play()
+        mark = phase("play", mark)
         _, all_ended = run.quiet()
+        mark = phase("quiet", mark)
         observation = run.observe(all_ended=all_ended)
+        mark = phase("observe", mark)
     finally:
         run.stop()
+    phase("stop", mark)
     verdict = check(observation)
+    verdict.figures["phases_s"] = phases
     injected = dict(run.trace.injected)
+    played = {fault.kind for fault in plan.faults} | {fault.kind for fault in plan.schedule.faults}
     for kind, amount in plan.fault_counts().items():
-        if kind not in {fault.kind for fault in plan.faults}:
+        if kind not in played:
             injected[kind] = amount  # message duplicates, reordering, clock offset, list order: always applied
     keep_folder = keep == "always" or (keep == "failed" and not verdict.ok)
     if not keep_folder:

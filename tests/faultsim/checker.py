@@ -293,6 +293,8 @@ def check(seen: Observation) -> Verdict:
     }
     if schedule_figures:
         figures["schedule_fires"] = schedule_figures.get("fires", 0)
+        figures["schedule_failed_fires"] = schedule_figures.get("failed_fires", 0)
+        figures["schedule_retries"] = schedule_figures.get("retries", 0)
         figures["schedule_items"] = schedule_figures.get("items_covered", 0)
         figures["schedule_waiting"] = schedule_figures.get("items_waiting", 0)
     return Verdict(violations, figures, notes)

@@ -123,6 +123,8 @@ def check_schedules(
         for fire in sorted(twice):
             violation("schedule-fire-twice", f"schedule {schedule.name}: {fire} has more than one run")
         figures["fires"] += len(schedule.runs)
+        figures["failed_fires"] += sum(1 for run in schedule.runs if run["status"] == "FAILED")
+        figures["retries"] += sum(1 for job in schedule.jobs if ":retry:" in str(job["key"]))
         kind = schedule.row["kind"]
         target = str(schedule.row["dataset_id"])
         counts = Counter(record_origin(record) for record in seen.records.get(target, []))

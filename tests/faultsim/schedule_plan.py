@@ -7,6 +7,12 @@ items, into a dataset of its own or one the stream requests also import into. Th
 each schedule must import (some there from the start, some arriving while the faults play), items no schedule may
 take: events of a team nobody's filter names, and events created before a window's start.
 
+Faults of their own hit the schedules' reads (the search of a window, the listing of a copy's source): for a while
+they answer 5xx (``read_refused``: the fire fails, the next one searches the same window again), or later than the
+lease (``read_slow``: a second delivery of the fire, from a second beat or a redelivery, may take the run over while
+the first still reads; the first must then write nothing). The import POSTs of a copy get the run's lost answers too
+(``post_routes``).
+
 The draw uses its own generator (seeded from the run's seed), so adding schedules left the rest of every seed's plan
 (requests, faults) as it was.
 """
@@ -26,6 +32,23 @@ SINCE_AGE_S = 60.0
 EXPLORER_ROUTE = "import_from_explorer"
 DATASET_ROUTE = "import_from_dataset"
 SHORT = {WINDOW: "window", COPY: "copy", PLAIN: "plain"}
+READ_ROUTES = ("search_event_ids", "list_records")
+SCHEDULE_FAULTS = ("read_refused", "read_slow")
+
+
+@dataclass(frozen=True)
+class ScheduleFault:
+    """A fault on the schedules' read routes from ``at_s`` for ``for_s`` seconds."""
+
+    at_s: float
+    kind: str  # SCHEDULE_FAULTS
+    for_s: float
+    status: int = 503  # read_refused
+    latency_ms: int = 0  # read_slow
+
+    def line(self) -> str:
+        what = f"status={self.status}" if self.kind == "read_refused" else f"latency_ms={self.latency_ms}"
+        return f"t={self.at_s:5.2f}s {self.kind} for_s={self.for_s} {what}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,7 @@ class SchedulePlan:
     # Import routes whose POST faults are played (the copy's route joins the explorer's when a copy runs).
     post_routes: tuple[str, ...] = (EXPLORER_ROUTE,)
     names: tuple[str, ...] = field(default=())
+    faults: tuple[ScheduleFault, ...] = ()
 
     def arrivals(self) -> list[tuple[float, WindowEvent | SourceRecord]]:
         """Items created while the run goes on, by second."""
@@ -90,6 +114,7 @@ class SchedulePlan:
                 f"  schedule {spec.name} {spec.kind} every={spec.every_s}s chunk={spec.chunk_size} via={spec.via} "
                 f"target={spec.target} {what[spec.kind]}"
             )
+        lines += [f"  fault {fault.line()}" for fault in self.faults]
         start = sum(1 for event in self.events if event.at_s is None)
         late = sum(1 for event in self.events if event.at_s is not None)
         kept = sum(1 for record in self.records if record.at_s is None)
@@ -102,7 +127,7 @@ class SchedulePlan:
         return lines
 
 
-def draw_schedules(seed: int, *, datasets: int, fault_window_s: float) -> SchedulePlan:
+def draw_schedules(seed: int, *, datasets: int, fault_window_s: float, lease_s: float) -> SchedulePlan:
     """The schedules of seed ``seed``, for a run whose requests use ``datasets`` datasets."""
     rng = random.Random(seed * 104_729 + 17)
     kinds = [WINDOW] * rng.choice((1, 1, 2))
@@ -126,7 +151,7 @@ def draw_schedules(seed: int, *, datasets: int, fault_window_s: float) -> Schedu
 
     for n, kind in enumerate(kinds):
         name = f"s{seed}-{SHORT[kind]}{n}"
-        common = {"name": name, "kind": kind, "every_s": rng.choice((1, 1, 2)), "via": rng.choice(("cli", "file"))}
+        common = {"name": name, "kind": kind, "every_s": rng.choice((1, 2, 2)), "via": rng.choice(("cli", "file"))}
         if kind == WINDOW:
             team = f"team{n}"
             specs.append(ScheduleSpec(**common, target=target(), chunk_size=rng.randint(1, 4), team=team))
@@ -156,6 +181,16 @@ def draw_schedules(seed: int, *, datasets: int, fault_window_s: float) -> Schedu
         at_s = round(rng.uniform(0.5, last_arrival), 2) if rng.random() < 0.5 else None
         events.append(WindowEvent(f"x{seed}-{k}", "nobody", age_s=None if at_s else 10.0, at_s=at_s))
     routes = (EXPLORER_ROUTE, DATASET_ROUTE) if sources else (EXPLORER_ROUTE,)
+    faults = []
+    for _ in range(rng.choice((0, 1, 1, 2))):
+        at_s = round(rng.uniform(0.3, 11.0), 2)
+        if rng.random() < 0.5:
+            faults.append(
+                ScheduleFault(at_s, "read_refused", round(rng.uniform(1.0, 3.0), 2), status=rng.choice((500, 502, 503)))
+            )
+        else:
+            latency = int((lease_s + rng.uniform(0.3, 2.0)) * 1000)
+            faults.append(ScheduleFault(at_s, "read_slow", round(rng.uniform(1.5, 4.0), 2), latency_ms=latency))
     return SchedulePlan(
         schedules=tuple(specs),
         events=tuple(events),
@@ -164,4 +199,5 @@ def draw_schedules(seed: int, *, datasets: int, fault_window_s: float) -> Schedu
         sources=sources,
         post_routes=routes,
         names=tuple(spec.name for spec in specs),
+        faults=tuple(sorted(faults, key=lambda fault: fault.at_s)),
     )

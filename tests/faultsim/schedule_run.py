@@ -11,7 +11,10 @@
 - At the end: the ledger's schedules, runs and items as rows, and the emulator's inventory (records by origin per
   dataset, events with their times), for :mod:`tests.faultsim.schedule_checker`.
 
-Schedules are added and paused with the command line (``python -m worker schedules ...``), as a user would.
+Schedules are added with the command line (``python -m worker schedules add``, started while the service starts) or
+the schedules file, as a user would; they are paused through the ledger's own function (``store.schedules.
+set_paused``, what ``schedules pause`` calls), since a command's start-up costs seconds on a loaded machine and the
+pause is in the run's timed part.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from emulator.testing import EmulatorServer
+from store.db import make_engine, make_session_factory
+from store.schedules import set_paused
 
 from .schedule_plan import COPY, PLAIN, SINCE_AGE_S, WINDOW, SchedulePlan, ScheduleSpec, SourceRecord, WindowEvent
 
 REPO = Path(__file__).resolve().parents[2]
-COMPLETED_RUNS = ("SUBMITTED", "EMPTY")
-CLI_TIMEOUT_S = 60.0
 
 
 def iso(value: Any) -> str | None:
@@ -71,6 +76,7 @@ class ScheduleDriver:
     # Wall time (epoch seconds) of the last item that arrived during the run.
     last_arrival: float = 0.0
     notes: list[str] = field(default_factory=list)
+    _adding: list[tuple[ScheduleSpec, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     @property
     def file(self) -> Path:
@@ -107,16 +113,13 @@ class ScheduleDriver:
         }
 
     def define(self, env: dict[str, str]) -> None:
-        """Write the schedules file and add the command-line schedules (in parallel: each is a process)."""
+        """Write the schedules file and start adding the command-line schedules (a process each, at once; they run
+        while the service starts, :meth:`wait_defined` waits for them)."""
         in_file = [spec for spec in self.plan.schedules if spec.via == "file"]
         if in_file:
             self.file.write_text("".join(self._toml(spec) for spec in in_file))
-        started = [(spec, self._cli(env, "add", *self._add_args(spec))) for spec in self.plan.schedules
-                   if spec.via == "cli"]  # fmt: skip
-        for spec, process in started:
-            out, _ = process.communicate(timeout=CLI_TIMEOUT_S)
-            if process.returncode != 0:
-                raise RuntimeError(f"schedules add {spec.name} failed: {out.decode(errors='replace')}")
+        self._adding = [(spec, self._cli(env, "add", *self._add_args(spec))) for spec in self.plan.schedules
+                        if spec.via == "cli"]  # fmt: skip
 
     def _cli(self, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -165,8 +168,13 @@ class ScheduleDriver:
 
     def wait_defined(self, *, timeout_s: float, logs: Callable[[], str]) -> None:
         """Until every schedule is in the ledger (those of the file appear when a beat has synced it)."""
-        wanted = set(self.plan.names)
         deadline = time.monotonic() + timeout_s
+        for spec, process in self._adding:
+            out, _ = process.communicate(timeout=timeout_s)
+            if process.returncode != 0:
+                raise RuntimeError(f"schedules add {spec.name} failed: {out.decode(errors='replace')}")
+        self._adding = []
+        wanted = set(self.plan.names)
         while wanted:
             try:
                 found = {row[0] for row in self.ledger("SELECT name FROM schedules")}
@@ -191,17 +199,27 @@ class ScheduleDriver:
 
     # The end ---------------------------------------------------------------------------------------------------
 
-    def pause(self, env: dict[str, str], kinds: tuple[str, ...]) -> None:
+    def pause(self, database_url: str, kinds: tuple[str, ...]) -> None:
+        """Pause the schedules of ``kinds``: a fire that starts after this finds them paused and does nothing."""
         names = [spec.name for spec in self.plan.schedules if spec.kind in kinds]
-        started = [(name, self._cli(env, "pause", name)) for name in names]
-        for name, process in started:
-            out, _ = process.communicate(timeout=CLI_TIMEOUT_S)
-            if process.returncode != 0:
-                # The ledger may have been unreachable for a moment: once more.
-                again = self._cli(env, "pause", name)
-                out, _ = again.communicate(timeout=CLI_TIMEOUT_S)
-                if again.returncode != 0:
-                    self.notes.append(f"schedules pause {name} failed: {out.decode(errors='replace').strip()}")
+        if not names:
+            return
+        engine = make_engine(database_url)
+        try:
+            sessions = make_session_factory(engine)
+            for attempt in range(3):
+                try:
+                    with sessions() as session:
+                        for name in names:
+                            set_paused(session, name, True, now=datetime.now(UTC))
+                        session.commit()
+                    return
+                except SQLAlchemyError as exc:  # the ledger just restarted: once more
+                    if attempt == 2:
+                        self.notes.append(f"pausing {names} failed: {type(exc).__name__}: {exc}")
+                    time.sleep(0.5)
+        finally:
+            engine.dispose()
 
     def item_schedules(self) -> list[ScheduleSpec]:
         return [spec for spec in self.plan.schedules if spec.kind != PLAIN]

@@ -521,11 +521,15 @@ class Run:
         self.fleet.check()
         alive = all(slot.process is not None and slot.process.poll() is None for slot in self.fleet.slots)
         assert self.schedules is not None
-        # The ledger's schedule rows before the emulator's records: an item below the watermark read here was
-        # requested by then (its record may be written by the time the inventory is read, never the reverse).
-        schedule_rows = self.schedules.rows()
+        # The order of the reads matters when the service is still at work (a quiet period that timed out). The
+        # remote tasks first, then the jobs: a job read is never behind its task, so a terminal task with a running
+        # job is not mistaken for a stuck one. The jobs and the schedule rows before the records: a job read
+        # COMPLETED has written its records by the time the inventory is read, and an item below the watermark
+        # read here was requested by then (its job may end meanwhile, never the reverse).
         stats = self.emulator.stats()
         origins = self.emulator.task_origins()
+        jobs = self._jobs()
+        schedule_rows = self.schedules.rows()
         inventory = self.schedules.inventory()
         self.dump(stats, origins)
         (self.workdir / "inventory.json").write_text(json.dumps(inventory, indent=1))
@@ -542,7 +546,7 @@ class Run:
             plan=self.plan,
             dataset_ids=list(self.dataset_ids),
             sent=dict(self.sent),
-            jobs=self._jobs(),
+            jobs=jobs,
             events=self._events(),
             stats=stats,
             origins=origins,

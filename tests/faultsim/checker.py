@@ -279,6 +279,11 @@ def check(seen: Observation) -> Verdict:
         for request in requests.values():
             request_origins[seen.dataset_ids[request.dataset]].add(f"event:{request.event_id}")
         schedule_figures = check_schedules(seen.schedules, seen.jobs, request_origins, violation, notes.append)
+        # Why a schedule's chunk did not complete (its retry is judged above): one line each, for the reader.
+        for job in seen.jobs:
+            if schedule_job(job) and job["status"] in TERMINAL and job["status"] != "COMPLETED":
+                last = (seen.events.get(job["id"]) or ["?"])[-1]
+                notes.append(f"schedule job {job['key']} ended {job['status']}: {last}")
 
     figures = {
         "requests": len(requests),

@@ -11,10 +11,10 @@
 - At the end: the ledger's schedules, runs and items as rows, and the emulator's inventory (records by origin per
   dataset, events with their times), for :mod:`tests.faultsim.schedule_checker`.
 
-Schedules are added with the command line (``python -m worker schedules add``, started while the service starts) or
-the schedules file, as a user would; they are paused through the ledger's own function (``store.schedules.
-set_paused``, what ``schedules pause`` calls), since a command's start-up costs seconds on a loaded machine and the
-pause is in the run's timed part.
+Schedules are added with the command line (``dsimport schedules add``, run as ``python -m cli`` while the service
+starts) or the schedules file, as a user would; they are paused through the ledger's own function
+(``store.schedules.set_paused``, what ``schedules pause`` calls), since a command's start-up costs seconds on a
+loaded machine and the pause is in the run's timed part.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class ScheduleDriver:
 
     def _cli(self, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "worker", "schedules", *args],
+            [sys.executable, "-m", "cli", "schedules", *args],
             env=env,
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -324,10 +324,16 @@ class Run:
                 (fault.for_s, lambda: self._configure(faults={route: None for route in READ_ROUTES})),
             ]
         latency = fault.latency_ms
-        return [
+        actions: list[tuple[float, Callable[[], None]]] = [
             (0.0, lambda: self._configure_counted(fault.kind, route_latency_ms={r: latency for r in READ_ROUTES})),
             (fault.for_s, lambda: self._configure(route_latency_ms={route: None for route in READ_ROUTES})),
         ]
+        if fault.stall_worker is not None:
+            # A second in, the worker's fires are stuck in those reads: the stall leaves their runs STARTED.
+            assert self.fleet is not None
+            slot = self.fleet.workers[fault.stall_worker]
+            actions += [(1.0, lambda: self._pause(slot, "read_stall")), (1.0 + fault.stall_for_s, slot.resume)]
+        return actions
 
     def _configure_counted(self, kind: str, **knobs: Any) -> None:
         self._configure(**knobs)
@@ -405,9 +411,9 @@ class Run:
             with self.trace.lock:
                 self.trace.interrupted_submits += slot.concurrency
 
-    def _pause(self, slot: Any) -> None:
+    def _pause(self, slot: Any, kind: str = "pause_worker") -> None:
         slot.pause()
-        self.trace.count("pause_worker")
+        self.trace.count(kind)
         with self.trace.lock:
             self.trace.interrupted_submits += slot.concurrency
 
@@ -639,7 +645,7 @@ def run_seed(plan: FaultPlan, workdir: Path, *, keep: str = "failed") -> Outcome
     verdict = check(observation)
     verdict.figures["phases_s"] = phases
     injected = dict(run.trace.injected)
-    played = {fault.kind for fault in plan.faults} | {fault.kind for fault in plan.schedule.faults}
+    played = {fault.kind for fault in plan.faults} | {fault.kind for fault in plan.schedule.faults} | {"read_stall"}
     for kind, amount in plan.fault_counts().items():
         if kind not in played:
             injected[kind] = amount  # message duplicates, reordering, clock offset, list order: always applied

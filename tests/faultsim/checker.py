@@ -282,8 +282,10 @@ def check(seen: Observation) -> Verdict:
         # Why a schedule's chunk did not complete (its retry is judged above): one line each, for the reader.
         for job in seen.jobs:
             if schedule_job(job) and job["status"] in TERMINAL and job["status"] != "COMPLETED":
-                last = (seen.events.get(job["id"]) or ["?"])[-1]
-                notes.append(f"schedule job {job['key']} ended {job['status']}: {last}")
+                history = seen.events.get(job["id"]) or []
+                ending = next((line for line in history if f"->{job['status']}" in line
+                               and not line.startswith(f"{job['status']}->")), "?")  # fmt: skip
+                notes.append(f"schedule job {job['key']} ended {job['status']}: {ending}")
 
     figures = {
         "requests": len(requests),
@@ -300,6 +302,7 @@ def check(seen: Observation) -> Verdict:
         figures["schedule_fires"] = schedule_figures.get("fires", 0)
         figures["schedule_failed_fires"] = schedule_figures.get("failed_fires", 0)
         figures["schedule_retries"] = schedule_figures.get("retries", 0)
+        figures["schedule_takeovers"] = schedule_figures.get("takeovers", 0)
         figures["schedule_items"] = schedule_figures.get("items_covered", 0)
         figures["schedule_waiting"] = schedule_figures.get("items_waiting", 0)
     return Verdict(violations, figures, notes)

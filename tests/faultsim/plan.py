@@ -156,6 +156,8 @@ class FaultPlan:
                 counts[label] = drawn
         for schedule_fault in self.schedule.faults:
             counts[schedule_fault.kind] = counts.get(schedule_fault.kind, 0) + 1
+            if schedule_fault.stall_worker is not None:
+                counts["read_stall"] = counts.get("read_stall", 0) + 1
         arriving = len(self.schedule.arrivals())
         if arriving:
             counts["schedule_item_arriving"] = arriving
@@ -203,7 +205,9 @@ def draw_plan(seed: int, *, postgres_share: float = 0.3) -> FaultPlan:
     faults = [_draw_fault(rng, kind, workers, beats) for kind in rng.choices(kinds, weights, k=rng.randint(3, 7))]
     faults.sort(key=lambda fault: fault.at_s)
     # Last, from a generator of its own: the requests and faults of a seed are what they were before schedules.
-    schedule = draw_schedules(seed, datasets=datasets, fault_window_s=fault_window_s, lease_s=Timing().lease_s)
+    schedule = draw_schedules(
+        seed, datasets=datasets, workers=workers, fault_window_s=fault_window_s, lease_s=Timing().lease_s
+    )
     return FaultPlan(
         seed=seed,
         backend=backend,

@@ -125,6 +125,8 @@ def check_schedules(
         figures["fires"] += len(schedule.runs)
         figures["failed_fires"] += sum(1 for run in schedule.runs if run["status"] == "FAILED")
         figures["retries"] += sum(1 for job in schedule.jobs if ":retry:" in str(job["key"]))
+        # A run taken over from a task presumed dead (its lease ran out): the first must have written nothing.
+        figures["takeovers"] += sum(int(run.get("attempts") or 1) - 1 for run in schedule.runs)
         kind = schedule.row["kind"]
         target = str(schedule.row["dataset_id"])
         counts = Counter(record_origin(record) for record in seen.records.get(target, []))

@@ -2,16 +2,18 @@
 
 A run has one or two ``explorer-window`` schedules (each imports the events of its own team, ``extra_fields.team``,
 created since its ``since``), usually a ``dataset-copy`` schedule (it copies a source dataset of its own), and
-sometimes a plain ``explorer`` schedule (the same event on every fire). Each fires every 1-2 s, in chunks of 1-4
+sometimes a plain ``explorer`` schedule (the same event on every fire). Each fires every 1-3 s, in chunks of 1-4
 items, into a dataset of its own or one the stream requests also import into. The world holds, besides the items
 each schedule must import (some there from the start, some arriving while the faults play), items no schedule may
 take: events of a team nobody's filter names, and events created before a window's start.
 
 Faults of their own hit the schedules' reads (the search of a window, the listing of a copy's source): for a while
 they answer 5xx (``read_refused``: the fire fails, the next one searches the same window again), or later than the
-lease (``read_slow``: a second delivery of the fire, from a second beat or a redelivery, may take the run over while
-the first still reads; the first must then write nothing). The import POSTs of a copy get the run's lost answers too
-(``post_routes``).
+lease (``read_slow``: the client gives up after its timeouts, well inside the run's lease, and the fire fails). Half
+the ``read_slow`` faults also stall a worker (SIGSTOP, longer than the lease) a second in, while its fires are stuck
+in those reads: the run stays STARTED, a second beat's delivery of the same fire takes it over once its lease has
+run out (``schedule_takeovers`` in the figures), and the stalled task, resumed, must write nothing. The import POSTs
+of a copy get the run's lost answers too (``post_routes``).
 
 The draw uses its own generator (seeded from the run's seed), so adding schedules left the rest of every seed's plan
 (requests, faults) as it was.
@@ -46,9 +48,14 @@ class ScheduleFault:
     for_s: float
     status: int = 503  # read_refused
     latency_ms: int = 0  # read_slow
+    # read_slow: the worker stalled (SIGSTOP) a second in, and for how long (longer than the lease).
+    stall_worker: int | None = None
+    stall_for_s: float = 0.0
 
     def line(self) -> str:
         what = f"status={self.status}" if self.kind == "read_refused" else f"latency_ms={self.latency_ms}"
+        if self.stall_worker is not None:
+            what += f" stall_worker={self.stall_worker} stall_for_s={self.stall_for_s}"
         return f"t={self.at_s:5.2f}s {self.kind} for_s={self.for_s} {what}"
 
 
@@ -128,7 +135,7 @@ class SchedulePlan:
         return lines
 
 
-def draw_schedules(seed: int, *, datasets: int, fault_window_s: float, lease_s: float) -> SchedulePlan:
+def draw_schedules(seed: int, *, datasets: int, workers: int, fault_window_s: float, lease_s: float) -> SchedulePlan:
     """The schedules of seed ``seed``, for a run whose requests use ``datasets`` datasets."""
     rng = random.Random(seed * 104_729 + 17)
     kinds = [WINDOW] * rng.choice((1, 1, 2))
@@ -195,7 +202,12 @@ def draw_schedules(seed: int, *, datasets: int, fault_window_s: float, lease_s: 
             )
         else:
             latency = int((lease_s + rng.uniform(0.3, 2.0)) * 1000)
-            faults.append(ScheduleFault(at_s, "read_slow", round(rng.uniform(1.5, 4.0), 2), latency_ms=latency))
+            stall = rng.randrange(workers) if rng.random() < 0.5 else None
+            stall_for_s = round(lease_s + rng.uniform(1.0, 3.0), 2) if stall is not None else 0.0
+            faults.append(
+                ScheduleFault(at_s, "read_slow", round(rng.uniform(1.5, 4.0), 2), latency_ms=latency,
+                              stall_worker=stall, stall_for_s=stall_for_s)
+            )  # fmt: skip
     return SchedulePlan(
         schedules=tuple(specs),
         events=tuple(events),

@@ -254,9 +254,10 @@ class ScheduleDriver:
         ]  # fmt: skip
         runs = [
             {"schedule_id": row[0], "fire_time": iso(row[1]), "status": row[2], "job_ids": _json(row[3]) or [],
-             "window_start": iso(row[4]), "window_end": iso(row[5]), "message": row[6]}
+             "window_start": iso(row[4]), "window_end": iso(row[5]), "message": row[6], "attempts": int(row[7] or 1)}
             for row in self.ledger(
-                "SELECT schedule_id, fire_time, status, job_ids, window_start, window_end, message FROM schedule_runs"
+                "SELECT schedule_id, fire_time, status, job_ids, window_start, window_end, message, attempts "
+                "FROM schedule_runs"
             )
         ]  # fmt: skip
         items = [

@@ -9,7 +9,8 @@ from typing import Any
 
 from .checker import Observation, ScheduleSeen, check
 from .plan import FAULT_WEIGHTS, draw_plan, parse_seeds
-from .schedule_plan import COPY, PLAIN, WINDOW
+from .schedule_plan import COPY, PLAIN, SCHEDULE_FAULTS, WINDOW
+from .test_faultsim import CI_SEEDS
 
 DATASET = "00000000-0000-0000-0000-00000000000a"
 
@@ -33,6 +34,19 @@ def test_every_run_has_an_item_schedule_and_every_kind_and_way_is_drawn() -> Non
     # Items arrive during the run, before the faults end.
     assert all(0 < at_s < draw_plan(seed).fault_window_s for seed in range(1, 21) for at_s, _ in
                draw_plan(seed).schedule.arrivals())  # fmt: skip
+
+
+def test_the_ci_seeds_draw_every_fault_both_ledgers_every_schedule_kind_and_two_beats() -> None:
+    plans = [draw_plan(seed) for seed in CI_SEEDS]
+    assert {fault.kind for plan in plans for fault in plan.faults} == set(FAULT_WEIGHTS)
+    statuses = {fault.args["status"] for plan in plans for fault in plan.faults if fault.kind == "post_lost_status"}
+    assert {502, 503, 504} <= statuses
+    assert {plan.backend for plan in plans} == {"sqlite", "postgresql"}
+    specs = [spec for plan in plans for spec in plan.schedule.schedules]
+    assert {spec.kind for spec in specs} == {WINDOW, COPY, PLAIN}
+    assert {spec.via for spec in specs} == {"cli", "file"}
+    assert {fault.kind for plan in plans for fault in plan.schedule.faults} == set(SCHEDULE_FAULTS)
+    assert any(plan.beats == 2 for plan in plans)
 
 
 def test_seed_ranges() -> None:

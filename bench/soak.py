@@ -1,9 +1,10 @@
 """The long fault campaign: ``python -m bench.soak --seeds 1-300`` (``make soak``), summed up in a results file.
 
-Runs the seeds of :mod:`tests.faultsim` one after another (each a full run of workers, beats, emulator and its own
-Redis and ledger, tens of seconds), prints a line per seed and, at the end, the seeds run, the faults injected by kind
-and the violations by kind with their seeds. The same lines go to ``bench/results/soak-<first>-<last>.txt``. The
-folders of failing seeds (logs, SQLite ledger) are kept under ``--workdir``.
+Runs the seeds of :mod:`tests.faultsim` one after another (each a full run of workers, beats, schedules, emulator and
+its own Redis and ledger, tens of seconds), prints a line per seed and, at the end, the seeds run, the faults
+injected by kind and the violations by kind with their seeds. The same lines go to
+``bench/results/soak-<first>-<last>.txt``. The folders of failing seeds (logs, SQLite ledger) are kept under
+``--workdir``.
 """
 
 from __future__ import annotations

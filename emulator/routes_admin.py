@@ -12,6 +12,10 @@
   dataset's task list
 - ``GET /_emulator/task-origins`` -> ``{"tasks": {task_id: {"dataset_id", "kind", "origins": [...]}}}``: what each
   task imports (``event:<id>``, ``conversation:<id>``, ...), to tie a task to its request without the client's help
+- ``GET /_emulator/inventory[?datasets=ID,ID]`` -> ``{"now", "records": {dataset_id: [{"id", "origin",
+  "created_at"}]}, "events": {event_id: {"created_at", "extra_fields"}}}``: what the world holds (records of
+  finished tasks written first), so a checker can count the records in a dataset by origin (an item imported twice
+  is two records while ``dedupe_imports`` is off) and tell which events a time window and filter cover
 - ``GET /_emulator/stats[?tasks=false]``, ``POST /_emulator/stats/reset``
 """
 
@@ -28,7 +32,7 @@ from starlette.routing import Route
 from .clock import EmulatorClock, iso
 from .config import ConfigError
 from .errors import DATASET_TASK_NOT_FOUND, ApiProblem, observability_error, validation_error
-from .lifecycle import create_task
+from .lifecycle import create_task, settle_all
 from .runtime import Emulator
 from .seed import SeedError, apply_seed
 from .web import Handler, canonical_uuid, json_response, no_content
@@ -163,6 +167,28 @@ def admin_routes(emulator: Emulator) -> list[Route]:
             }
         return Response(dumps({"tasks": tasks}), media_type="application/json")
 
+    async def inventory(request: Request) -> Response:
+        wanted = request.query_params.get("datasets")
+        chosen = {part for part in wanted.split(",") if part} if wanted else None
+        with world.lock:
+            now = world.now()
+            settle_all(world, now)
+            records = {
+                dataset_id: [
+                    {"id": record.id, "origin": record.origin, "created_at": iso(record.created_at)} for record in held
+                ]
+                for dataset_id, held in world.records_by_dataset.items()
+                if (chosen is None or dataset_id in chosen)
+                and (dataset := world.datasets.get(dataset_id)) is not None
+                and dataset.deleted_at is None
+            }
+            events = {
+                event.event_id: {"created_at": iso(event.created_ts), "extra_fields": event.data["extra_fields"]}
+                for event in world.events.values()
+            }
+            body = {"now": iso(now), "records": records, "events": events}
+        return Response(dumps(body), media_type="application/json")
+
     async def stats(request: Request) -> Response:
         include_tasks = request.query_params.get("tasks", "true").lower() not in ("0", "false", "no")
         snapshot = emulator.stats.snapshot(world, include_tasks=include_tasks)
@@ -186,6 +212,7 @@ def admin_routes(emulator: Emulator) -> list[Route]:
         route("/tasks/{task_id}", delete_task, "DELETE", "delete_task"),
         route("/tasks", add_foreign_tasks, "POST", "add_foreign_tasks"),
         route("/task-origins", task_origins, "GET", "task_origins"),
+        route("/inventory", inventory, "GET", "inventory"),
         route("/stats", stats, "GET", "stats"),
         route("/stats/reset", reset_stats, "POST", "reset_stats"),
     ]

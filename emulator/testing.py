@@ -200,6 +200,13 @@ class EmulatorServer:
         result: dict[str, dict[str, dict[str, Any]]] = self._call("GET", "/task-origins")
         return result["tasks"]
 
+    def inventory(self, datasets: list[str] | None = None) -> dict[str, Any]:
+        """What the world holds: records per dataset (``id``, ``origin``, ``created_at``) and every event's time and
+        ``extra_fields`` (``datasets``: only those datasets' records)."""
+        params = {"datasets": ",".join(datasets)} if datasets else None
+        result: dict[str, Any] = self._call("GET", "/inventory", params=params)
+        return result
+
     def save(self, path: Path | None = None) -> str:
         body = {"path": str(path)} if path is not None else {}
         result: dict[str, Any] = self._call("POST", "/save", json=body)

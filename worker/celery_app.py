@@ -39,10 +39,13 @@ def configure(app: Celery, settings: Settings) -> None:
         task_default_queue="dsimport",
         # The poller's tick has a queue of its own: behind thousands of submit and finalize messages on one queue,
         # ticks expired unread and polling stalled (measured p99 detection lag 48 s at 10,000 imports in flight;
-        # 7.7 s with this queue). Workers consume both queues by default, taking from each in turn.
+        # 7.7 s with this queue). The recovery sweep's tick shares it for the same reason: it expires after one
+        # interval too, and behind a backlog longer than that (schedules firing faster than the workers keep up,
+        # found by the fault campaign) every tick expired and interrupted submits waited for the whole backlog.
+        # Workers consume both queues by default, taking from each in turn.
         # https://docs.celeryq.dev/en/stable/userguide/routing.html
         task_queues=(Queue("dsimport"), Queue(POLL_QUEUE)),
-        task_routes={"dsimport.poll_due": {"queue": POLL_QUEUE}},
+        task_routes={"dsimport.poll_due": {"queue": POLL_QUEUE}, "dsimport.recover": {"queue": POLL_QUEUE}},
         # Submit, finalize and the poller are safe to run twice (the ledger guards each transition), so a message
         # is acknowledged only once its task has run: a worker killed mid-task hands the message back.
         # https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late

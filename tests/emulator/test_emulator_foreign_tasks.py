@@ -40,3 +40,22 @@ def test_foreign_tasks_need_a_live_dataset_and_a_count(emu: EmulatorServer, clie
     missing = client.post("/_emulator/tasks", json={"dataset_id": "nope", "count": 1})
     assert missing.status_code == 404
     assert client.post("/_emulator/tasks", json={"dataset_id": "nope", "count": 0}).status_code == 422
+
+
+def test_inventory_counts_records_by_origin_and_dates_the_events(emu: EmulatorServer, api: Api) -> None:
+    emu.configure(dedupe_imports=False)
+    target, other = api.create_dataset("target"), api.create_dataset("other")
+    emu.seed({"events": [{"event_id": "inv-1", "created_at_offset_s": -30, "extra_fields": {"team": "support"}}]})
+    for _ in range(2):  # the same event imported twice: two records of one origin
+        api.start_import(target, "explorer", {"completion_event_ids": ["inv-1"]})
+    before = emu.inventory([target])
+    # Not there until the tasks end; the inventory writes a finished task's records itself, like a read would.
+    assert before["records"] == {target: []}
+    emu.advance_clock(11)
+    inventory = emu.inventory([target])
+    assert set(inventory["records"]) == {target}, "only the datasets asked for"
+    assert [record["origin"] for record in inventory["records"][target]] == ["event:inv-1", "event:inv-1"]
+    event = inventory["events"]["inv-1"]
+    assert event["extra_fields"] == {"team": "support"}
+    assert event["created_at"] < inventory["now"]
+    assert other in emu.inventory()["records"]

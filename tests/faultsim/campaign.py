@@ -6,10 +6,12 @@ PostgreSQL cluster of its own (crashable), the emulator on a loopback socket, an
 Redis is down, as any producer would).
 
 The timeline: processes start; once a consumer group exists (evidence the service reads), the plan's sends and
-faults are played at their second; at ``fault_window_s`` every emulator fault is switched off, paused processes
-resume, killed ones are back. The quiet period then waits until every request is a job and every job is terminal,
-or ``quiet_timeout_s`` passes. Last comes an idle window: with all jobs terminal, the API should not be called at all.
-What the run saw is handed to :func:`tests.faultsim.checker.check`, which reads it without the code under test.
+faults are played at their second, with the schedules' items arriving meanwhile (:mod:`tests.faultsim.schedule_run`
+defines the schedules before the service starts); at ``fault_window_s`` every emulator fault is switched off, paused
+processes resume, killed ones are back. The quiet period then waits until every request is a job, every job is
+terminal and every schedule has fired once more after that (then the schedules are paused), or ``quiet_timeout_s``
+passes. Last comes an idle window: with all jobs terminal, the API should not be called at all. What the run saw is
+handed to :func:`tests.faultsim.checker.check`, which reads it without the code under test.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import httpx
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from emulator.testing import EmulatorServer
@@ -35,9 +38,11 @@ from store.db import upgrade
 from tests.integration.service import service_environment
 from tests.reliability.servers import PostgresServer, RedisServer
 
-from .checker import TERMINAL, Observation, Verdict, check
+from .checker import TERMINAL, Observation, ScheduleSeen, Verdict, check
 from .fleet import Fleet
 from .plan import POST_ROUTE, Fault, FaultPlan, Send
+from .schedule_plan import COPY, PLAIN, READ_ROUTES, WINDOW, ScheduleFault
+from .schedule_run import ScheduleDriver
 
 STREAM = "dsimport:requests"
 GROUP = "dsimport"
@@ -88,6 +93,7 @@ class Run:
         self.fleet: Fleet | None = None
         self.database_url = ""
         self.dataset_ids: list[str] = []
+        self.schedules: ScheduleDriver | None = None
         self.threads: list[threading.Thread] = []
         self.sent: Counter[str] = Counter()
         # The import POSTs counted when the POST route turned slow (None while it is not).
@@ -123,10 +129,18 @@ class Run:
         with httpx.Client(
             base_url=self.emulator.url, headers={"Authorization": f"Bearer {self.emulator.api_key}"}, timeout=10
         ) as client:
-            for n in range(self.plan.datasets):
-                response = client.post("/v1/observability/datasets", json={"name": f"target {n}", "description": ""})
+
+            def create_dataset(name: str) -> str:
+                response = client.post("/v1/observability/datasets", json={"name": name, "description": ""})
                 response.raise_for_status()
-                self.dataset_ids.append(str(response.json()["id"]))
+                return str(response.json()["id"])
+
+            # The requests' datasets first (a request names one by index), then those only schedules write to.
+            self.dataset_ids = [create_dataset(f"target {n}") for n in range(self.plan.targets)]
+            self.schedules = ScheduleDriver(
+                self.plan.schedule, self.emulator, self.workdir, targets=self.dataset_ids, ledger=self._ledger
+            )
+            self.schedules.seed_world(create_dataset)
         env = service_environment(
             self.workdir / "home",
             database_url=self.database_url,
@@ -134,7 +148,9 @@ class Run:
             api_url=self.emulator.url,
             api_key=self.emulator.api_key,
             **self.timing.env(),
+            **self.schedules.service_env(),
         )
+        self.schedules.define(env)  # the command-line adds run while the processes start
         skewed = {**env, "DSIMPORT_CLOCK_OFFSET_S": str(self.plan.clock_offset_s)} if self.plan.clock_offset_s else None
         log_dir = self.workdir / "logs"
         log_dir.mkdir(exist_ok=True)
@@ -148,6 +164,7 @@ class Run:
         )
         self.fleet.start()
         self._wait_for_consumer_group(timeout_s=60)
+        self.schedules.wait_defined(timeout_s=60, logs=self.fleet.logs)
 
     def _redis(self) -> redis.Redis:
         assert self.redis_server is not None
@@ -181,6 +198,14 @@ class Run:
         for n, fault in enumerate(self.plan.faults):
             for offset, action in self._fault_actions(fault):
                 actions.append((fault.at_s + offset, base + n, action))
+        base = len(actions)
+        for n, schedule_fault in enumerate(self.plan.schedule.faults):
+            for offset, action in self._schedule_fault_actions(schedule_fault):
+                actions.append((schedule_fault.at_s + offset, base + n, action))
+        base = len(actions)
+        assert self.schedules is not None
+        for n, (at_s, item) in enumerate(self.plan.schedule.arrivals()):
+            actions.append((at_s, base + n, lambda item=item: self._arrive(item)))  # type: ignore[misc]
         actions.sort(key=lambda item: (item[0], item[1]))
         start = time.monotonic()
         for at_s, _, action in actions:
@@ -194,6 +219,13 @@ class Run:
         for thread in self.threads:
             thread.join(timeout=30)
         self._faults_off()
+
+    def _arrive(self, item: Any) -> None:
+        assert self.schedules is not None
+        try:
+            self.schedules.arrival(item)
+        except Exception as exc:  # the emulator's admin routes are not faulted; still, a note rather than a crash
+            self.trace.notes.append(f"arrival of {item}: {type(exc).__name__}: {exc}")
 
     def _in_background(self, name: str, work: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -283,19 +315,42 @@ class Run:
             return [(0.0, lambda: self._in_background(kind, lambda: self._restart_postgres(args["down_s"])))]
         raise ValueError(f"unknown fault kind {kind}")
 
+    def _schedule_fault_actions(self, fault: ScheduleFault) -> list[tuple[float, Callable[[], None]]]:
+        """The schedules' reads refused (5xx) or slower than the lease for a while."""
+        if fault.kind == "read_refused":
+            rule = {"status": fault.status}
+            return [
+                (0.0, lambda: self._configure_counted(fault.kind, faults={route: rule for route in READ_ROUTES})),
+                (fault.for_s, lambda: self._configure(faults={route: None for route in READ_ROUTES})),
+            ]
+        latency = fault.latency_ms
+        actions: list[tuple[float, Callable[[], None]]] = [
+            (0.0, lambda: self._configure_counted(fault.kind, route_latency_ms={r: latency for r in READ_ROUTES})),
+            (fault.for_s, lambda: self._configure(route_latency_ms={route: None for route in READ_ROUTES})),
+        ]
+        if fault.stall_worker is not None:
+            # A second in, the worker's fires are stuck in those reads: the stall leaves their runs STARTED.
+            assert self.fleet is not None
+            slot = self.fleet.workers[fault.stall_worker]
+            actions += [(1.0, lambda: self._pause(slot, "read_stall")), (1.0 + fault.stall_for_s, slot.resume)]
+        return actions
+
     def _configure_counted(self, kind: str, **knobs: Any) -> None:
         self._configure(**knobs)
         self.trace.count(kind)
 
     def _post_fault(self, kind: str, rule: dict[str, Any]) -> None:
-        self._configure(faults={POST_ROUTE: rule})
+        # On every import route in use: a copy schedule's POSTs lose their answers too.
+        routes = self.plan.schedule.post_routes
+        self._configure(faults={route: dict(rule) for route in routes})
         self.trace.count(kind)
         if rule.get("kind") == "slow":
             with self.trace.lock:
-                self.trace.late_posts += int(rule["next"])
+                self.trace.late_posts += int(rule["next"]) * len(routes)
 
     def _slow_route(self, route: str, latency_ms: int | None) -> None:
-        self._configure(route_latency_ms={route: latency_ms})
+        routes = self.plan.schedule.post_routes if route == POST_ROUTE else (route,)
+        self._configure(route_latency_ms={name: latency_ms for name in routes})
         if latency_ms is not None:
             self.trace.count("slow_over_lease")
             if route == POST_ROUTE:
@@ -308,7 +363,8 @@ class Run:
 
     def _post_count(self) -> int:
         assert self.emulator is not None
-        return int(self.emulator.stats(include_tasks=False)["requests"].get(POST_ROUTE, 0))
+        counts = self.emulator.stats(include_tasks=False)["requests"]
+        return sum(int(counts.get(route, 0)) for route in self.plan.schedule.post_routes)
 
     def _ledger(self, sql: str) -> list[Any]:
         engine = create_engine(self.database_url, poolclass=NullPool)
@@ -355,9 +411,9 @@ class Run:
             with self.trace.lock:
                 self.trace.interrupted_submits += slot.concurrency
 
-    def _pause(self, slot: Any) -> None:
+    def _pause(self, slot: Any, kind: str = "pause_worker") -> None:
         slot.pause()
-        self.trace.count("pause_worker")
+        self.trace.count(kind)
         with self.trace.lock:
             self.trace.interrupted_submits += slot.concurrency
 
@@ -409,27 +465,50 @@ class Run:
         return events
 
     def quiet(self) -> tuple[float, bool]:
-        """Wait for the end; returns (seconds waited, whether every job ended)."""
-        assert self.fleet is not None
+        """Wait for the end; returns (seconds waited, whether every job ended and the schedules settled).
+
+        The plain schedules are paused first (each of their fires is a new job). The others keep firing until a
+        fire of each has run after every job ended (so any failed chunk has been requested again) and after the
+        last arrival; then they are paused and the jobs of a fire that was running then are waited for.
+        """
+        assert self.fleet is not None and self.schedules is not None
         started = time.monotonic()
+        self.schedules.pause(self.database_url, (PLAIN,))
         keys = {f"message:{request.message_id}" for request in self.plan.requests}
+        settled_since: float | None = None
+        settled_jobs = -1
+        paused_at: float | None = None
         while time.monotonic() - started < QUIET_TIMEOUT_S:
             self.fleet.check()
             self.fleet.ensure_running()
             try:
                 jobs = self._jobs()
-            except Exception:  # the ledger can be briefly unreachable right after a restart
+                converged = settled_since is not None and self.schedules.converged(settled_since)
+            except SQLAlchemyError:  # the ledger can be briefly unreachable right after a restart
                 time.sleep(0.5)
                 continue
-            if keys <= {job["key"] for job in jobs} and all(job["status"] in TERMINAL for job in jobs):
-                return time.monotonic() - started, True
+            ended = keys <= {job["key"] for job in jobs} and all(job["status"] in TERMINAL for job in jobs)
+            if not ended:
+                settled_since = None
+            elif settled_since is None or len(jobs) != settled_jobs:
+                settled_since, settled_jobs = time.time(), len(jobs)
+            elif paused_at is not None:
+                # Paused, and nothing new for a moment: any fire running at the pause has ended.
+                if time.monotonic() - paused_at > 1.5:
+                    return time.monotonic() - started, True
+            elif converged:
+                self.schedules.pause(self.database_url, (WINDOW, COPY))
+                paused_at = time.monotonic()
+                settled_since, settled_jobs = time.time(), len(jobs)
             time.sleep(0.5)
+        if paused_at is None:  # the schedules stand still while the end is read
+            self.schedules.pause(self.database_url, (WINDOW, COPY))
         return time.monotonic() - started, False
 
     def dump(self, stats: dict[str, Any], origins: dict[str, Any]) -> None:
         """The ledger's jobs and events and the emulator's view, as files next to the logs (for a failing seed)."""
         tables = {}
-        for table in ("import_jobs", "job_events"):
+        for table in ("import_jobs", "job_events", "schedules", "schedule_runs", "schedule_items"):
             try:
                 rows = self._ledger(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
                 tables[table] = [{key: str(value) for key, value in row._mapping.items()} for row in rows]
@@ -447,9 +526,19 @@ class Run:
             time.sleep(IDLE_WINDOW_S)
         self.fleet.check()
         alive = all(slot.process is not None and slot.process.poll() is None for slot in self.fleet.slots)
+        assert self.schedules is not None
+        # The order of the reads matters when the service is still at work (a quiet period that timed out). The
+        # remote tasks first, then the jobs: a job read is never behind its task, so a terminal task with a running
+        # job is not mistaken for a stuck one. The jobs and the schedule rows before the records: a job read
+        # COMPLETED has written its records by the time the inventory is read, and an item below the watermark
+        # read here was requested by then (its job may end meanwhile, never the reverse).
         stats = self.emulator.stats()
         origins = self.emulator.task_origins()
+        jobs = self._jobs()
+        schedule_rows = self.schedules.rows()
+        inventory = self.schedules.inventory()
         self.dump(stats, origins)
+        (self.workdir / "inventory.json").write_text(json.dumps(inventory, indent=1))
         client = self._redis()
         try:
             pending = client.xpending_range(STREAM, GROUP, min="-", max="+", count=1000)
@@ -463,7 +552,7 @@ class Run:
             plan=self.plan,
             dataset_ids=list(self.dataset_ids),
             sent=dict(self.sent),
-            jobs=self._jobs(),
+            jobs=jobs,
             events=self._events(),
             stats=stats,
             origins=origins,
@@ -480,7 +569,15 @@ class Run:
             calls_in_idle_window=(stats["requests_total"] - before) if all_ended and alive else None,
             all_ended=all_ended,
             deaths=self.fleet.deaths(),
-            notes=[*self.trace.notes, *self.fleet.refusals()],
+            notes=[*self.trace.notes, *self.fleet.refusals(), *self.schedules.notes],
+            schedules=ScheduleSeen(
+                since=self.schedules.since.isoformat() if self.schedules.since else None,
+                schedules=schedule_rows["schedules"],
+                runs=schedule_rows["runs"],
+                items=schedule_rows["items"],
+                records=inventory["records"],
+                events=inventory["events"],
+            ),
         )
 
     def stop(self) -> None:
@@ -526,21 +623,40 @@ def run_seed(plan: FaultPlan, workdir: Path, *, keep: str = "failed") -> Outcome
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     run = Run(plan, workdir)
+    phases: dict[str, float] = {}
+
+    def phase(name: str, since: float) -> float:
+        now = time.monotonic()
+        phases[name] = round(now - since, 1)
+        return now
+
     try:
         run.start()
+        mark = phase("setup", started)
         run.play()
+        mark = phase("play", mark)
         _, all_ended = run.quiet()
+        mark = phase("quiet", mark)
         observation = run.observe(all_ended=all_ended)
+        mark = phase("observe", mark)
     finally:
         run.stop()
+    phase("stop", mark)
     verdict = check(observation)
+    verdict.figures["phases_s"] = phases
     injected = dict(run.trace.injected)
+    played = {fault.kind for fault in plan.faults} | {fault.kind for fault in plan.schedule.faults} | {"read_stall"}
     for kind, amount in plan.fault_counts().items():
-        if kind not in {fault.kind for fault in plan.faults}:
+        if kind not in played:
             injected[kind] = amount  # message duplicates, reordering, clock offset, list order: always applied
     keep_folder = keep == "always" or (keep == "failed" and not verdict.ok)
     if not keep_folder:
         shutil.rmtree(workdir, ignore_errors=True)
     seconds = time.monotonic() - started
-    notes = [*run.trace.notes, *(run.fleet.refusals() if run.fleet else [])]
+    notes = [
+        *run.trace.notes,
+        *(run.fleet.refusals() if run.fleet else []),
+        *(run.schedules.notes if run.schedules else []),
+        *verdict.notes,
+    ]
     return Outcome(plan, verdict, injected, seconds, workdir if keep_folder else None, notes)

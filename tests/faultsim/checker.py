@@ -23,8 +23,15 @@ Invariants (each violation is a kind and a line):
 - ``calls-after-end``: API calls while every job had ended and every process was running (nothing left to do).
 - ``process-died``: a worker or beat that exited without being killed by the run (a start refused in one line
   because Redis or the database was down at that moment is a note, not a violation: a supervisor starts it again).
+- The schedule family (``schedule-fire-twice``, ``schedule-item-doubled``, ``schedule-item-skipped``,
+  ``schedule-item-stray``, ``schedule-window-gap``): see :mod:`tests.faultsim.schedule_checker`. A schedule's jobs
+  (key ``schedule:NAME:FIRE_TIME...``) are judged there, not as requests; they count in the bounds below.
 
-The POST bound: one per request, plus one per answer the client could not use although the server may have acted
+The request checks above concern the stream requests; the remote-task checks (orphan, wrong owner, overfilled)
+cover every job, a schedule's chunks too (a task's origins must be its job's events or records).
+
+The POST bound (import POSTs of explorer and dataset imports together): one per request and one per schedule job,
+plus one per answer the client could not use although the server may have acted
 (every non-2xx answer and every reset counted by the emulator on the import route, and every answer the run made
 slower than the client's timeout), plus one per submit a fault interrupted (a killed or paused worker: its
 concurrency; a Redis or PostgreSQL restart: every worker's concurrency). Every extra POST must be explained by one
@@ -46,6 +53,11 @@ from datetime import datetime
 from typing import Any
 
 from .plan import POLL_ROUTES, POST_ROUTE, FaultPlan
+from .schedule_checker import ScheduleSeen, check_schedules, record_origin
+from .schedule_plan import DATASET_ROUTE
+
+__all__ = ["REMOTE_TERMINAL", "TERMINAL", "Observation", "ScheduleSeen", "Verdict", "check"]
+POST_ROUTES = (POST_ROUTE, DATASET_ROUTE)
 
 TERMINAL = frozenset(
     {"COMPLETED", "FAILED", "CANCELED", "TERMINATED", "TIMED_OUT", "REJECTED", "LOST", "EXPIRED", "CANCELLED_LOCALLY"}
@@ -78,12 +90,15 @@ class Observation:
     all_ended: bool
     deaths: list[str]
     notes: list[str] = field(default_factory=list)
+    schedules: ScheduleSeen | None = None
 
 
 @dataclass
 class Verdict:
     violations: list[tuple[str, str]]
     figures: dict[str, Any]
+    # What the checker found explainable rather than wrong (an item still on its way, ...).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,9 +122,16 @@ def _stream_id(value: str) -> tuple[int, int]:
 def check(seen: Observation) -> Verdict:
     plan, timing = seen.plan, seen.plan.timing
     violations: list[tuple[str, str]] = []
+    notes: list[str] = []
 
     def violation(kind: str, line: str) -> None:
         violations.append((kind, line))
+
+    schedule_names = {row["name"] for row in seen.schedules.schedules} if seen.schedules else set()
+
+    def schedule_job(job: dict[str, Any]) -> bool:
+        key = str(job["key"])
+        return key.startswith("schedule:") and key.split(":", 2)[1] in schedule_names
 
     requests = {request.message_id: request for request in plan.requests}
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -137,10 +159,12 @@ def check(seen: Observation) -> Verdict:
             violation("job-mismatch", f"{message_id}: job {job['id']} dataset={job['dataset_id']} events={events}")
     request_keys = {f"message:{m}" for m in requests}
     for job in seen.jobs:
-        if job["key"] not in request_keys:
+        if job["key"] not in request_keys and not schedule_job(job):
             violation("job-without-request", f"job {job['id']} key={job['key']} status={job['status']}")
 
     # Remote tasks: which request each imports (from the emulator), and who owns it (from the ledger).
+    records = seen.schedules.records if seen.schedules else {}
+    copied_origin = {str(record["id"]): record_origin(record) for held in records.values() for record in held}
     tasks: dict[str, dict[str, Any]] = dict(seen.stats["tasks"])
     origins = {**{k: v for k, v in seen.deleted_tasks.items()}, **seen.origins}
     ours = {task_id for task_id in set(tasks) | set(seen.deleted_tasks) if task_id not in seen.foreign_tasks}
@@ -149,7 +173,8 @@ def check(seen: Observation) -> Verdict:
     for task_id in sorted(ours):
         for origin in origins.get(task_id, {}).get("origins", []):
             event = origin.removeprefix("event:")
-            imports_per_request.setdefault(event_of_request.get(event, f"?{event}"), []).append(task_id)
+            if event in event_of_request:  # a schedule's items are counted in its target (schedule_checker)
+                imports_per_request.setdefault(event_of_request[event], []).append(task_id)
     for message_id, task_ids in sorted(imports_per_request.items()):
         if len(task_ids) > 1:
             violation("double-import", f"{len(task_ids)} remote imports {task_ids} for {history(message_id)}")
@@ -167,7 +192,9 @@ def check(seen: Observation) -> Verdict:
             continue
         job = owner[task_id]
         imported = origins.get(task_id, {}).get("origins", [])
-        wanted = [f"event:{e}" for e in job["params"].get("completion_event_ids", [])]
+        wanted = [f"event:{e}" for e in job["params"].get("completion_event_ids", [])] + [
+            copied_origin.get(r, f"record:{r}") for r in job["params"].get("dataset_record_ids", [])
+        ]
         if imported and imported != wanted:
             violation("wrong-owner", f"job {job['id']} wants {wanted} but owns task {task_id} importing {imported}")
     for task_id, job in owner.items():
@@ -216,9 +243,9 @@ def check(seen: Observation) -> Verdict:
     def spoiled(route: str) -> int:
         return sum(n for code, n in responses.get(route, {}).items() if not code.startswith("2"))
 
-    posts = requests_by_route.get(POST_ROUTE, 0)
-    post_extras = spoiled(POST_ROUTE) + seen.late_posts + seen.interrupted_submits
-    post_bound = len(requests) + post_extras
+    posts = sum(requests_by_route.get(route, 0) for route in POST_ROUTES)
+    post_extras = sum(spoiled(route) for route in POST_ROUTES) + seen.late_posts + seen.interrupted_submits
+    post_bound = len(requests) + sum(1 for job in seen.jobs if schedule_job(job)) + post_extras
     if posts > post_bound:
         violation("api-calls-over-bound", f"{posts} import POSTs, bound {post_bound}")
     now = _ts(seen.stats["now"]) or 0.0
@@ -246,6 +273,20 @@ def check(seen: Observation) -> Verdict:
     for death in seen.deaths:
         violation("process-died", death)
 
+    schedule_figures: dict[str, Any] = {}
+    if seen.schedules is not None and seen.schedules.schedules:
+        request_origins: dict[str, set[str]] = {dataset: set() for dataset in seen.dataset_ids}
+        for request in requests.values():
+            request_origins[seen.dataset_ids[request.dataset]].add(f"event:{request.event_id}")
+        schedule_figures = check_schedules(seen.schedules, seen.jobs, request_origins, violation, notes.append)
+        # Why a schedule's chunk did not complete (its retry is judged above): one line each, for the reader.
+        for job in seen.jobs:
+            if schedule_job(job) and job["status"] in TERMINAL and job["status"] != "COMPLETED":
+                history = seen.events.get(job["id"]) or []
+                ending = next((line for line in history if f"->{job['status']}" in line
+                               and not line.startswith(f"{job['status']}->")), "?")  # fmt: skip
+                notes.append(f"schedule job {job['key']} ended {job['status']}: {ending}")
+
     figures = {
         "requests": len(requests),
         "jobs": len(seen.jobs),
@@ -257,4 +298,11 @@ def check(seen: Observation) -> Verdict:
         "reads_bound": round(reads_bound),
         "all_ended": seen.all_ended,
     }
-    return Verdict(violations, figures)
+    if schedule_figures:
+        figures["schedule_fires"] = schedule_figures.get("fires", 0)
+        figures["schedule_failed_fires"] = schedule_figures.get("failed_fires", 0)
+        figures["schedule_retries"] = schedule_figures.get("retries", 0)
+        figures["schedule_takeovers"] = schedule_figures.get("takeovers", 0)
+        figures["schedule_items"] = schedule_figures.get("items_covered", 0)
+        figures["schedule_waiting"] = schedule_figures.get("items_waiting", 0)
+    return Verdict(violations, figures, notes)

@@ -1,7 +1,8 @@
 """The fault plan of one run, drawn from its seed alone.
 
 Everything a run does on purpose is in the plan: how many workers and beats, which ledger, which requests are sent
-when (with duplicates and out of order), and which faults start and end when. The same seed gives the same plan on
+when (with duplicates and out of order), which faults start and end when, and which schedules fire on which source
+items (:mod:`tests.faultsim.schedule_plan`). The same seed gives the same plan on
 every machine (``random.Random(seed)``, nothing else), so a failing seed can be replayed. What the plan cannot fix is
 the service's own timing: a kill drawn for second 4.2 lands wherever the workers happen to be by then, so a replay
 repeats the faults, not always the exact interleaving.
@@ -12,6 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from typing import Any
+
+from .schedule_plan import COPY, PLAIN, WINDOW, SchedulePlan, draw_schedules
 
 # Fault kinds, the weight of each in a draw, and what it imitates.
 FAULT_WEIGHTS: dict[str, int] = {
@@ -120,10 +123,16 @@ class FaultPlan:
     # Faults are switched off at this second; the quiet period starts then.
     fault_window_s: float
     timing: Timing = Timing()
+    schedule: SchedulePlan = field(default_factory=SchedulePlan)
 
     @property
     def requests(self) -> tuple[Request, ...]:
         return tuple(send.request for send in self.sends if not send.duplicate)
+
+    @property
+    def targets(self) -> int:
+        """Datasets created for the run: the requests' (first), then those only schedules write to."""
+        return self.datasets + self.schedule.own_datasets
 
     def fault_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -141,6 +150,17 @@ class FaultPlan:
         )
         if reordered:
             counts["reordered_message"] = reordered
+        for kind, label in ((WINDOW, "schedule_window"), (COPY, "schedule_copy"), (PLAIN, "schedule_plain")):
+            drawn = sum(1 for spec in self.schedule.schedules if spec.kind == kind)
+            if drawn:
+                counts[label] = drawn
+        for schedule_fault in self.schedule.faults:
+            counts[schedule_fault.kind] = counts.get(schedule_fault.kind, 0) + 1
+            if schedule_fault.stall_worker is not None:
+                counts["read_stall"] = counts.get("read_stall", 0) + 1
+        arriving = len(self.schedule.arrivals())
+        if arriving:
+            counts["schedule_item_arriving"] = arriving
         return counts
 
     def describe(self) -> str:
@@ -154,7 +174,8 @@ class FaultPlan:
         order = " ".join(
             f"{send.request.message_id}{'(dup)' if send.duplicate else ''}@{send.at_s:.1f}" for send in self.sends
         )
-        return "\n".join([head, f"  sends: {order}", *(f"  fault {fault.line()}" for fault in self.faults)])
+        faults = [f"  fault {fault.line()}" for fault in self.faults]
+        return "\n".join([head, f"  sends: {order}", *faults, *self.schedule.describe()])
 
 
 def draw_plan(seed: int, *, postgres_share: float = 0.3) -> FaultPlan:
@@ -183,6 +204,10 @@ def draw_plan(seed: int, *, postgres_share: float = 0.3) -> FaultPlan:
     weights = [FAULT_WEIGHTS[kind] for kind in kinds]
     faults = [_draw_fault(rng, kind, workers, beats) for kind in rng.choices(kinds, weights, k=rng.randint(3, 7))]
     faults.sort(key=lambda fault: fault.at_s)
+    # Last, from a generator of its own: the requests and faults of a seed are what they were before schedules.
+    schedule = draw_schedules(
+        seed, datasets=datasets, workers=workers, fault_window_s=fault_window_s, lease_s=Timing().lease_s
+    )
     return FaultPlan(
         seed=seed,
         backend=backend,
@@ -194,6 +219,7 @@ def draw_plan(seed: int, *, postgres_share: float = 0.3) -> FaultPlan:
         sends=tuple(sends),
         faults=tuple(faults),
         fault_window_s=fault_window_s,
+        schedule=schedule,
     )
 
 

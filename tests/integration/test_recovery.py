@@ -143,3 +143,65 @@ def test_a_cancelled_job_is_no_longer_polled(
     # Poll ticks run for a few seconds after the cancel; one poll already under way may still land.
     wait_for_poll_ticks(service.env["DSIMPORT_BROKER_URL"], after=time.time(), spread_s=3.0, on_timeout=service.logs)
     assert emulator.stats()["tasks"][job.remote_task_id]["fetch_count"] <= fetched + 1
+
+
+def test_an_interrupted_submit_is_recovered_while_the_submit_queue_is_backed_up(
+    emulator: EmulatorServer, api: DatasetsClient, processes: ServiceProcesses, requester: Requester
+) -> None:
+    """The recovery sweep's tick expires after one interval (a late tick is dropped, not queued up). Behind a queue
+    of submits longer than that, every tick expired unread and an interrupted submit waited for the whole backlog
+    (found by the fault campaign with schedules firing every second). Like the poller's tick, it has a queue of its
+    own now."""
+    import time
+
+    from store.jobs import get_job
+    from store.leases import begin_submit
+
+    processes.env.update(
+        {
+            "DSIMPORT_RECOVERY_INTERVAL_S": "1",
+            "DSIMPORT_STALE_PENDING_S": "30",
+            "DSIMPORT_LEASE_S": "2",
+            "DSIMPORT_API_TIMEOUT_S": "0.9",
+            "DSIMPORT_API_MAX_ATTEMPTS": "2",
+        }
+    )
+    processes.start_worker(concurrency=1)
+    processes.wait_until_consuming()
+    processes.start_beat()
+    seed(emulator)
+    # Each submit holds the worker's one process for 0.7 s: 30 of them are a backlog of 20 s.
+    emulator.configure(route_latency_ms={"import_from_explorer": 700})
+    target = api.create_dataset("target", "d")
+    backlog = [
+        requester.request(ImportKind.EXPLORER, target.id, {"completion_event_ids": ["evt-0"]}) for _ in range(30)
+    ]
+    # A submit whose worker died after taking it (SUBMITTING, its lease run out, nothing sent): recovery's work.
+    interrupted = request_import(
+        requester.sessions,
+        kind=ImportKind.EXPLORER,
+        dataset_id=target.id,
+        params={"completion_event_ids": ["evt-1"]},
+        origin="test",
+        now=datetime.now(UTC),
+        deadline_s=600,
+        send=lambda job_id: None,
+    ).job_id
+    with requester.sessions() as session:
+        assert begin_submit(session, interrupted, owner="dead-worker", now=datetime.now(UTC), lease_s=0.1)
+        session.commit()
+
+    deadline = time.monotonic() + 40
+    while True:
+        with requester.sessions() as session:
+            job = get_job(session, interrupted)
+            assert job is not None
+            if job.status is not JobStatus.SUBMITTING or job.lease_owner != "dead-worker":
+                waiting = sum(
+                    1 for job_id in backlog if (j := get_job(session, job_id)) and j.status is JobStatus.PENDING
+                )
+                break
+        assert time.monotonic() < deadline, processes.logs()
+        time.sleep(0.2)
+    # Taken over while submits were still queued, not once the queue had drained.
+    assert waiting >= 5, f"recovered only when {waiting} submits were left\n{processes.logs()}"

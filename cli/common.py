@@ -161,3 +161,13 @@ def upload_file(settings: Settings, path: Path, *, param_hint: str = "--path") -
             raise CommandFailed(f"upload of {path} failed: {exc}") from None
     click.echo(f"uploaded {path} as file {uploaded}", err=True)
     return uploaded
+
+
+@contextmanager
+def open_ledger(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the migrated ledger; the engine's connections are closed on the way out."""
+    sessions = ledger(settings, read_only=read_only)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()

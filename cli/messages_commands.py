@@ -10,15 +10,13 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 import redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import DATASET, CommandFailed, lazy_settings, ledger, settings_or_fail
+from cli.common import DATASET, CommandFailed, lazy_settings, open_ledger, settings_or_fail
 from cli.import_commands import follow
 from cli.kind_options import kind_commands, source_params
 from import_kinds import CommandGroup, ImportKindSpec
@@ -36,16 +34,6 @@ __all__ = ["messages_group"]
 
 # The ledger's ids are 64-bit: a larger number would reach the database and fail there, not here.
 DEAD_LETTER_ID = click.IntRange(1, 2**63 - 1)
-
-
-@contextmanager
-def _ledger(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the migrated ledger; the engine's connections are closed on the way out."""
-    sessions = ledger(settings, read_only=read_only)
-    try:
-        yield sessions
-    finally:
-        sessions.kw["bind"].dispose()
 
 
 @click.group()
@@ -125,7 +113,7 @@ def _send(
 
 def _follow_message(settings: Settings, message_id: str, *, interval_s: float = 0.5) -> str:
     """Wait for a worker to turn the message into a job (or a dead letter), then follow the job."""
-    with _ledger(settings, read_only=True) as sessions:
+    with open_ledger(settings, read_only=True) as sessions:
         return _follow_in(sessions, message_id, interval_s=interval_s)
 
 
@@ -152,7 +140,7 @@ def _follow_in(sessions: sessionmaker[Session], message_id: str, *, interval_s: 
 @click.option("--json", "as_json", is_flag=True, help="One JSON array (with the raw bodies) instead of a table.")
 def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
     """List refused messages, newest first."""
-    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         rows = [
             dead_letter_to_dict(letter)
             for letter in list_dead_letters(session, limit=limit, include_retried=not pending_only)
@@ -173,7 +161,7 @@ def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(dead_letter_id: int, as_json: bool) -> None:
     """Show one dead letter; its raw body goes to stdout as it was received."""
-    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         letter = get_dead_letter(session, dead_letter_id)
         if letter is None:
             raise CommandFailed(f"dead letter {dead_letter_id} not found")
@@ -207,7 +195,7 @@ def retry_command(dead_letter_id: int, body: str | None) -> None:
 
     app = create_app(settings)
     try:
-        with _ledger(settings) as sessions:
+        with open_ledger(settings) as sessions:
             intake = Intake(
                 session_factory=sessions,
                 send=lambda job_id: app.send_task("dsimport.submit", args=[job_id]),

@@ -6,14 +6,12 @@ Changes go to the schedules table; a running beat picks them up within ``DSIMPOR
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
-from cli.common import DATASET, UUID, CommandFailed, ledger, settings_or_fail, utcnow
+from cli.common import DATASET, UUID, CommandFailed, open_ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
 from cli.schedule_views import run_to_dict, schedule_to_dict
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
@@ -45,16 +43,6 @@ def check_schedules_file(settings: Settings) -> None:
         load_schedule_file(settings.schedules_file)
     except ScheduleFileError as exc:
         raise CommandFailed(str(exc)) from None
-
-
-@contextmanager
-def _ledger(settings: Settings, *, read_only: bool = False) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the migrated ledger, with the engine's connections closed afterwards."""
-    sessions = ledger(settings, read_only=read_only)
-    try:
-        yield sessions
-    finally:
-        sessions.kw["bind"].dispose()
 
 
 @click.group()
@@ -128,7 +116,7 @@ def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
     except InvalidSchedule as exc:
         raise click.UsageError(str(exc)) from None
     now = utcnow()
-    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
             schedule = create_schedule(session, definition, source=ScheduleSource.CLI, now=now)
         except ScheduleError as exc:
@@ -214,7 +202,7 @@ def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> Non
 def list_command(as_json: bool) -> None:
     """List schedules with their last and next fire."""
     now = utcnow()
-    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         rows = []
         for schedule in list_schedules(session):
             latest = last_run(session, schedule.id)
@@ -239,7 +227,7 @@ def list_command(as_json: bool) -> None:
 def show_command(name: str, run_count: int, as_json: bool) -> None:
     """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
     now = utcnow()
-    with _ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         schedule = _require(session, name)
         runs = list_runs(session, schedule.id, limit=run_count)
         jobs = jobs_of_runs(session, runs)
@@ -280,7 +268,7 @@ def _require(session: Any, name: str) -> Schedule:
 
 
 def _set_paused(name: str, paused: bool) -> None:
-    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
             set_paused(session, name, paused, now=utcnow())
         except ScheduleError as exc:
@@ -313,7 +301,7 @@ def resume_command(name: str) -> None:
 def remove_command(name: str, forget: bool) -> None:
     """Stop a schedule for good, keeping its history and imported-id list (re-adding NAME brings them back).
     File schedules: edit the file (--forget works on them once the file no longer has them)."""
-    with _ledger(settings_or_fail()) as sessions, sessions() as session:
+    with open_ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
             remove_schedule(session, name, now=utcnow(), forget=forget)
         except ScheduleError as exc:
@@ -327,7 +315,7 @@ def remove_command(name: str, forget: bool) -> None:
 def run_now_command(name: str) -> None:
     """Fire a schedule now (even a paused one), through a worker like any fire; prints the fire time."""
     settings = settings_or_fail()
-    with _ledger(settings, read_only=True) as sessions, sessions() as session:
+    with open_ledger(settings, read_only=True) as sessions, sessions() as session:
         schedule = _require(session, name)
         if schedule.removed_at is not None:
             raise CommandFailed(f"schedule {name} was removed")
@@ -356,7 +344,7 @@ def sync_command() -> None:
         definitions = load_schedule_file(settings.schedules_file)
     except ScheduleFileError as exc:
         raise CommandFailed(str(exc)) from None
-    with _ledger(settings) as sessions:
+    with open_ledger(settings) as sessions:
         report = sync_schedule_file(sessions, definitions, now=utcnow(), path=settings.schedules_file)
     for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
         if names:

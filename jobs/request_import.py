@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +61,17 @@ def check_idempotency_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class ImportRequest:
+    """One request for :func:`request_imports`: what to import, where it came from, and its idempotency key."""
+
+    kind: ImportKind
+    dataset_id: str
+    params: Mapping[str, Any]
+    origin: str
+    idempotency_key: str | None = None
+
+
 def request_import(
     session_factory: sessionmaker[Session],
     *,
@@ -74,29 +85,53 @@ def request_import(
     idempotency_key: str | None = None,
 ) -> ImportRequested:
     """Write (or find) the job for this request, then ask a worker to submit it."""
-    clean = validate_params(kind, params)
-    key = check_idempotency_key(idempotency_key or f"{origin}:{uuid.uuid4()}")
-    with session_factory() as session:
-        job, created = create_job(
-            session,
-            kind=kind,
-            dataset_id=dataset_id,
-            params=clean,
-            idempotency_key=key,
-            origin=origin,
-            deadline_at=now + timedelta(seconds=deadline_s),
-            now=now,
+    request = ImportRequest(kind, dataset_id, params, origin, idempotency_key)
+    return request_imports(
+        session_factory, [request], now=now, deadline_s=deadline_s, send=lambda job_ids: send(job_ids[0])
+    )[0]
+
+
+def request_imports(
+    session_factory: sessionmaker[Session],
+    requests: Sequence[ImportRequest],
+    *,
+    now: datetime,
+    deadline_s: float,
+    send: Callable[[list[str]], None],
+) -> list[ImportRequested]:
+    """Write (or find) the jobs of several requests in one transaction, then send the ones to submit at once.
+
+    :raises InvalidImportRequest: a request is invalid; nothing is written (validate first to keep the others).
+    """
+    checked = [
+        (
+            request,
+            validate_params(request.kind, request.params),
+            check_idempotency_key(request.idempotency_key or f"{request.origin}:{uuid.uuid4()}"),
         )
-        job_id, status = job.id, str(job.status)
-        session.commit()
-    if created or status == JobStatus.PENDING:
-        try:
-            send(job_id)
-        except Exception as exc:  # the broker may be down: the sweep re-sends PENDING jobs
-            log.warning(
-                "job %s written but not sent (%s); recovery will send it",
-                job_id,
-                exc,
-                extra={"job_id": job_id},
+        for request in requests
+    ]
+    results: list[ImportRequested] = []
+    with session_factory() as session:
+        for request, clean, key in checked:
+            job, created = create_job(
+                session,
+                kind=request.kind,
+                dataset_id=request.dataset_id,
+                params=clean,
+                idempotency_key=key,
+                origin=request.origin,
+                deadline_at=now + timedelta(seconds=deadline_s),
+                now=now,
             )
-    return ImportRequested(job_id=job_id, created=created, status=status)
+            results.append(ImportRequested(job_id=job.id, created=created, status=str(job.status)))
+        session.commit()
+    # A job found PENDING was written by a request whose send may have failed: sending it again is harmless.
+    to_send = list(dict.fromkeys(r.job_id for r in results if r.created or r.status == JobStatus.PENDING))
+    if to_send:
+        try:
+            send(to_send)
+        except Exception as exc:  # the broker may be down: the sweep re-sends PENDING jobs
+            what = f"job {to_send[0]}" if len(to_send) == 1 else f"{len(to_send)} jobs ({', '.join(to_send)})"
+            log.warning("%s written but not sent (%s); recovery will send it", what, exc, extra={"job_id": to_send[0]})
+    return results

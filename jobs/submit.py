@@ -69,6 +69,9 @@ class SubmitOutcome(enum.StrEnum):
     # Not sent yet: the API asked for a wait (Retry-After) that has not passed; nothing changed.
     DEFERRED = "deferred"
     SKIPPED = "skipped"
+    # Claimed in a batch but not sent (an earlier POST of its dataset got no acceptance, or time ran out):
+    # PENDING again, its claim undone (see jobs.submit_batch).
+    HANDED_BACK = "handed_back"
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class SubmitClaim:
     """What ``begin_submit`` gave this worker: writes after the POST are conditional on it."""
 
     job_id: str
@@ -106,10 +109,10 @@ def submit_job(
     ``post_deadline_s`` bounds the POST as a whole (default: half the lease).
     """
     with session_factory() as session:
-        if _expire_if_overdue(session, job_id, now=now()):
+        if expire_if_overdue(session, job_id, now=now()):
             session.commit()
             return SubmitResult(SubmitOutcome.EXPIRED, job_id, "past its deadline before it was sent", finished=True)
-        wait_s = _wait_before_sending(session, job_id, now=now())
+        wait_s = wait_before_sending(session, job_id, now=now())
         if wait_s > 0:
             return SubmitResult(SubmitOutcome.DEFERRED, job_id, f"Retry-After: {wait_s:.1f} s left", wait_s)
         job = begin_submit(session, job_id, owner=owner, now=now(), lease_s=lease_s)
@@ -117,7 +120,7 @@ def submit_job(
             existing = get_job(session, job_id)
             state = existing.status if existing is not None else "missing"
             return SubmitResult(SubmitOutcome.SKIPPED, job_id, f"job is {state}, not PENDING")
-        claim = _Claim(job_id, owner, job.version)
+        claim = SubmitClaim(job_id, owner, job.version)
         kind, dataset_id, params = job.kind, job.dataset_id, dict(job.params)
         session.commit()
 
@@ -127,14 +130,14 @@ def submit_job(
             lambda: client.start_import(dataset_id, kind, params),
             deadline_s=deadline_s,
             operation=f"start_import {kind}",
-            on_late=lambda late: _log_late_answer(job_id, late),
+            on_late=lambda late: log_late_answer(job_id, late),
         )
     except ApiError as exc:
         return _record_failure(claim, exc, session_factory=session_factory, now=now, final_attempt=final_attempt)
     return _record_accepted(claim, task, session_factory=session_factory, now=now, policy=policy)
 
 
-def _expire_if_overdue(session: Session, job_id: str, *, now: datetime) -> bool:
+def expire_if_overdue(session: Session, job_id: str, *, now: datetime) -> bool:
     """End a PENDING job whose deadline has passed; nothing is sent for it."""
     job = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
     if job is None or job.status != JobStatus.PENDING or job.deadline_at is None or now < job.deadline_at:
@@ -143,7 +146,7 @@ def _expire_if_overdue(session: Session, job_id: str, *, now: datetime) -> bool:
     return True
 
 
-def _wait_before_sending(session: Session, job_id: str, *, now: datetime) -> float:
+def wait_before_sending(session: Session, job_id: str, *, now: datetime) -> float:
     """Seconds until the API's last Retry-After for this job has passed (0 when it has, or there was none)."""
     job = session.get(ImportJob, job_id)
     if job is None or job.status != JobStatus.PENDING or job.submit_not_before is None:
@@ -152,77 +155,82 @@ def _wait_before_sending(session: Session, job_id: str, *, now: datetime) -> flo
 
 
 def _record_accepted(
-    claim: _Claim,
+    claim: SubmitClaim,
     task: DatasetImportTask,
     *,
     session_factory: sessionmaker[Session],
     now: Callable[[], datetime],
     policy: PollPolicy,
 ) -> SubmitResult:
+    with session_factory() as session:
+        result = write_answer(session, claim, accepted_writer(claim, task, policy), at=now(), seen=accepted_seen(task))
+        session.commit()
+    after_accepted(claim, task, result)
+    return result
+
+
+def accepted_writer(claim: SubmitClaim, task: DatasetImportTask, policy: PollPolicy) -> Writer:
+    """The write for an accepted POST: RUNNING with the remote task id (or already at its ending)."""
+
     def write(job: ImportJob, at: datetime) -> SubmitResult:
         ended = transitions.accepted(job, task, now=at, policy=policy, message=f"remote task {task.id}")
         return SubmitResult(SubmitOutcome.ACCEPTED, claim.job_id, task.id, finished=ended is not None)
 
-    result = _write_if_still_ours(
-        claim, write, session_factory=session_factory, now=now, seen=f"the API accepted it as remote task {task.id}"
-    )
+    return write
+
+
+def accepted_seen(task: DatasetImportTask) -> str:
+    return f"the API accepted it as remote task {task.id}"
+
+
+def after_accepted(claim: SubmitClaim, task: DatasetImportTask, result: SubmitResult) -> None:
     # Ours whether or not it was recorded: recovery tells our tasks from other users' by this id.
     own_creators.remember(task.creator_id)
     if result.outcome is SubmitOutcome.ACCEPTED:
         log.info("job %s accepted as remote task %s", claim.job_id, task.id, extra={"job_id": claim.job_id})
-    return result
 
 
-def _write_if_still_ours(
-    claim: _Claim,
-    write: Callable[[ImportJob, datetime], SubmitResult],
-    *,
-    session_factory: sessionmaker[Session],
-    now: Callable[[], datetime],
-    seen: str,
-) -> SubmitResult:
+Writer = Callable[[ImportJob, datetime], SubmitResult]
+
+
+def write_answer(session: Session, claim: SubmitClaim, write: Writer, *, at: datetime, seen: str) -> SubmitResult:
     """Apply ``write`` if the job is still SUBMITTING under ``claim``; else record ``seen`` as an event only.
 
-    The check and the write are one transaction: SQLite holds its write lock from BEGIN, PostgreSQL's row lock
-    (FOR UPDATE) holds the row, and the version column makes the UPDATE itself fail if the row moved anyway.
+    Runs in the caller's transaction (several answers can share one): the check and the write are one step, since
+    SQLite holds its write lock from BEGIN, PostgreSQL's row lock (FOR UPDATE) holds the row, and the version
+    column makes the UPDATE itself fail if the row moved anyway. The write is flushed in a SAVEPOINT, so a failed
+    one is undone alone and the answer is kept as an event.
     """
-    with session_factory() as session:
-        at = now()
-        job = session.get(ImportJob, claim.job_id, with_for_update=True, populate_existing=True)
-        if job is None:
-            return SubmitResult(SubmitOutcome.SKIPPED, claim.job_id, "job vanished")
-        if _still_ours(job, claim):
-            result = write(job, at)
-            try:
-                session.commit()
-            except StaleDataError:
-                session.rollback()
-            else:
-                return result
-    return _record_superseded(claim, seen, session_factory=session_factory, now=now)
+    job = session.get(ImportJob, claim.job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        return SubmitResult(SubmitOutcome.SKIPPED, claim.job_id, "job vanished")
+    if _still_ours(job, claim):
+        try:
+            with session.begin_nested():
+                result = write(job, at)
+            return result
+        except StaleDataError:
+            pass
+    return _note_superseded(session, claim, seen, at=at)
 
 
-def _still_ours(job: ImportJob, claim: _Claim) -> bool:
+def _still_ours(job: ImportJob, claim: SubmitClaim) -> bool:
     if not guarantees.enabled("lease-check"):
         return job.status == JobStatus.SUBMITTING
     return job.status == JobStatus.SUBMITTING and job.lease_owner == claim.owner and job.version == claim.version
 
 
-def _record_superseded(
-    claim: _Claim, seen: str, *, session_factory: sessionmaker[Session], now: Callable[[], datetime]
-) -> SubmitResult:
+def _note_superseded(session: Session, claim: SubmitClaim, seen: str, *, at: datetime) -> SubmitResult:
     """A late writer: the job was taken over (recovery adopted or re-sent it, or it was cancelled) meanwhile."""
     note = f"late submit answer from {claim.owner}, not applied (the job was taken over meanwhile): {seen}"
-    with session_factory() as session:
-        job = session.get(ImportJob, claim.job_id, populate_existing=True)
-        if job is not None:
-            new_event(job, job.status, job.status, now=now(), progress=job.progress, message=note)
-            session.commit()
+    job = session.get(ImportJob, claim.job_id, populate_existing=True)
+    if job is not None:
+        new_event(job, job.status, job.status, now=at, progress=job.progress, message=note)
     log.warning("job %s: %s", claim.job_id, note, extra={"job_id": claim.job_id})
     return SubmitResult(SubmitOutcome.SUPERSEDED, claim.job_id, note)
 
 
-def _log_late_answer(job_id: str, late: object) -> None:
+def log_late_answer(job_id: str, late: object) -> None:
     """What a POST abandoned at its deadline finally returned: only logged, recovery owns the job now."""
     what = f"remote task {late.id}" if isinstance(late, DatasetImportTask) else f"{type(late).__name__}: {late}"
     log.warning(
@@ -251,13 +259,27 @@ def _is_retryable(exc: ApiError) -> bool:
 
 
 def _record_failure(
-    claim: _Claim,
+    claim: SubmitClaim,
     exc: ApiError,
     *,
     session_factory: sessionmaker[Session],
     now: Callable[[], datetime],
     final_attempt: bool,
 ) -> SubmitResult:
+    with session_factory() as session:
+        result = write_answer(
+            session, claim, failure_writer(claim, exc, final_attempt), at=now(), seen=failure_seen(exc)
+        )
+        session.commit()
+    return result
+
+
+def failure_seen(exc: ApiError) -> str:
+    return f"the submit failed: {exc}"
+
+
+def failure_writer(claim: SubmitClaim, exc: ApiError, final_attempt: bool) -> Writer:
+    """The write for a POST that got no accepted answer: ambiguous, retried, given up or refused."""
     reason = str(exc)
     job_id = claim.job_id
 
@@ -281,6 +303,4 @@ def _record_failure(
         transitions.refused(job, exc, now=at)
         return SubmitResult(SubmitOutcome.REJECTED, job_id, reason, finished=True)
 
-    return _write_if_still_ours(
-        claim, write, session_factory=session_factory, now=now, seen=f"the submit failed: {reason}"
-    )
+    return write

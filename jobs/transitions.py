@@ -301,6 +301,17 @@ def retry_later(job: ImportJob, error: ApiError, *, now: datetime) -> JobEvent:
     return apply_transition(job, JobStatus.PENDING, now=now, message=f"submit will be retried: {error}")
 
 
+def handed_back(job: ImportJob, *, now: datetime, reason: str) -> JobEvent:
+    """A job claimed for a batch submit whose POST was never sent: PENDING again, as if never claimed.
+
+    The attempt is not counted and the submit start is cleared: nothing went out, so recovery has nothing to look
+    for, and the submit task sends it again.
+    """
+    job.attempts = max(0, job.attempts - 1)
+    job.submit_started_at = None
+    return apply_transition(job, JobStatus.PENDING, now=now, message=reason)
+
+
 def gave_up(job: ImportJob, error: ApiError, *, now: datetime) -> JobEvent:
     """The last attempt failed like the others, without the API acting on any of them: FAILED."""
     job.last_error = str(error)

@@ -43,7 +43,7 @@ from store.jobs import (
     require_job,
     stale_jobs,
 )
-from store.leases import acquire_lease, begin_submit, claim_due_jobs, release_lease
+from store.leases import acquire_lease, begin_submit, begin_submits, claim_due_jobs, release_lease
 from store.models import (
     ACTIVE_JOB_STATUSES,
     TERMINAL_JOB_STATUSES,
@@ -109,6 +109,7 @@ __all__ = [
     "alembic_config",
     "apply_transition",
     "begin_submit",
+    "begin_submits",
     "cancel_job",
     "check_migrated",
     "check_transition",

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from store.clock import ledger_now
 from store.errors import JobNotFoundError
-from store.leases import acquire_lease, begin_submit, claim_due_jobs, lease_free, release_lease
+from store.leases import acquire_lease, begin_submit, begin_submits, claim_due_jobs, lease_free, release_lease
 from store.models import ACTIVE_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
 from store.state_machine import apply_transition, new_event
 
 __all__ = [
     "acquire_lease",
     "begin_submit",
+    "begin_submits",
     "cancel_job",
     "claim_due_jobs",
     "create_job",

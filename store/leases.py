@@ -15,6 +15,7 @@ that is already over for the others, and due polls are claimed when the database
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from store.clock import ledger_now
 from store.models import ImportJob, JobStatus
 from store.state_machine import check_transition, new_event
 
-__all__ = ["acquire_lease", "begin_submit", "claim_due_jobs", "lease_free", "release_lease"]
+__all__ = ["acquire_lease", "begin_submit", "begin_submits", "claim_due_jobs", "lease_free", "release_lease"]
 
 
 def lease_free(now: datetime) -> ColumnElement[bool]:
@@ -51,15 +52,37 @@ def begin_submit(
     only one conditional update can match. Counts the attempt and records when the submit began (recovery
     looks for remote tasks created after that moment).
     """
-    check_transition(job_id, JobStatus.PENDING, JobStatus.SUBMITTING)
+    jobs = begin_submits(session, [job_id], owner=owner, now=now, lease_s=lease_s)
+    return jobs[0] if jobs else None
+
+
+def begin_submits(
+    session: Session,
+    job_ids: Sequence[str],
+    *,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+    start_offset: timedelta = timedelta(0),
+) -> list[ImportJob]:
+    """:func:`begin_submit` for several jobs in one statement: those still PENDING move to SUBMITTING.
+
+    The same conditional update, so a job another delivery already took is simply not returned. Every job of
+    the statement gets the same lease; its submit start is ``start_offset`` after the lease's start (a batch
+    stamps the order in which its POSTs on one dataset will go, which is what recovery pairs tasks by).
+    """
+    if not job_ids:
+        return []
+    for job_id in job_ids:
+        check_transition(job_id, JobStatus.PENDING, JobStatus.SUBMITTING)
     # The submit's start is the ledger's time too: recovery compares it with lease lengths and remote task times.
     now = ledger_now(session, now)
     stmt = (
         update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.status == JobStatus.PENDING)
+        .where(ImportJob.id.in_(list(job_ids)), ImportJob.status == JobStatus.PENDING)
         .values(
             status=JobStatus.SUBMITTING,
-            submit_started_at=now,
+            submit_started_at=now + start_offset,
             attempts=ImportJob.attempts + 1,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_s),
@@ -68,11 +91,9 @@ def begin_submit(
         )
     )
     jobs = _returning_jobs(session, stmt)
-    if not jobs:
-        return None
-    job = jobs[0]
-    new_event(job, JobStatus.PENDING, JobStatus.SUBMITTING, now=now, progress=job.progress, message=None)
-    return job
+    for job in jobs:
+        new_event(job, JobStatus.PENDING, JobStatus.SUBMITTING, now=now, progress=job.progress, message=None)
+    return jobs
 
 
 def claim_due_jobs(

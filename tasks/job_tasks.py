@@ -2,6 +2,8 @@
 on retry. Arguments are ids only: Flower shows arguments, and nothing secret or large belongs there.
 
 - ``dsimport.submit(job_id)``: POST the import (see :mod:`jobs.submit`).
+- ``dsimport.submit_batch(job_ids)``: POST several at once (see :mod:`jobs.submit_batch`); what the request stream
+  sends for each batch it reads. A job it cannot finish (a retry, a wait) goes on as its own ``submit``.
 - ``dsimport.poll_due()``: periodic; batch-polls every due job (see :mod:`jobs.poll_round`).
 - ``dsimport.finalize(job_id)``: one short task per finished job, whose result names the job and its outcome.
 - ``dsimport.recover()``: periodic; re-sends lost PENDING jobs, resolves SUBMITTING ones left by a crash.
@@ -24,10 +26,11 @@ from jobs import metrics
 from jobs.poll_loop import run_poll_rounds
 from jobs.recover import recover as run_recovery
 from jobs.runtime import Runtime, get_runtime
-from jobs.submit import SubmitOutcome, submit_job
+from jobs.submit import SubmitOutcome, SubmitResult, submit_job
+from jobs.submit_batch import submit_jobs
 from store.clock import LedgerClock
 from store.jobs import get_job
-from tasks.names import FINALIZE, POLL_DUE, RECOVER, SUBMIT
+from tasks.names import FINALIZE, POLL_DUE, RECOVER, SUBMIT, SUBMIT_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,14 @@ def send_submit(job_id: str) -> None:
     submit.apply_async(args=[job_id])
 
 
+def send_submit_batch(job_ids: list[str]) -> None:
+    """One message for a batch of new jobs; a lone job goes as a plain ``submit``."""
+    if len(job_ids) == 1:
+        send_submit(job_ids[0])
+    elif job_ids:
+        submit_batch.apply_async(args=[job_ids])
+
+
 def send_finalize(finished: list[tuple[str, str]]) -> None:
     for job_id, _status in finished:
         finalize.apply_async(args=[job_id])
@@ -117,6 +128,57 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
     if result.finished:
         finalize.apply_async(args=[job_id])
     return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+
+
+@shared_task(name=SUBMIT_BATCH, bind=True, acks_late=True)
+def submit_batch(self: Task, job_ids: list[str]) -> dict[str, Any]:
+    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
+        # Only our own senders put messages here; a malformed one is reported, never crashes the worker.
+        log.error("submit_batch: expected a list of job ids, got %s", type(job_ids).__name__)
+        return {"jobs": 0, "outcomes": {"malformed": 1}}
+    runtime = get_runtime()
+    tuning = runtime.tuning
+    with runtime.client_factory() as client:
+        results = submit_jobs(
+            job_ids,
+            session_factory=runtime.session_factory,
+            client=client,
+            owner=worker_identity(),
+            now=utcnow,
+            policy=runtime.poll_policy,
+            lease_s=tuning.lease_s,
+            final_attempt=tuning.submit_max_retries <= 0,
+            post_deadline_s=tuning.post_deadline_s,
+        )
+    outcomes: dict[str, int] = {}
+    handed_back: list[str] = []
+    for result in results:
+        outcomes[str(result.outcome)] = outcomes.get(str(result.outcome), 0) + 1
+        if result.outcome == SubmitOutcome.HANDED_BACK:
+            handed_back.append(result.job_id)
+        else:
+            _follow_up(result, retries=0)
+    if handed_back:
+        # Sent again after the same pause as a failed attempt: what stopped their chain was an API answer.
+        submit_batch.apply_async(args=[handed_back], countdown=tuning.submit_retry_backoff_s)
+    return {"jobs": len(results), "outcomes": outcomes}
+
+
+def _follow_up(result: SubmitResult, *, retries: int) -> None:
+    """What a batch leaves to do for one job: count its API call, send its retry or wait, or finalize it."""
+    tuning = get_runtime().tuning
+    if result.outcome == SubmitOutcome.DEFERRED:
+        submit.apply_async(args=[result.job_id], countdown=result.retry_after_s)
+        return
+    if result.outcome in _SUBMIT_API_CALLS:
+        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
+    if result.outcome == SubmitOutcome.RETRY:
+        backoff = tuning.submit_retry_backoff_s * (2**retries)
+        countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
+        # Its next attempt is a plain submit task that already counts this one as its first retry.
+        submit.apply_async(args=[result.job_id], countdown=countdown, retries=retries + 1)
+    elif result.finished:
+        finalize.apply_async(args=[result.job_id])
 
 
 @shared_task(name=POLL_DUE, ignore_result=True)

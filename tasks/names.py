@@ -2,6 +2,7 @@
 not load the task layer to send one."""
 
 SUBMIT = "dsimport.submit"
+SUBMIT_BATCH = "dsimport.submit_batch"
 POLL_DUE = "dsimport.poll_due"
 FINALIZE = "dsimport.finalize"
 RECOVER = "dsimport.recover"

@@ -16,7 +16,7 @@ from celery import bootsteps, signals
 from sqlalchemy import Engine
 
 from store.db import make_engine, make_session_factory
-from tasks.names import SUBMIT
+from tasks.names import SUBMIT, SUBMIT_BATCH
 from triggers.messages.intake import Intake
 from triggers.messages.stream_consumer import StreamConsumer
 from worker.settings import Settings
@@ -32,12 +32,13 @@ _STOP_GRACE_S = 10.0
 class StreamService:
     """The consumer thread and what it owns (a database engine of its own)."""
 
-    def __init__(self, settings: Settings, *, consumer: str, send: Any) -> None:
+    def __init__(self, settings: Settings, *, consumer: str, send: Any, send_batch: Any = None) -> None:
         self.settings = settings
         self.engine: Engine = make_engine(settings.database_url, **settings.engine_options())
         intake = Intake(
             session_factory=make_session_factory(self.engine),
             send=send,
+            send_batch=send_batch,
             deadline_s=settings.job_deadline_s,
             max_bytes=settings.message_max_bytes,
         )
@@ -86,6 +87,14 @@ def make_stream_step(settings: Settings) -> type[bootsteps.StartStopStep]:
             def send(job_id: str) -> None:
                 parent.app.send_task(SUBMIT, args=[job_id])
 
-            return StreamService(settings, consumer=f"{parent.hostname}:{os.getpid()}", send=send)
+            def send_batch(job_ids: list[str]) -> None:
+                # One message for a whole read of the stream: the submit task claims and POSTs them together.
+                if len(job_ids) == 1:
+                    send(job_ids[0])
+                else:
+                    parent.app.send_task(SUBMIT_BATCH, args=[job_ids])
+
+            consumer = f"{parent.hostname}:{os.getpid()}"
+            return StreamService(settings, consumer=consumer, send=send, send_batch=send_batch)
 
     return StreamConsumerStep

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +18,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs.request_import import InvalidImportRequest, request_import
+from jobs.request_import import (
+    ImportRequest,
+    ImportRequested,
+    InvalidImportRequest,
+    check_idempotency_key,
+    request_import,
+    request_imports,
+    validate_params,
+)
 from store import guarantees
 from store.dead_letters import decode_body, mark_retried, record_dead_letter, require_dead_letter
 from store.models import ImportKind
@@ -34,6 +42,7 @@ __all__ = [
     "TASK_SOURCE",
     "AlreadyRetried",
     "Intake",
+    "IntakeEntry",
     "IntakeResult",
     "Outcome",
     "kept_body",
@@ -83,6 +92,24 @@ class AlreadyRetried(InvalidImportRequest):
         super().__init__(f"dead letter {dead_letter_id} was already retried (job {job_id})")
 
 
+@dataclass(frozen=True)
+class IntakeEntry:
+    """One message for :meth:`Intake.accept_many`: its body, its stream entry id, what to keep if it has no body."""
+
+    body: bytes | None
+    entry_id: str | None
+    fallback_body: bytes = b""
+
+
+def _created(message: ImportRequestMessage, requested: ImportRequested) -> IntakeResult:
+    return IntakeResult(
+        outcome=Outcome.CREATED if requested.created else Outcome.DUPLICATE,
+        message_id=message.id,
+        job_id=requested.job_id,
+        job_status=requested.status,
+    )
+
+
 def kept_body(body: bytes | None, *, fallback: bytes, max_bytes: int) -> bytes:
     """What a dead letter keeps of a body: the body (``fallback`` when there is none), cut at ``max_bytes``."""
     # The fallback (an entry's other fields) is the producer's too: as unbounded as a body, and cut the same.
@@ -108,6 +135,9 @@ class Intake:
     session_factory: sessionmaker[Session]
     send: Callable[[str], None]
     deadline_s: float
+    # Hands a batch of new jobs to the submit task in one message (the stream consumer's batches); without it each
+    # job is sent alone through ``send``.
+    send_batch: Callable[[list[str]], None] | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     now: Callable[[], datetime] = _utcnow
 
@@ -123,16 +153,56 @@ class Intake:
             request = parse_message(body, max_bytes=self.max_bytes)
             return self.create(request, origin=source)
         except InvalidImportRequest as exc:
-            message_id = exc.message_id if isinstance(exc, InvalidMessage) else None
-            reason = exc.reason if isinstance(exc, InvalidMessage) else f"refused: {exc}"
-            return self.dead_letter(
-                kept_body(body, fallback=fallback_body, max_bytes=self.max_bytes),
-                body_size=len(body) if body is not None else len(fallback_body),
-                reason=reason,
-                source=source,
-                entry_id=entry_id,
-                message_id=message_id,
+            return self._refuse(IntakeEntry(body, entry_id, fallback_body), exc, source=source)
+
+    def accept_many(self, entries: Sequence[IntakeEntry], *, source: str) -> list[IntakeResult]:
+        """:meth:`accept` for several entries, one result each in order: the jobs of the valid ones are written
+        in one transaction and handed to ``send_batch`` in one call; each invalid one gets its dead letter."""
+        results: dict[int, IntakeResult] = {}
+        valid: list[tuple[int, ImportRequestMessage, ImportRequest]] = []
+        for index, entry in enumerate(entries):
+            try:
+                message = parse_message(entry.body, max_bytes=self.max_bytes)
+                request = self._request_of(message, origin=source)
+                # Checked here so that one bad request is dead-lettered alone instead of failing the batch.
+                validate_params(request.kind, request.params)
+                if request.idempotency_key is not None:
+                    check_idempotency_key(request.idempotency_key)
+            except InvalidImportRequest as exc:
+                results[index] = self._refuse(entry, exc, source=source)
+                continue
+            valid.append((index, message, request))
+        if valid:
+            requested = request_imports(
+                self.session_factory,
+                [request for _, _, request in valid],
+                now=self.now(),
+                deadline_s=self.deadline_s,
+                send=self._send_many,
             )
+            for (index, message, _), done in zip(valid, requested, strict=True):
+                results[index] = _created(message, done)
+        return [results[index] for index in range(len(entries))]
+
+    def _send_many(self, job_ids: list[str]) -> None:
+        if self.send_batch is not None:
+            self.send_batch(job_ids)
+        else:
+            for job_id in job_ids:
+                self.send(job_id)
+
+    def _refuse(self, entry: IntakeEntry, exc: InvalidImportRequest, *, source: str) -> IntakeResult:
+        message_id = exc.message_id if isinstance(exc, InvalidMessage) else None
+        reason = exc.reason if isinstance(exc, InvalidMessage) else f"refused: {exc}"
+        body = entry.body
+        return self.dead_letter(
+            kept_body(body, fallback=entry.fallback_body, max_bytes=self.max_bytes),
+            body_size=len(body) if body is not None else len(entry.fallback_body),
+            reason=reason,
+            source=source,
+            entry_id=entry.entry_id,
+            message_id=message_id,
+        )
 
     def accept_payload(self, payload: Any, *, source: str, entry_id: str | None) -> IntakeResult:
         """Like :meth:`accept` for a value already decoded from JSON (what the Celery task receives)."""
@@ -159,23 +229,29 @@ class Intake:
 
     def create(self, request: ImportRequestMessage, *, origin: str) -> IntakeResult:
         """Write (or find) the job of a valid request and send it to be submitted."""
+        wanted = self._request_of(request, origin=origin)
         requested = request_import(
             self.session_factory,
-            kind=ImportKind(request.kind),
-            dataset_id=str(request.dataset_id),
-            params=request.params(),
+            kind=wanted.kind,
+            dataset_id=wanted.dataset_id,
+            params=wanted.params,
             origin=origin,
             now=self.now(),
             deadline_s=self.deadline_s,
             send=self.send,
-            # Without the message's own key (a mutation run only) each delivery gets a fresh one: a duplicate job.
-            idempotency_key=idempotency_key(request.id) if guarantees.enabled("message-key") else None,
+            idempotency_key=wanted.idempotency_key,
         )
-        return IntakeResult(
-            outcome=Outcome.CREATED if requested.created else Outcome.DUPLICATE,
-            message_id=request.id,
-            job_id=requested.job_id,
-            job_status=requested.status,
+        return _created(request, requested)
+
+    @staticmethod
+    def _request_of(message: ImportRequestMessage, *, origin: str) -> ImportRequest:
+        return ImportRequest(
+            kind=ImportKind(message.kind),
+            dataset_id=str(message.dataset_id),
+            params=message.params(),
+            origin=origin,
+            # Without the message's own key (a mutation run only) each delivery gets a fresh one: a duplicate job.
+            idempotency_key=idempotency_key(message.id) if guarantees.enabled("message-key") else None,
         )
 
     def dead_letter(

@@ -29,14 +29,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from store import guarantees
-from triggers.messages.intake import Intake, IntakeResult, Outcome, kept_body
+from triggers.messages.intake import Intake, IntakeEntry, IntakeResult, Outcome, kept_body
 
 __all__ = [
     "BODY_FIELD",
@@ -46,6 +46,7 @@ __all__ = [
     "claim_stale",
     "ensure_group",
     "forget_idle_consumers",
+    "process_entries",
     "process_entry",
     "read_stats",
     "stats_key",
@@ -146,20 +147,76 @@ def process_entry(
     result = intake.accept(body, source=config.source, entry_id=entry, fallback_body=fallback)
     pipe = client.pipeline(transaction=True)
     if result.outcome is Outcome.DEAD_LETTERED:
-        copy: dict[Any, Any] = {
-            "body": kept_body(body, fallback=fallback, max_bytes=intake.max_bytes),
-            "reason": result.reason or "",
-            "stream": config.stream,
-            "entry_id": entry,
-            "dead_letter_id": str(result.dead_letter_id),
-        }
-        if result.message_id is not None:
-            copy["message_id"] = result.message_id
+        copy = _dead_letter_copy(IntakeEntry(body, entry, fallback), result, config=config, max_bytes=intake.max_bytes)
         pipe.xadd(config.dead_letter_stream, copy, maxlen=config.dead_letter_maxlen, approximate=True)
     pipe.xack(config.stream, config.group, entry_id)
     pipe.hincrby(counters, "processed", 1)
     pipe.hincrby(counters, str(result.outcome), 1)
     pipe.execute()
+    _log_outcome(entry, result)
+    return result
+
+
+def process_entries(
+    client: redis.Redis, intake: Intake, config: StreamConfig, entries: Sequence[Entry]
+) -> list[IntakeResult | None]:
+    """:func:`process_entry` for a whole read: one ledger transaction for the valid entries' jobs, one submit
+    message for them, then one MULTI that copies the dead letters, acknowledges every entry and counts.
+
+    Same guarantees as one entry at a time: nothing is acknowledged before its row is committed, and a failure
+    before the MULTI leaves every entry of the read pending, to be processed again (their message ids find the
+    jobs already written).
+    """
+    counters = stats_key(config.stream)
+    ids = [entry_id for entry_id, _fields in entries]
+    live = [(entry_id, fields) for entry_id, fields in entries if fields]
+    if not guarantees.enabled("ack-after-commit"):  # a mutation run only: an entry whose commit fails is lost
+        client.xack(config.stream, config.group, *ids)
+    wanted = []
+    for entry_id, fields in live:
+        body = fields.get(BODY_FIELD)
+        wanted.append(IntakeEntry(body, entry_id.decode(), b"" if body is not None else _fields_as_json(fields)))
+    results = intake.accept_many(wanted, source=config.source)
+    pipe = client.pipeline(transaction=True)
+    outcomes: dict[str, int] = {}
+    for entry, result in zip(wanted, results, strict=True):
+        outcomes[str(result.outcome)] = outcomes.get(str(result.outcome), 0) + 1
+        if result.outcome is Outcome.DEAD_LETTERED:
+            pipe.xadd(
+                config.dead_letter_stream,
+                _dead_letter_copy(entry, result, config=config, max_bytes=intake.max_bytes),
+                maxlen=config.dead_letter_maxlen,
+                approximate=True,
+            )
+    pipe.xack(config.stream, config.group, *ids)
+    if live:
+        pipe.hincrby(counters, "processed", len(live))
+    for outcome, count in outcomes.items():
+        pipe.hincrby(counters, outcome, count)
+    pipe.execute()
+    for entry, result in zip(wanted, results, strict=True):
+        _log_outcome(entry.entry_id or "", result)
+    by_id = dict(zip((entry_id for entry_id, _ in live), results, strict=True))
+    return [by_id.get(entry_id) for entry_id in ids]
+
+
+def _dead_letter_copy(
+    entry: IntakeEntry, result: IntakeResult, *, config: StreamConfig, max_bytes: int
+) -> dict[Any, Any]:
+    """The copy of a refused entry put on the dead-letter stream."""
+    copy: dict[Any, Any] = {
+        "body": kept_body(entry.body, fallback=entry.fallback_body, max_bytes=max_bytes),
+        "reason": result.reason or "",
+        "stream": config.stream,
+        "entry_id": entry.entry_id or "",
+        "dead_letter_id": str(result.dead_letter_id),
+    }
+    if result.message_id is not None:
+        copy["message_id"] = result.message_id
+    return copy
+
+
+def _log_outcome(entry: str, result: IntakeResult) -> None:
     if result.outcome is Outcome.DEAD_LETTERED:
         log.warning(
             "stream entry %s dead-lettered as %s: %s",
@@ -177,7 +234,6 @@ def process_entry(
             result.outcome,
             extra={"job_id": result.job_id},
         )
-    return result
 
 
 def claim_stale(client: redis.Redis, config: StreamConfig) -> list[Entry]:
@@ -377,6 +433,30 @@ class StreamConsumer:
             last = entries[-1][0]
 
     def _handle(self, client: redis.Redis, entries: Iterable[Entry]) -> int:
+        batch = list(entries)
+        if len(batch) > 1:
+            try:
+                results = process_entries(client, self._intake, self.config, batch)
+            except redis.RedisError:
+                raise
+            except Exception:
+                # Often one entry the batch cannot take (or the database is down): each on its own then, so a
+                # bad one stays pending alone and the others go through.
+                log.warning("stream consumer: a batch of %d failed; processing its entries one by one", len(batch))
+            else:
+                self._count(results)
+                return 0
+        return self._handle_each(client, batch)
+
+    def _count(self, results: Iterable[IntakeResult | None]) -> None:
+        for result in results:
+            if result is None:
+                self.stats.add("deleted")
+            else:
+                self.stats.add("processed")
+                self.stats.add(str(result.outcome))
+
+    def _handle_each(self, client: redis.Redis, entries: Iterable[Entry]) -> int:
         failed = 0
         for entry_id, fields in entries:
             try:
@@ -391,11 +471,7 @@ class StreamConsumer:
                     entry_id.decode(),
                 )
                 continue
-            if result is None:
-                self.stats.add("deleted")
-                continue
-            self.stats.add("processed")
-            self.stats.add(str(result.outcome))
+            self._count([result])
         return failed
 
     def _pause(self, seconds: float) -> None:

@@ -16,8 +16,9 @@ What batching could break, and what keeps it whole:
   other (refused, retried, unknown) the rest of the chain is handed back unsent (PENDING again, its claim undone).
   Then the remote tasks of a dataset always come from a prefix of its chain, and recovery's pairing is exact.
 - *A POST slower than the lease.* The claim's lease starts for the whole batch at once. A POST starts only if it
-  can end within half the lease of the claim (its own deadline included); otherwise it and the rest of its chain
-  are handed back, so recovery never takes over a job whose request is still to be sent.
+  can end (its own deadline included) within :data:`POST_LEASE_FRACTION` of the lease after the claim, leaving the
+  rest for the write-back; otherwise it and the rest of its chain are handed back, so recovery never takes over a
+  job whose request is still to be sent.
 - *Two deliveries of one batch, or a job in two batches.* The claim is the same conditional update as one job's.
 - *A failed write-back.* The jobs stay SUBMITTING under their leases: recovery adopts their tasks (see above).
 """
@@ -60,6 +61,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 50
 """Most jobs claimed together; a longer list is submitted in slices of this size, each with its own claim."""
+
+POST_LEASE_FRACTION = 0.75
+"""Share of the lease, from the claim, by which every POST of a batch must have ended."""
 
 START_STEP = timedelta(milliseconds=1)
 """How far apart the submit starts of one dataset's chain are stamped, in the order its POSTs are sent."""
@@ -141,7 +145,7 @@ def _submit_slice(
                     client=client,
                     answers=answers,
                     post_deadline_s=post_deadline_s,
-                    must_end_by=claimed_at + lease_s / 2,
+                    must_end_by=claimed_at + lease_s * POST_LEASE_FRACTION,
                 )
     recorded = _record(
         [planned for chain in chains for planned in chain],
@@ -234,7 +238,7 @@ def _post_chain(
     for planned in chain:
         job_id = planned.claim.job_id
         if stopped is None and time.monotonic() + post_deadline_s > must_end_by:
-            stopped = "not sent: its POST could not end within half the lease of the batch's claim"
+            stopped = "not sent: its POST could not end in time within the lease of the batch's claim"
         if stopped is not None:
             with answers.lock:
                 answers.unsent[job_id] = stopped

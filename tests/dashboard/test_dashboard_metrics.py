@@ -88,6 +88,18 @@ def test_poll_latency_and_api_errors_from_the_workers(database_url: str, ledger:
     assert values[("dsimport_beat_last_tick_timestamp_seconds", ())] == 1_700_000_003.0
 
 
+def test_lease_conflicts_from_the_workers_by_where(database_url: str, ledger: Ledger, published: str) -> None:
+    metrics.record_lease_conflicts("submit")
+    metrics.record_lease_conflicts("poll_writeback", 3)
+    metrics.record_lease_conflicts("poll_writeback", 2)
+    metrics.record_lease_conflicts("poll_release", 0)  # nothing lost: nothing recorded
+    config = DashboardConfig(database_url=database_url, username=USER, password=PASSWORD, metrics_redis_url=published)
+    with serve(build_app(config, now=lambda: NOW)) as client:
+        values = samples(client.get("/metrics").text)
+    conflicts = {labels: v for (name, labels), v in values.items() if name == "dsimport_lease_conflicts_total"}
+    assert conflicts == {(("where", "poll_writeback"),): 5, (("where", "submit"),): 1}
+
+
 def test_unreachable_sources_are_reported_not_fatal(empty_database_url: str) -> None:
     config = DashboardConfig(
         database_url=empty_database_url,  # no tables

@@ -10,6 +10,7 @@ Fields of the hash (counters only grow; a Redis flush resets them, which Prometh
   included): a histogram of how long the poll task took for rounds that had due jobs;
 - ``poll_jobs_total``: jobs observed; ``api_calls_total:<op>``, ``api_errors_total:<op>`` for ``poll``, ``submit``;
 - ``lease_conflicts_total:<where>``: conditional writes that lost to another claim (see :func:`record_lease_conflicts`);
+- ``sql_statements_total``: statements sent to the ledger, only when a benchmark asks (:func:`count_sql_statements`);
 - ``last_poll_at``, ``beat_last_tick_at``: Unix times, for health checks.
 """
 
@@ -22,11 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from sqlalchemy import Engine, event
 
 __all__ = [
     "METRICS_KEY",
     "POLL_BUCKETS_S",
     "WorkerMetrics",
+    "count_sql_statements",
     "install",
     "read_metrics",
     "record_api_call",
@@ -135,6 +138,30 @@ def record_lease_conflicts(where: str, count: int = 1) -> None:
     _publish(lambda pipe: pipe.hincrby(METRICS_KEY, f"{_CONFLICTS_PREFIX}{where}", count))
 
 
+def count_sql_statements(engine: Engine) -> None:
+    """For benchmarks: add every statement ``engine`` executes to ``sql_statements_total``.
+
+    Counted in the process and published when its transaction ends (one Redis write per transaction, not per
+    statement); an ``executemany`` is one statement. Off unless ``DSIMPORT_COUNT_SQL_STATEMENTS`` is set.
+    """
+    unsent = [0]
+    lock = threading.Lock()
+
+    def count(*_: Any) -> None:
+        with lock:
+            unsent[0] += 1
+
+    def publish(*_: Any) -> None:
+        with lock:
+            statements, unsent[0] = unsent[0], 0
+        if statements:
+            _publish(lambda pipe: pipe.hincrby(METRICS_KEY, "sql_statements_total", statements))
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "commit", publish)
+    event.listen(engine, "rollback", publish)
+
+
 def record_beat_tick(now: float | None = None) -> None:
     """Beat sent its periodic poll message (what ``dsimport check beat`` looks at)."""
     at = time.time() if now is None else now
@@ -152,6 +179,7 @@ class WorkerMetrics:
     api_calls: dict[str, int] = field(default_factory=dict)
     api_errors: dict[str, int] = field(default_factory=dict)
     lease_conflicts: dict[str, int] = field(default_factory=dict)
+    sql_statements: int = 0
     last_poll_at: float | None = None
     beat_last_tick_at: float | None = None
 
@@ -183,6 +211,7 @@ def read_metrics(client: redis.Redis) -> WorkerMetrics:
         lease_conflicts={
             key.split(":", 1)[1]: int(number(key)) for key in sorted(values) if key.startswith(_CONFLICTS_PREFIX)
         },
+        sql_statements=int(number("sql_statements_total")),
         last_poll_at=moment("last_poll_at"),
         beat_last_tick_at=moment("beat_last_tick_at"),
     )

@@ -293,6 +293,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *(f"- {metric}: {verdict}" for metric, verdict in results["verdict"].items()),
     ]
+    if results.get("notes"):
+        lines += ["", f"Note: {results['notes']}"]
     if "machine" in results:
         lines += ["", f"Machine: {results['machine']['cores']} cores, {results['machine']['cpu']}."]
     return "\n".join(lines)

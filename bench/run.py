@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import economy, submit
+from . import economy, scaleout, submit
 from .harness import REDIS_BASE_URL
 from .inflight import POLICY, Case, run_naive_prefork, run_ours, run_sdk_script, run_threads_loop
 from .machine import describe, load_average
@@ -90,6 +90,8 @@ def run(profile: str, only: set[str], variants: bool) -> dict[str, Any]:
     if "submit" in only:
         m = 2000 if profile == "full" else 500
         results["submit"] = step(f"submit M={m}", lambda: submit.run(m), log)
+    if "scaleout" in only:
+        results["scaleout"] = step("scaleout", lambda: scaleout.run(), log)
     results["load_average_at_end"] = load_average()
     results["seconds"] = round(time.monotonic() - started, 1)
     return results
@@ -98,7 +100,7 @@ def run(profile: str, only: set[str], variants: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="N = 1,000, 5,000 and 10,000")
-    parser.add_argument("--only", nargs="+", choices=["inflight", "economy", "submit"], default=None)
+    parser.add_argument("--only", nargs="+", choices=["inflight", "economy", "submit", "scaleout"], default=None)
     parser.add_argument(
         "--variants",
         action="store_true",

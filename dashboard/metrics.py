@@ -101,6 +101,14 @@ def _worker_families(worker: WorkerMetrics | None) -> Iterator[Metric]:
         errors.add_metric([operation], float(worker.api_errors.get(operation, 0)))
     yield calls
     yield errors
+    conflicts = CounterMetricFamily(
+        "dsimport_lease_conflicts",
+        "Conditional ledger writes that lost to another worker's claim and did nothing, by where.",
+        labels=["where"],
+    )
+    for where, count in sorted(worker.lease_conflicts.items()):
+        conflicts.add_metric([where], float(count))
+    yield conflicts
     if worker.last_poll_at is not None:
         yield GaugeMetricFamily(
             "dsimport_last_poll_timestamp_seconds", "When a worker last ran the poll task.", value=worker.last_poll_at

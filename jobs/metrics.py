@@ -9,6 +9,8 @@ Fields of the hash (counters only grow; a Redis flush resets them, which Prometh
 - ``poll_rounds_total``, ``poll_round_seconds_sum``, ``poll_round_seconds_bucket:<le>`` (cumulative, ``+Inf``
   included): a histogram of how long the poll task took for rounds that had due jobs;
 - ``poll_jobs_total``: jobs observed; ``api_calls_total:<op>``, ``api_errors_total:<op>`` for ``poll``, ``submit``;
+- ``lease_conflicts_total:<where>``: conditional writes that lost to another claim (see :func:`record_lease_conflicts`);
+- ``sql_statements_total``: statements sent to the ledger, only when a benchmark asks (:func:`count_sql_statements`);
 - ``last_poll_at``, ``beat_last_tick_at``: Unix times, for health checks.
 """
 
@@ -21,15 +23,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from sqlalchemy import Engine, event
 
 __all__ = [
     "METRICS_KEY",
     "POLL_BUCKETS_S",
     "WorkerMetrics",
+    "count_sql_statements",
     "install",
     "read_metrics",
     "record_api_call",
     "record_beat_tick",
+    "record_lease_conflicts",
     "record_poll",
     "redis_py_url",
 ]
@@ -40,6 +45,7 @@ METRICS_KEY = "dsimport:metrics"
 POLL_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 API_OPERATIONS = ("poll", "submit")
 _TIMEOUT_S = 0.5
+_CONFLICTS_PREFIX = "lease_conflicts_total:"
 
 _lock = threading.Lock()
 _url: str | None = None
@@ -120,6 +126,42 @@ def record_api_call(operation: str, *, error: bool) -> None:
     _publish(fill)
 
 
+def record_lease_conflicts(where: str, count: int = 1) -> None:
+    """``count`` conditional writes at ``where`` found the job claimed by someone else (or moved on) and did nothing.
+
+    What the ledger's leases cost when workers compete: a submit whose claim another delivery won (``submit``), poll
+    results dropped because the round's claim was lost (``poll_writeback``), claims that had already gone when the
+    round gave them back (``poll_release``), a recovery sweep that found a group leased to another (``recover``).
+    """
+    if count <= 0:
+        return
+    _publish(lambda pipe: pipe.hincrby(METRICS_KEY, f"{_CONFLICTS_PREFIX}{where}", count))
+
+
+def count_sql_statements(engine: Engine) -> None:
+    """For benchmarks: add every statement ``engine`` executes to ``sql_statements_total``.
+
+    Counted in the process and published when its transaction ends (one Redis write per transaction, not per
+    statement); an ``executemany`` is one statement. Off unless ``DSIMPORT_COUNT_SQL_STATEMENTS`` is set.
+    """
+    unsent = [0]
+    lock = threading.Lock()
+
+    def count(*_: Any) -> None:
+        with lock:
+            unsent[0] += 1
+
+    def publish(*_: Any) -> None:
+        with lock:
+            statements, unsent[0] = unsent[0], 0
+        if statements:
+            _publish(lambda pipe: pipe.hincrby(METRICS_KEY, "sql_statements_total", statements))
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "commit", publish)
+    event.listen(engine, "rollback", publish)
+
+
 def record_beat_tick(now: float | None = None) -> None:
     """Beat sent its periodic poll message (what ``dsimport check beat`` looks at)."""
     at = time.time() if now is None else now
@@ -136,6 +178,8 @@ class WorkerMetrics:
     poll_jobs: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     api_errors: dict[str, int] = field(default_factory=dict)
+    lease_conflicts: dict[str, int] = field(default_factory=dict)
+    sql_statements: int = 0
     last_poll_at: float | None = None
     beat_last_tick_at: float | None = None
 
@@ -164,6 +208,10 @@ def read_metrics(client: redis.Redis) -> WorkerMetrics:
         poll_jobs=int(number("poll_jobs_total")),
         api_calls={op: int(number(f"api_calls_total:{op}")) for op in operations},
         api_errors={op: int(number(f"api_errors_total:{op}")) for op in operations},
+        lease_conflicts={
+            key.split(":", 1)[1]: int(number(key)) for key in sorted(values) if key.startswith(_CONFLICTS_PREFIX)
+        },
+        sql_statements=int(number("sql_statements_total")),
         last_poll_at=moment("last_poll_at"),
         beat_last_tick_at=moment("beat_last_tick_at"),
     )

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from api_client import ApiError, AsyncDatasetsClient
+from jobs import metrics
 from jobs.poll_writeback import SliceWriter, write_back
 from jobs.runtime import Runtime
 from jobs.transitions import Observation
@@ -268,4 +269,5 @@ def release(runtime: Runtime, job_ids: list[str], *, owner: str) -> int:
     with runtime.session_factory() as session:
         released = release_poll_claims(session, job_ids, owner=owner)
         session.commit()
+    metrics.record_lease_conflicts("poll_release", len(job_ids) - released)
     return released

@@ -27,6 +27,7 @@ from sqlalchemy import Table, bindparam, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from jobs import metrics
 from jobs.runtime import Runtime
 from jobs.transitions import Observation, apply_observation
 from store import guarantees
@@ -103,6 +104,7 @@ def _write_back(
         if not savepoints:
             _update_in_one_statement(session, applied_to)
         session.commit()
+    metrics.record_lease_conflicts("poll_writeback", len(observations) - len(applied_to))
     return finished
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api_client import ApiError, DatasetImportTask, DatasetsClient
-from jobs import own_creators, transitions
+from jobs import metrics, own_creators, transitions
 from jobs.orphan_scan import ADOPTION_MAX_PAGES, ScanIncomplete, find_orphan_tasks
 from jobs.runtime import Runtime
 from store import guarantees
@@ -125,6 +125,7 @@ def _resolve_submitting(
         group = _lease_group(session, job_id, owner=owner, now=at, lease_s=lease_s)
         if group is None:
             session.rollback()
+            metrics.record_lease_conflicts("recover")
             return
         dataset_id = group[0].dataset_id
         members = sorted(

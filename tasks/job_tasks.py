@@ -40,6 +40,9 @@ _SUBMIT_API_ERRORS = frozenset(
     {SubmitOutcome.REJECTED, SubmitOutcome.RETRY, SubmitOutcome.FAILED, SubmitOutcome.AMBIGUOUS}
 )
 _SUBMIT_API_CALLS = _SUBMIT_API_ERRORS | {SubmitOutcome.ACCEPTED, SubmitOutcome.SUPERSEDED}
+# Submit outcomes where the job's claim was another's: the message found it no longer PENDING, or a late answer
+# found it taken over (the lease conflicts of /metrics).
+_SUBMIT_CONFLICTS = frozenset({SubmitOutcome.SKIPPED, SubmitOutcome.SUPERSEDED})
 
 
 def utcnow() -> datetime:
@@ -114,6 +117,8 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
         return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
     if result.outcome in _SUBMIT_API_CALLS:
         metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
+    if result.outcome in _SUBMIT_CONFLICTS:
+        metrics.record_lease_conflicts("submit")
     if result.outcome == SubmitOutcome.RETRY:
         backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)
         countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))

@@ -26,13 +26,14 @@ from celery.beat import Scheduler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.db import make_engine, make_session_factory
+from store.db import make_session_factory
 from store.models import Schedule
 from store.schedules import list_schedules
 from tasks.names import FIRE_SCHEDULE
 from triggers.schedules.fire_times import InvalidTiming, Timing, fire_time_iso
 from triggers.schedules.schedule_file import FileWatcher
 from triggers.schedules.specs import definition_timing
+from worker.runtime_builder import ledger_engine
 from worker.settings import Settings
 
 __all__ = ["SETTINGS_CONF_KEY", "LedgerScheduler", "ScheduleCursor", "due_fire"]
@@ -91,7 +92,7 @@ class LedgerScheduler(Scheduler):  # type: ignore[misc]  # Celery ships no type 
 
     def setup_schedule(self) -> None:
         super().setup_schedule()  # the service's own periodic entries, from app.conf.beat_schedule
-        self._engine = make_engine(self._settings.database_url, **self._settings.engine_options())
+        self._engine = ledger_engine(self._settings)
         self._sessions = make_session_factory(self._engine)
         self.refresh()
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
+from sqlalchemy import Engine
+
 from api_client import AsyncDatasetsClient, DatasetsClient, RetryPolicy
+from jobs import metrics
 from jobs.poll_backoff import PollPolicy
 from jobs.runtime import JobTuning, Runtime
 from store.clock import use_database_clock
@@ -55,8 +58,16 @@ class KeptOpenClient(DatasetsClient):
         return None
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def ledger_engine(settings: Settings) -> Engine:
+    """An engine on the ledger, as every process of the service opens it (tasks, stream consumer, beat)."""
     engine = make_engine(settings.database_url, **settings.engine_options())
+    if settings.count_sql_statements:
+        metrics.count_sql_statements(engine)
+    return engine
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = ledger_engine(settings)
     api_key = settings.require_api_key()
     # Reads are retried inside the client; a POST import is not (no idempotency key): the submit task retries.
     retry = RetryPolicy(max_attempts=settings.api_max_attempts)

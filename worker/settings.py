@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         "due times follow the database's clock, so the service must behave the same with any value).",
     )
 
+    count_sql_statements: bool = Field(
+        default=False,
+        description="For benchmarks only: count the SQL statements this process sends to the ledger in the metrics "
+        "hash (bench/scaleout.py reads them); off, nothing is added to a statement.",
+    )
+
     submit_max_retries: int = Field(default=5, ge=0, description="Retries of a submit after 5xx/transport.")
     submit_retry_backoff_s: float = Field(default=2.0, gt=0)
     job_deadline_s: float = Field(

@@ -15,10 +15,11 @@ from typing import Any
 from celery import bootsteps, signals
 from sqlalchemy import Engine
 
-from store.db import make_engine, make_session_factory
+from store.db import make_session_factory
 from tasks.names import SUBMIT, SUBMIT_BATCH
 from triggers.messages.intake import Intake
 from triggers.messages.stream_consumer import StreamConsumer
+from worker.runtime_builder import ledger_engine
 from worker.settings import Settings
 from worker.stream_connection import stream_config, stream_redis
 
@@ -34,7 +35,7 @@ class StreamService:
 
     def __init__(self, settings: Settings, *, consumer: str, send: Any, send_batch: Any = None) -> None:
         self.settings = settings
-        self.engine: Engine = make_engine(settings.database_url, **settings.engine_options())
+        self.engine: Engine = ledger_engine(settings)
         intake = Intake(
             session_factory=make_session_factory(self.engine),
             send=send,

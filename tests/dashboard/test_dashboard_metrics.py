@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from sqlalchemy import create_engine, text
 
 from dashboard import DashboardConfig, build_app
 from jobs import metrics
@@ -86,6 +88,40 @@ def test_poll_latency_and_api_errors_from_the_workers(database_url: str, ledger:
     assert values[("dsimport_api_errors_total", (("operation", "submit"),))] == 1
     assert values[("dsimport_last_poll_timestamp_seconds", ())] == 1_700_000_002.0
     assert values[("dsimport_beat_last_tick_timestamp_seconds", ())] == 1_700_000_003.0
+
+
+def test_lease_conflicts_from_the_workers_by_where(database_url: str, ledger: Ledger, published: str) -> None:
+    metrics.record_lease_conflicts("submit")
+    metrics.record_lease_conflicts("poll_writeback", 3)
+    metrics.record_lease_conflicts("poll_writeback", 2)
+    metrics.record_lease_conflicts("poll_release", 0)  # nothing lost: nothing recorded
+    config = DashboardConfig(database_url=database_url, username=USER, password=PASSWORD, metrics_redis_url=published)
+    with serve(build_app(config, now=lambda: NOW)) as client:
+        values = samples(client.get("/metrics").text)
+    conflicts = {labels: v for (name, labels), v in values.items() if name == "dsimport_lease_conflicts_total"}
+    assert conflicts == {(("where", "poll_writeback"),): 5, (("where", "submit"),): 1}
+
+
+def test_sql_statements_are_counted_only_on_request_and_published_per_transaction(
+    tmp_path: Path, published: str
+) -> None:
+    counted, plain = (create_engine(f"sqlite:///{tmp_path / name}.db") for name in ("counted", "plain"))
+    metrics.count_sql_statements(counted)
+    client = redis.Redis.from_url(published)
+    try:
+        for engine in (counted, plain):
+            with engine.connect() as conn:
+                conn.execute(text("CREATE TABLE t (n INTEGER)"))
+                conn.execute(text("INSERT INTO t VALUES (:n)"), [{"n": 1}, {"n": 2}])  # executemany: one statement
+                conn.execute(text("SELECT n FROM t")).all()
+                if engine is counted:
+                    assert client.hget(metrics.METRICS_KEY, "sql_statements_total") is None  # not before the commit
+                conn.commit()
+        assert metrics.read_metrics(client).sql_statements == 3  # the plain engine added nothing
+    finally:
+        client.close()
+        counted.dispose()
+        plain.dispose()
 
 
 def test_unreachable_sources_are_reported_not_fatal(empty_database_url: str) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from emulator.testing import EmulatorServer
+from jobs import metrics
 from jobs import poll_round as polling
 from jobs.poll_backoff import PollPolicy
 from jobs.poll_loop import close_poll_loop, run_poll_rounds
@@ -205,8 +206,10 @@ def test_two_pollers_with_a_short_lease_make_progress_when_a_round_takes_longer_
 
 
 def test_a_late_write_back_from_a_poller_that_lost_its_lease_is_dropped(
-    emulator: EmulatorServer, session_factory: sessionmaker[Session]
+    emulator: EmulatorServer, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    conflicts: list[tuple[str, int]] = []
+    monkeypatch.setattr(metrics, "record_lease_conflicts", lambda where, count=1: conflicts.append((where, count)))
     lease_s = 30.0
     runtime = make_runtime(emulator, session_factory, lease_s=lease_s)
     emulator.configure(task_duration_s=100)
@@ -223,9 +226,11 @@ def test_a_late_write_back_from_a_poller_that_lost_its_lease_is_dropped(
     assert [due.job_id for due in due_b] == [job_id]
     assert polling.write_back(runtime, observe(runtime, due_b), owner="b", now=after_lease, rng=random.Random(1)) == []
     assert jobs(runtime, [job_id])[job_id].progress == 50
+    assert sum(count for _, count in conflicts) == 0
 
     # A's answer arrives at last: older than what B recorded, it must not replace it.
     polling.write_back(runtime, seen_by_a, owner="a", now=after_lease + timedelta(seconds=1), rng=random.Random(1))
+    assert [(where, count) for where, count in conflicts if count] == [("poll_writeback", 1)]  # counted for /metrics
 
     job = jobs(runtime, [job_id])[job_id]
     assert job.progress == 50 and job.poll_count == 1

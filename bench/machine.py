@@ -26,7 +26,28 @@ def cpu_model() -> str:
 
 
 def load_average() -> list[float]:
+    """The 1, 5 and 15-minute load averages."""
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def is_busy(load: list[float], core_count: int) -> bool:
+    """True when the 1-minute load is above the core count: the machine had more runnable work than cores, so
+    whatever was measured then also measured somebody else's work."""
+    return bool(load) and load[0] > core_count
+
+
+def busy_warning(load: list[float], core_count: int) -> str | None:
+    """A loud warning when the machine is busy (None when it is not)."""
+    if not is_busy(load, core_count):
+        return None
+    return (
+        f"WARNING: the machine is busy: load average {load[0]:g} on {core_count} cores. Numbers taken now measure "
+        f"other work too; targets of the steps that start like this are not judged. Run on a quiet machine."
+    )
 
 
 def redis_version(url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -38,6 +39,24 @@ def is_busy(load: list[float], core_count: int) -> bool:
     """True when the 1-minute load is above the core count: the machine had more runnable work than cores, so
     whatever was measured then also measured somebody else's work."""
     return bool(load) and load[0] > core_count
+
+
+def settle(*, max_wait_s: float, interval_s: float = 5.0, report: Any = print) -> float:
+    """Wait, at most ``max_wait_s``, for the 1-minute load to come down to the core count; returns the seconds waited.
+
+    A benchmark's own previous step (thousands of runnable threads in the baselines) keeps the 1-minute load up
+    for a minute or two after it ends; without a pause the next step would start on a machine its predecessor made
+    busy, and go unjudged.
+    """
+    started = time.monotonic()
+    core_count = cores()
+    announced = False
+    while is_busy(load_average(), core_count) and time.monotonic() - started < max_wait_s:
+        if not announced:
+            report(f"   waiting up to {max_wait_s:g} s for the load ({load_average()[0]:g}) to fall to {core_count}")
+            announced = True
+        time.sleep(interval_s)
+    return round(time.monotonic() - started, 1)
 
 
 def busy_warning(load: list[float], core_count: int) -> str | None:

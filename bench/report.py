@@ -317,7 +317,8 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     if results.get("big"):
-        out += ["## 50,000 in flight on one worker process (goal 4)", "", *inflight_table(results["big"]), ""]
+        n = results["big"][0]["n"]
+        out += [f"## {n:,} in flight on one worker process (goal 4)", "", *inflight_table(results["big"]), ""]
     if results.get("economy"):
         out += ["## API economy", "", f"Poll policy: {results['economy']['policy']}.", ""]
         out += [*economy_table(results["economy"]), "", f"Load 1 min, start → end: {_load_text(results['economy'])}."]

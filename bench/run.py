@@ -26,7 +26,7 @@ from typing import Any
 from . import economy, submit
 from .harness import REDIS_BASE_URL
 from .inflight import POLICY, Case, run_naive_prefork, run_ours, run_sdk_script, run_threads_loop
-from .machine import busy_warning, cores, describe, load_average
+from .machine import busy_warning, cores, describe, load_average, settle
 from .report import markdown, write
 
 QUICK_N = (1000,)
@@ -36,6 +36,8 @@ SPREAD_SHAPE = (100, 100)
 # Goal 4: imports in flight on one worker process, on each ledger.
 BIG_N = 50_000
 BENCHMARKS = ("inflight", "economy", "submit", "datasets", "inflight50k")
+# Before each step, wait at most this long for the load left by the previous one to fall to the core count.
+SETTLE_S = float(os.environ.get("BENCH_SETTLE_S", "180"))
 
 
 def poll_tick_routed() -> bool:
@@ -63,9 +65,11 @@ def _stamp(result: Any, before: list[float], after: list[float]) -> None:
 
 
 def step(name: str, run: Callable[[], Any], log: list[dict[str, Any]]) -> Any:
+    print(f"-- {name}", flush=True)
+    settled_s = settle(max_wait_s=SETTLE_S)
     started = time.monotonic()
     before = load_average()
-    print(f"-- {name} (load average {before})", flush=True)
+    print(f"   load average {before}", flush=True)
     warning = busy_warning(before, cores())
     if warning:
         print(f"   {warning}", flush=True)
@@ -73,7 +77,15 @@ def step(name: str, run: Callable[[], Any], log: list[dict[str, Any]]) -> Any:
     after = load_average()
     _stamp(result, before, after)
     seconds = round(time.monotonic() - started)
-    log.append({"name": name, "seconds": seconds, "load_average_before": before, "load_average_after": after})
+    log.append(
+        {
+            "name": name,
+            "seconds": seconds,
+            "settled_s": settled_s,
+            "load_average_before": before,
+            "load_average_after": after,
+        }
+    )
     print(f"   done in {seconds} s (load average {after})", flush=True)
     return result
 

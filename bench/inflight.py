@@ -280,7 +280,9 @@ def run_ours(
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
             beat_cpu = beat_sampler.stop().cpu_s - beat_cpu_at_t0
             return _outcome(
-                name=f"ours ({pool}{' -c 1' if pool == 'prefork' else ''}{', poll queue' if routed else ''})",
+                name=f"ours ({pool}{' -c 1' if pool == 'prefork' else ''}{', poll queue' if routed else ''}"
+                + "".join(f", {key}={value}" for key, value in sorted((settings or {}).items()))
+                + ")",
                 case=case,
                 emu=emu,
                 t0=t0,
@@ -291,6 +293,7 @@ def run_ours(
                 notes=notes,
                 statuses=statuses,
                 ledger=case.ledger,
+                settings=dict(settings or {}),
                 polls_per_import=round(sum(r[3] for r in rows) / max(1, len(rows)), 2),
                 cpu_s_to_all_recorded=round(cpu_recorded - cpu_at_t0, 1),
                 beat_cpu_s=round(beat_cpu, 1),

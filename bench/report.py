@@ -191,6 +191,9 @@ def targets(results: dict[str, Any]) -> list[Check]:
 
     def check(row: dict[str, Any], goal: str, target: str, met: bool | None, measured: str) -> None:
         load, source = _load_of(row, results)
+        if row.get("settings"):
+            # Not the shipped configuration: say so beside the number.
+            measured += " (with " + ", ".join(f"{k}={v}" for k, v in sorted(row["settings"].items())) + ")"
         checks.append(Check(goal, target, met, measured, load, cores, source))
 
     rows = results.get("inflight", [])

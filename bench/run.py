@@ -97,12 +97,18 @@ def run(
     *,
     spread_shape: tuple[int, int] = SPREAD_SHAPE,
     big_n: int = BIG_N,
+    ours_settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """Run the benchmarks in ``only``; ``ours_settings`` (DSIMPORT_* settings, lower case, without the prefix)
+    change our worker's configuration in every "ours" row, and are written in its contender name."""
     started = time.monotonic()
+    ours = partial(run_ours, settings=ours_settings)
+    changed = ", ".join(f"{key}={value}" for key, value in sorted((ours_settings or {}).items()))
     results: dict[str, Any] = {
         "profile": profile,
         "machine": describe(f"{REDIS_BASE_URL}/5"),
-        "worker_pool": "`dsimport worker --pool prefork --concurrency 1` + `dsimport beat`, default settings",
+        "worker_pool": "`dsimport worker --pool prefork --concurrency 1` + `dsimport beat`, "
+        + (f"settings changed: {changed}" if changed else "default settings"),
         "policy": {
             "initial_interval_s": POLICY.initial_interval_s,
             "multiplier": POLICY.multiplier,
@@ -121,22 +127,22 @@ def run(
         naive: dict[str, Any] = step("in-flight naive prefork", lambda: run_naive_prefork(Case(n=sizes[0])), log)
         for n in sizes:
             case = Case(n=n)
-            rows.append(step(f"in-flight ours N={n}", partial(run_ours, case), log))
+            rows.append(step(f"in-flight ours N={n}", partial(ours, case), log))
             if variants and not poll_tick_routed():
-                rows.append(step(f"in-flight ours+poll queue N={n}", partial(run_ours, case, routed=True), log))
+                rows.append(step(f"in-flight ours+poll queue N={n}", partial(ours, case, routed=True), log))
             rows.append(step(f"in-flight threads N={n}", partial(run_threads_loop, case), log))
             rows.append(step(f"in-flight SDK N={n}", partial(run_sdk_script, case), log))
             rows.append(naive_for(naive, case))
     if "datasets" in only:
         datasets, per_dataset = spread_shape
         spread = Case(n=datasets * per_dataset, datasets=datasets)
-        results["spread"] = step(f"in-flight ours {datasets} datasets x {per_dataset}", lambda: run_ours(spread), log)
+        results["spread"] = step(f"in-flight ours {datasets} datasets x {per_dataset}", partial(ours, spread), log)
     if "inflight50k" in only:
         big: list[dict[str, Any]] = []
         results["big"] = big
         for ledger in ("sqlite", "postgresql"):
             case = Case(n=big_n, ledger=ledger)
-            big.append(step(f"in-flight ours N={big_n} on {ledger}", partial(run_ours, case), log))
+            big.append(step(f"in-flight ours N={big_n} on {ledger}", partial(ours, case), log))
     if "economy" in only:
         results["economy"] = step("economy", lambda: economy.run(), log)
     if "submit" in only:
@@ -173,6 +179,13 @@ def main() -> None:
         action="store_true",
         default=None,
         help="also run ours with the poll tick on its own queue (bench/routed_app.py); on by default with --full",
+    )
+    parser.add_argument(
+        "--ours-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of our worker for every 'ours' row, e.g. poll_batch_size=10000 (DSIMPORT_POLL_BATCH_SIZE)",
     )
     parser.add_argument("--name", default=None, help="results file name (default: the profile)")
     parser.add_argument("--note", default="", help="a line written with the results (e.g. what else was running)")

@@ -147,3 +147,11 @@ def test_the_repository_readme_shows_what_the_results_files_hold() -> None:
     text = README.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
     assert replace_block(text, readme_block(load_sources())) == text, "run: python -m bench.report --readme"
+
+
+def test_a_row_measured_with_changed_settings_says_so() -> None:
+    changed = results(busy_load=0.5)
+    changed["spread"]["settings"] = {"poll_batch_size": "10000"}
+
+    (spread,) = [c for c in targets(changed) if "datasets x" in c.target]
+    assert spread.measured.endswith("(with poll_batch_size=10000)")

@@ -332,7 +332,19 @@ def markdown(results: dict[str, Any]) -> str:
     checks = targets(results)
     if checks:
         out += ["## Targets", "", *targets_table(checks), ""]
+    steps = [s for s in results.get("steps", []) if isinstance(s, dict)]
+    if steps:
+        out += ["## Steps", "", "| step | seconds | waited for the load to settle | load 1 / 5 / 15 min: start → end |"]
+        out += ["|---|---|---|---|"]
+        for s in steps:
+            loads = f"{_loads(s.get('load_average_before'))} → {_loads(s.get('load_average_after'))}"
+            out.append(f"| {s['name']} | {s['seconds']} | {s.get('settled_s', 0):g} s | {loads} |")
+        out.append("")
     return "\n".join(out)
+
+
+def _loads(load: list[float] | None) -> str:
+    return "-" if not load else " / ".join(f"{value:g}" for value in load)
 
 
 def targets_table(checks: list[Check]) -> list[str]:

@@ -80,6 +80,23 @@ def redis_version(url: str) -> str:
         client.close()
 
 
+def postgres_version(url: str) -> str:
+    """The PostgreSQL server's version, for results with PostgreSQL rows."""
+    from sqlalchemy import text
+    from sqlalchemy.pool import NullPool
+
+    from store.db import make_engine
+
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+    except Exception as exc:  # an unreachable server is recorded, not fatal: the run itself will say more
+        return f"unreachable ({type(exc).__name__})"
+    finally:
+        engine.dispose()
+
+
 def describe(redis_url: str) -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
@@ -107,5 +124,6 @@ def one_line(machine: dict[str, Any]) -> str:
         f"{machine['date']} · {machine['cores']} cores ({machine['cpu']}), {machine['memory_gib']} GiB · "
         f"Python {machine['python']} · celery {v['celery']}, kombu {v['kombu']}, redis-py {v['redis']} "
         f"(server {v['redis-server']}), httpx {v['httpx']}, SQLAlchemy {v['sqlalchemy']} "
-        f"(SQLite {v['sqlite']}) · load average at start {machine['load_average_at_start']}"
+        f"(SQLite {v['sqlite']}{', PostgreSQL ' + v['postgresql'] if v.get('postgresql') else ''}) · "
+        f"load average at start {machine['load_average_at_start']}"
     )

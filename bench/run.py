@@ -24,9 +24,9 @@ from functools import partial
 from typing import Any
 
 from . import economy, submit
-from .harness import REDIS_BASE_URL
+from .harness import POSTGRES_BASE_URL, REDIS_BASE_URL
 from .inflight import POLICY, Case, run_naive_prefork, run_ours, run_sdk_script, run_threads_loop
-from .machine import busy_warning, cores, describe, load_average, settle
+from .machine import busy_warning, cores, describe, load_average, postgres_version, settle
 from .report import markdown, write
 
 QUICK_N = (1000,)
@@ -138,6 +138,7 @@ def run(
         spread = Case(n=datasets * per_dataset, datasets=datasets)
         results["spread"] = step(f"in-flight ours {datasets} datasets x {per_dataset}", partial(ours, spread), log)
     if "inflight50k" in only:
+        results["machine"]["versions"]["postgresql"] = postgres_version(POSTGRES_BASE_URL)
         big: list[dict[str, Any]] = []
         results["big"] = big
         for ledger in ("sqlite", "postgresql"):

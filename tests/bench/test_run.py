@@ -49,7 +49,10 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> list[Case]:
     monkeypatch.setattr(
         bench_run, "run_naive_prefork", lambda case: fake_row("Celery prefork pool, -c 2", case, in_flight=2)
     )
-    monkeypatch.setattr(bench_run, "describe", lambda url: {"cores": 2, "load_average_at_start": [0.1, 0.1, 0.1]})
+    monkeypatch.setattr(
+        bench_run, "describe", lambda url: {"cores": 2, "load_average_at_start": [0.1, 0.1, 0.1], "versions": {}}
+    )
+    monkeypatch.setattr(bench_run, "postgres_version", lambda url: "15.0")
     monkeypatch.setattr(bench_run, "settle", lambda **_: 0.0)
     monkeypatch.setattr(bench_run, "poll_tick_routed", lambda: True)
     return seen
@@ -75,6 +78,7 @@ def test_the_big_rows_run_ours_on_both_ledgers(stubs: list[Case]) -> None:
 
     assert [(c.n, c.ledger) for c in stubs] == [(300, "sqlite"), (300, "postgresql")]
     assert [r["ledger"] for r in results["big"]] == ["sqlite", "postgresql"]
+    assert results["machine"]["versions"] == {"postgresql": "15.0"}
     results["machine"] = dict(results["machine"], date="d", cpu="c", memory_gib=1, python="3", versions={
         k: "1" for k in ("celery", "kombu", "redis", "redis-server", "httpx", "sqlalchemy", "sqlite")
     })  # fmt: skip

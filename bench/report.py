@@ -334,11 +334,17 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["## Targets", "", *targets_table(checks), ""]
     steps = [s for s in results.get("steps", []) if isinstance(s, dict)]
     if steps:
-        out += ["## Steps", "", "| step | seconds | waited for the load to settle | load 1 / 5 / 15 min: start → end |"]
-        out += ["|---|---|---|---|"]
+        out += [
+            "## Steps",
+            "",
+            "| step | seconds | waited for the load to settle | load 1 / 5 / 15 min: start → end "
+            "| pytest processes at start |",
+            "|---|---|---|---|---|",
+        ]
         for s in steps:
             loads = f"{_loads(s.get('load_average_before'))} → {_loads(s.get('load_average_after'))}"
-            out.append(f"| {s['name']} | {s['seconds']} | {s.get('settled_s', 0):g} s | {loads} |")
+            tests = s.get("pytest_processes_at_start", "-")
+            out.append(f"| {s['name']} | {s['seconds']} | {s.get('settled_s', 0):g} s | {loads} | {tests} |")
         out.append("")
     return "\n".join(out)
 

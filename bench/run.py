@@ -26,7 +26,7 @@ from typing import Any
 from . import economy, submit
 from .harness import POSTGRES_BASE_URL, REDIS_BASE_URL
 from .inflight import POLICY, Case, run_naive_prefork, run_ours, run_sdk_script, run_threads_loop
-from .machine import busy_warning, cores, describe, load_average, postgres_version, settle
+from .machine import busy_warning, cores, describe, load_average, postgres_version, settle, test_runs
 from .report import markdown, write
 
 QUICK_N = (1000,)
@@ -73,6 +73,9 @@ def step(name: str, run: Callable[[], Any], log: list[dict[str, Any]]) -> Any:
     warning = busy_warning(before, cores())
     if warning:
         print(f"   {warning}", flush=True)
+    tests = test_runs()
+    if tests:
+        print(f"   WARNING: {len(tests)} pytest processes running beside the benchmark (pids {tests[:5]})", flush=True)
     result = run()
     after = load_average()
     _stamp(result, before, after)
@@ -82,6 +85,7 @@ def step(name: str, run: Callable[[], Any], log: list[dict[str, Any]]) -> Any:
             "name": name,
             "seconds": seconds,
             "settled_s": settled_s,
+            "pytest_processes_at_start": len(tests),
             "load_average_before": before,
             "load_average_after": after,
         }

@@ -54,6 +54,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> list[Case]:
     )
     monkeypatch.setattr(bench_run, "postgres_version", lambda url: "15.0")
     monkeypatch.setattr(bench_run, "settle", lambda **_: 0.0)
+    monkeypatch.setattr(bench_run, "test_runs", lambda: [])
     monkeypatch.setattr(bench_run, "poll_tick_routed", lambda: True)
     return seen
 

@@ -78,7 +78,7 @@ def run(
         def all_recorded() -> bool:
             with read() as session:
                 done = session.scalar(select(func.count()).where(ImportJob.status.in_(terminal)))
-            return done == len(groups)
+            return bool(done == len(groups))
 
         wait_until(all_recorded, timeout_s=timeout_s, interval_s=0.5, what="all economy jobs recorded")
         time.sleep(0.5)

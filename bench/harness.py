@@ -36,6 +36,10 @@ OUTCOME = "bench:outcome"
 ERRORS = "bench:errors"
 # The benchmarks' Redis databases; the test suite uses 3, 4, 11 and 13.
 BENCH_DBS = (5, 6, 7, 8)
+# The ledgers a benchmark can run on. PostgreSQL: a database created on this server for the run and dropped after
+# (the server's default database in the URL is only used to create and drop it).
+LEDGERS = ("sqlite", "postgresql")
+POSTGRES_BASE_URL = os.environ.get("DSIMPORT_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
@@ -194,13 +198,11 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 @dataclass
 class Workspace:
-    """A temporary folder holding the ledger, the service's home and the logs of one benchmark."""
+    """A temporary folder holding the service's home and the logs of one benchmark, and its ledger: a SQLite file
+    in the folder, or a PostgreSQL database of its own (see :func:`postgres_database`)."""
 
     path: Path
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.path / 'ledger.db'}"
+    database_url: str
 
     @property
     def logs(self) -> Path:
@@ -208,15 +210,53 @@ class Workspace:
 
 
 @contextmanager
-def workspace(name: str, *, keep: bool = bool(os.environ.get("BENCH_KEEP"))) -> Iterator[Workspace]:
+def postgres_database(name: str) -> Iterator[str]:
+    """A fresh PostgreSQL database on ``POSTGRES_BASE_URL``'s server, migrated; dropped on exit (connections
+    still open to it are closed by the server: ``WITH (FORCE)``)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from store.db import make_engine, upgrade
+
+    base = make_url(POSTGRES_BASE_URL)
+    database = f"bench_{name.replace('-', '_')}_{os.getpid()}"
+    admin = make_engine(base.render_as_string(hide_password=False), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{database}"'))
+        url = base.set(database=database).render_as_string(hide_password=False)
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def workspace(
+    name: str, *, ledger: str = "sqlite", keep: bool = bool(os.environ.get("BENCH_KEEP"))
+) -> Iterator[Workspace]:
+    """A temporary folder and a migrated ledger: ``ledger`` is "sqlite" (a file in the folder) or "postgresql"."""
     from store.db import upgrade
 
+    if ledger not in LEDGERS:
+        raise ValueError(f"ledger must be one of {LEDGERS}, not {ledger!r}")
     path = Path(tempfile.mkdtemp(prefix=f"dsimport-bench-{name}-"))
     (path / "logs").mkdir()
     (path / "home").mkdir()
-    upgrade(f"sqlite:///{path / 'ledger.db'}")
     try:
-        yield Workspace(path)
+        if ledger == "postgresql":
+            with postgres_database(name) as url:
+                yield Workspace(path, url)
+        else:
+            url = f"sqlite:///{path / 'ledger.db'}"
+            upgrade(url)
+            yield Workspace(path, url)
     finally:
         if not keep:
             shutil.rmtree(path, ignore_errors=True)

@@ -62,6 +62,8 @@ class Case:
     duration: str = "5-30"
     datasets: int = 100
     redis_db: int = 5
+    # Our worker's ledger: "sqlite" or "postgresql" (a database of its own, see harness.workspace).
+    ledger: str = "sqlite"
 
     @property
     def duration_range(self) -> tuple[float, float]:
@@ -110,13 +112,14 @@ def _outcome(
         if task_id in detected and task["terminal_at"] is not None:
             lags.append(detected[task_id] - (iso_to_ts(task["terminal_at"]) + offset_s))
     calls = stats["requests"].get("fetch_task", 0) + stats["requests"].get("list_tasks", 0)
+    time_to_all_s = round(max(detected.values()) - t0, 2) if detected else None
     return {
         "contender": name,
         "n": case.n,
         "duration_s": case.duration,
         "datasets": min(case.datasets, case.n),
         "recorded": len(detected),
-        "time_to_all_s": round(max(detected.values()) - t0, 2) if detected else None,
+        "time_to_all_s": time_to_all_s,
         "lag_p50_s": round(percentile(lags, 0.50), 3),
         "lag_p95_s": round(percentile(lags, 0.95), 3),
         "lag_p99_s": round(percentile(lags, 0.99), 3),
@@ -125,6 +128,8 @@ def _outcome(
         "api_calls": calls,
         "api_calls_by_route": {k: v for k, v in stats["requests"].items() if k in ("fetch_task", "list_tasks")},
         "calls_per_import": round(calls / case.n, 2),
+        # The rate the API saw: every poll call from t0 until the last end was recorded (none are made after).
+        "api_calls_per_s": round(calls / time_to_all_s, 1) if time_to_all_s else None,
         "cpu_s": round(cpu_end_s - cpu_at_t0, 1),
         "peak_rss_mib": round(mib(sampler.peak_rss), 1),
         "peak_pss_mib": round(mib(sampler.peak_pss), 1),
@@ -221,7 +226,7 @@ def run_ours(
 
     ``profile_to``: record the worker's process tree with py-spy (collapsed stacks) from ``t0`` to the end.
     """
-    with workspace("inflight") as ws:
+    with workspace("inflight", ledger=case.ledger) as ws:
         broker = fresh_redis(case.redis_db)
         emu = Emulator(task_duration=case.duration, log_dir=ws.logs)
         services: list[Service] = []
@@ -275,7 +280,9 @@ def run_ours(
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
             beat_cpu = beat_sampler.stop().cpu_s - beat_cpu_at_t0
             return _outcome(
-                name=f"ours ({pool}{' -c 1' if pool == 'prefork' else ''}{', poll queue' if routed else ''})",
+                name=f"ours ({pool}{' -c 1' if pool == 'prefork' else ''}{', poll queue' if routed else ''}"
+                + "".join(f", {key}={value}" for key, value in sorted((settings or {}).items()))
+                + ")",
                 case=case,
                 emu=emu,
                 t0=t0,
@@ -285,6 +292,8 @@ def run_ours(
                 cpu_at_t0=cpu_at_t0,
                 notes=notes,
                 statuses=statuses,
+                ledger=case.ledger,
+                settings=dict(settings or {}),
                 polls_per_import=round(sum(r[3] for r in rows) / max(1, len(rows)), 2),
                 cpu_s_to_all_recorded=round(cpu_recorded - cpu_at_t0, 1),
                 beat_cpu_s=round(beat_cpu, 1),
@@ -353,7 +362,8 @@ def run_threads_loop(case: Case, *, concurrency: int | None = None) -> dict[str,
                 )
             except TimeoutError as exc:
                 notes = f"{notes}; {exc}".strip("; ")
-            detected = {k.decode(): float(v) for k, v in store.hgetall(DETECTED).items()}
+            raw_detected: dict[bytes, bytes] = store.hgetall(DETECTED)  # type: ignore[assignment]
+            detected = {k.decode(): float(v) for k, v in raw_detected.items()}
             errors = sum(int(v) for v in store.hvals(ERRORS))
             store.close()
             return _outcome(
@@ -375,7 +385,9 @@ def run_threads_loop(case: Case, *, concurrency: int | None = None) -> dict[str,
             emu.stop()
 
 
-def run_naive_prefork(case: Case, *, concurrency: int = 2, sample_tasks: int = 10, window_s: float = 12.0) -> dict:
+def run_naive_prefork(
+    case: Case, *, concurrency: int = 2, sample_tasks: int = 10, window_s: float = 12.0
+) -> dict[str, Any]:
     """Baseline 1: the sleeping loop on the default prefork pool. Measures how many imports it follows at once;
     the time for N is extrapolated (at least N x mean duration / capacity), running it would take hours."""
     with workspace("naive") as ws:

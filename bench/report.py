@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .machine import one_line
+from .machine import is_busy, one_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parents[1] / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+# The results files the README's table is made of, in this order; those absent are left out.
+README_SOURCES = ("full.json", "big.json", "submit.json", "scaleout.json", "cli-startup.json")
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -29,8 +36,8 @@ def _ratio(baseline: Any, ours: Any) -> str:
 def inflight_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| N | contender | in flight | all recorded after | lag p50 / p95 / p99 | API calls per import | CPU s "
-        "| peak memory RSS (PSS) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak memory RSS (PSS) | load 1 min: start → end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         extrapolated = r.get("time_to_all_is_extrapolated")
@@ -45,10 +52,14 @@ def inflight_table(rows: list[dict[str, Any]]) -> list[str]:
         in_flight = r.get("in_flight", r["n"])
         recorded = "" if extrapolated or r.get("recorded") == r["n"] else f" ({r.get('recorded')} recorded)"
         cpu = r.get("cpu_s", r.get("cpu_s_window"))
+        calls = _num(r.get("calls_per_import"), 2)
+        if r.get("api_calls_per_s") is not None and not extrapolated:
+            calls += f" ({_num(r['api_calls_per_s'])}/s)"
+        ledger = f", {r['ledger']}" if r.get("ledger") else ""
         lines.append(
-            f"| {_num(r['n'])} | {r['contender']}{recorded} | {_num(in_flight)} | {time_text} | {lag} "
-            f"| {_num(r.get('calls_per_import'), 2)} | {_num(cpu)} "
-            f"| {_num(r['peak_rss_mib'], 0)} ({_num(r['peak_pss_mib'], 0)}) MiB |"
+            f"| {_num(r['n'])} | {r['contender']}{ledger}{recorded} | {_num(in_flight)} | {time_text} | {lag} "
+            f"| {calls} | {_num(cpu)} "
+            f"| {_num(r['peak_rss_mib'], 0)} ({_num(r['peak_pss_mib'], 0)}) MiB | {_load_text(r)} |"
         )
     return lines
 
@@ -112,89 +123,168 @@ def submit_table(submit: dict[str, Any]) -> list[str]:
     return lines
 
 
-def targets(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
-    """(target, met, measured) for each target of the issue that this run measured."""
-    checks: list[tuple[str, bool | None, str]] = []
+@dataclass(frozen=True)
+class Check:
+    """One target of the issues against what a row measured, and the load the row's step started under.
+
+    ``goal`` is the goal's number in issue 13 ("" for the earlier targets of issue 6). ``load`` is the load average
+    when the step began (None: not recorded); ``cores`` the machine's core count.
+    """
+
+    goal: str
+    target: str
+    met: bool | None
+    measured: str
+    load: list[float] | None = None
+    cores: int | None = None
+    load_source: str = "step"
+
+    @property
+    def busy(self) -> bool:
+        return self.load is not None and self.cores is not None and is_busy(self.load, self.cores)
+
+    def verdict(self) -> str:
+        """met / missed / not reachable, unless the machine was busy when the step began: then not judged."""
+        if self.busy:
+            assert self.load is not None
+            where = "" if self.load_source == "step" else f" at the {self.load_source}'s start"
+            return f"not judged: machine busy{where} (load {self.load[0]:g} on {self.cores} cores)"
+        verdict = {True: "met", False: "missed", None: "not reachable at this N"}[self.met]
+        return verdict if self.load is not None else f"{verdict} (load at start not recorded)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "goal": self.goal,
+            "target": self.target,
+            "met": self.met,
+            "measured": self.measured,
+            "load_average_before": self.load,
+            "cores": self.cores,
+            "verdict": self.verdict(),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, cores: int | None = None) -> Check:
+        """A check written by another benchmark (a results file's ``targets`` list; see bench/README.md)."""
+        return cls(
+            goal=str(raw.get("goal", "")),
+            target=str(raw["target"]),
+            met=raw.get("met"),
+            measured=str(raw.get("measured", "")),
+            load=raw.get("load_average_before"),
+            cores=raw.get("cores", cores),
+        )
+
+
+def _load_of(row: dict[str, Any], results: dict[str, Any]) -> tuple[list[float] | None, str]:
+    """The load average when the row's step began; for results older than per-step loads, the run's start."""
+    if row.get("load_average_before") is not None:
+        return row["load_average_before"], "step"
+    run_load = results.get("machine", {}).get("load_average_at_start")
+    return (run_load, "run") if run_load is not None else (None, "step")
+
+
+def targets(results: dict[str, Any]) -> list[Check]:
+    """A check for each target of the issues that this run measured."""
+    checks: list[Check] = []
+    cores = results.get("machine", {}).get("cores")
+
+    def check(row: dict[str, Any], goal: str, target: str, met: bool | None, measured: str) -> None:
+        load, source = _load_of(row, results)
+        if row.get("settings"):
+            # Not the shipped configuration: say so beside the number.
+            measured += " (with " + ", ".join(f"{k}={v}" for k, v in sorted(row["settings"].items())) + ")"
+        checks.append(Check(goal, target, met, measured, load, cores, source))
+
     rows = results.get("inflight", [])
     ours_rows = [r for r in rows if r["contender"].startswith("ours") and "poll queue" not in r["contender"]]
     cap_s = results.get("policy", {}).get("max_interval_s", 10.0)
     for r in ours_rows:
         n = r["n"]
-        checks.append(
-            (f"{n:,} in flight on one worker process, all recorded", r["recorded"] == n, f"{r['recorded']:,}")
-        )
-        checks.append(
-            (f"N={n:,}: p99 lag ≤ cap + 1 s = {cap_s + 1:g} s", r["lag_p99_s"] <= cap_s + 1, f"{r['lag_p99_s']:.2f} s")
-        )
-        checks.append(
-            (
-                f"N={n:,}: worker peak memory < 300 MB",
-                r["peak_rss_mib"] * 1.048576 < 300,
-                f"{r['peak_rss_mib']:.0f} MiB RSS",
-            )
-        )
+        check(r, "", f"{n:,} in flight on one worker process, all recorded", r["recorded"] == n, f"{r['recorded']:,}")
+        check(
+            r, "", f"N={n:,}: p99 lag ≤ cap + 1 s = {cap_s + 1:g} s", r["lag_p99_s"] <= cap_s + 1,
+            f"{r['lag_p99_s']:.2f} s",
+        )  # fmt: skip
+        check(
+            r, "", f"N={n:,}: worker peak memory < 300 MB", r["peak_rss_mib"] * 1.048576 < 300,
+            f"{r['peak_rss_mib']:.0f} MiB RSS",
+        )  # fmt: skip
         naive = next((b for b in rows if b["contender"].startswith("Celery prefork") and b["n"] == n), None)
         if naive is not None:
             ratio = n / max(1, naive["in_flight"])
             # Ours follows all N at once, so the ratio can reach 1,000 only from N = 1,000 x the naive capacity.
             met = ratio >= 1000 if n >= 1000 * naive["in_flight"] else None
             capacity = f"{n:,} / {naive['in_flight']} = {ratio:,.0f}x"
-            checks.append((f"N={n:,}: ≥ 1,000x the naive prefork loop's in-flight capacity", met, capacity))
+            check(r, "", f"N={n:,}: ≥ 1,000x the naive prefork loop's in-flight capacity", met, capacity)
         threads = next((b for b in rows if b["contender"].startswith("Celery threads") and b["n"] == n), None)
         if threads is not None:
-            checks.append(
-                (
-                    f"N={n:,}: lower p99 lag than the threads loop",
-                    r["lag_p99_s"] < threads["lag_p99_s"],
-                    f"{r['lag_p99_s']:.2f} s vs {threads['lag_p99_s']:.2f} s",
-                )
-            )
-            checks.append(
-                (
-                    f"N={n:,}: less CPU than the threads loop",
-                    r["cpu_s"] < threads["cpu_s"],
-                    f"{r['cpu_s']:.1f} s vs {threads['cpu_s']:.1f} s",
-                )
-            )
+            check(
+                r, "", f"N={n:,}: lower p99 lag than the threads loop", r["lag_p99_s"] < threads["lag_p99_s"],
+                f"{r['lag_p99_s']:.2f} s vs {threads['lag_p99_s']:.2f} s",
+            )  # fmt: skip
+            check(
+                r, "", f"N={n:,}: less CPU than the threads loop", r["cpu_s"] < threads["cpu_s"],
+                f"{r['cpu_s']:.1f} s vs {threads['cpu_s']:.1f} s",
+            )  # fmt: skip
+    spread = results.get("spread")
+    if spread:
+        shape = f"{spread['datasets']:,} datasets x {spread['n'] // max(1, spread['datasets']):,} imports"
+        check(
+            spread, "3", f"{shape} in flight: p99 lag ≤ 2 s while the poller averages ≤ 100 API calls/s",
+            spread["recorded"] == spread["n"] and spread["lag_p99_s"] <= 2 and spread["api_calls_per_s"] <= 100,
+            f"p99 {spread['lag_p99_s']:.2f} s, {spread['api_calls_per_s']:.1f} calls/s, "
+            f"{spread['recorded']:,} of {spread['n']:,} recorded",
+        )  # fmt: skip
+    for r in results.get("big", []):
+        n, ledger = r["n"], r.get("ledger", "sqlite")
+        check(
+            r, "4", f"{n:,} in flight on one worker process ({ledger}): all recorded, peak RSS < 400 MiB",
+            r["recorded"] == n and r["peak_rss_mib"] < 400, f"{r['recorded']:,} recorded, {r['peak_rss_mib']:.0f} MiB",
+        )  # fmt: skip
+        check(
+            r, "4", f"{n:,} in flight ({ledger}): p99 lag ≤ cap + 1 s = {cap_s + 1:g} s",
+            r["lag_p99_s"] <= cap_s + 1, f"{r['lag_p99_s']:.2f} s",
+        )  # fmt: skip
     economy = results.get("economy")
     if economy:
         for name, g in economy["groups"].items():
-            checks.append(
-                (
-                    f"economy ({name}): calls per import ≤ 1.1x the schedule's minimum",
-                    g["ratio_to_minimum"] <= 1.1,
-                    f"{g['ratio_to_minimum']:.2f}x",
-                )
-            )
-        spread = economy["groups"].get("spread")
-        if spread:
-            checks.append(
-                (
-                    "economy: ≤ 4 calls per import and p99 lag ≤ 2 s, 100 imports on 100 datasets",
-                    spread["calls_per_import"] <= 4 and spread["lag_p99_s"] <= 2,
-                    f"{spread['calls_per_import']:.2f} calls, p99 {spread['lag_p99_s']:.2f} s",
-                )
-            )
+            check(
+                economy, "", f"economy ({name}): calls per import ≤ 1.1x the schedule's minimum",
+                g["ratio_to_minimum"] <= 1.1, f"{g['ratio_to_minimum']:.2f}x",
+            )  # fmt: skip
+        spread_group = economy["groups"].get("spread")
+        if spread_group:
+            check(
+                economy, "2", "economy: ≤ 4 calls per import and p99 lag ≤ 2 s, 100 imports on 100 datasets",
+                spread_group["calls_per_import"] <= 4 and spread_group["lag_p99_s"] <= 2,
+                f"{spread_group['calls_per_import']:.2f} calls, p99 {spread_group['lag_p99_s']:.2f} s",
+            )  # fmt: skip
         shared = economy["groups"].get("shared")
         if shared:
-            checks.append(
-                (
-                    "economy: ≤ 1.3 calls per import, 100 imports on one dataset",
-                    shared["calls_per_import"] <= 1.3,
-                    f"{shared['calls_per_import']:.2f}",
-                )
-            )
-            checks.append(
-                (
-                    "economy: ≥ 5x fewer calls than per-task polling, 100 imports on one dataset",
-                    shared["fewer_than_per_task_polling"] >= 5,
-                    f"{shared['fewer_than_per_task_polling']:.1f}x",
-                )
-            )
+            check(
+                economy, "2", "economy: ≤ 1.3 calls per import, 100 imports on one dataset",
+                shared["calls_per_import"] <= 1.3, f"{shared['calls_per_import']:.2f}",
+            )  # fmt: skip
+            check(
+                economy, "", "economy: ≥ 5x fewer calls than per-task polling, 100 imports on one dataset",
+                shared["fewer_than_per_task_polling"] >= 5, f"{shared['fewer_than_per_task_polling']:.1f}x",
+            )  # fmt: skip
     submit = results.get("submit")
-    if submit:
-        checks.append(("submit throughput ≥ half of Celery's no-op", submit["ratio"] >= 0.5, f"{submit['ratio']:.2f}x"))
+    if submit and submit.get("ratio") is not None:
+        check(
+            submit, "1", "submit throughput ≥ a Celery no-op task's on the same broker",
+            submit["ratio"] >= 1.0, f"{submit['ratio']:.2f}x",
+        )  # fmt: skip
+    checks += [Check.from_dict(raw, cores=cores) for raw in results.get("targets", [])]
     return checks
+
+
+def _load_text(row: dict[str, Any]) -> str:
+    before, after = row.get("load_average_before"), row.get("load_average_after")
+    if before is None:
+        return "-"
+    return f"{before[0]:g} → {after[0]:g}" if after else f"{before[0]:g}"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -218,17 +308,57 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         out += [*inflight_table(results["inflight"]), ""]
         out += ["Each baseline as a ratio to ours:", "", *ratio_lines(results["inflight"]), ""]
+    if results.get("spread"):
+        spread = results["spread"]
+        out += [
+            "## Many datasets, many imports each (goal 3)",
+            "",
+            f"{spread['datasets']:,} datasets x {spread['n'] // max(1, spread['datasets']):,} imports, ours only; "
+            f"API calls per second = the emulator's fetch_task + list_tasks counts / time until all recorded.",
+            "",
+            *inflight_table([spread]),
+            "",
+        ]
+    if results.get("big"):
+        n = results["big"][0]["n"]
+        out += [f"## {n:,} in flight on one worker process (goal 4)", "", *inflight_table(results["big"]), ""]
     if results.get("economy"):
         out += ["## API economy", "", f"Poll policy: {results['economy']['policy']}.", ""]
-        out += [*economy_table(results["economy"]), ""]
+        out += [*economy_table(results["economy"]), "", f"Load 1 min, start → end: {_load_text(results['economy'])}."]
+        out += [""]
     if results.get("submit"):
         out += ["## Submit throughput", "", *submit_table(results["submit"]), ""]
+        out += [f"Load 1 min, start → end: {_load_text(results['submit'])}.", ""]
     checks = targets(results)
     if checks:
-        out += ["## Targets", "", "| target | met | measured |", "|---|---|---|"]
-        verdict = {True: "yes", False: "no", None: "not reachable at this N"}
-        out += [f"| {t} | {verdict[ok]} | {v} |" for t, ok, v in checks] + [""]
+        out += ["## Targets", "", *targets_table(checks), ""]
+    steps = [s for s in results.get("steps", []) if isinstance(s, dict)]
+    if steps:
+        out += [
+            "## Steps",
+            "",
+            "| step | seconds | waited for the load to settle | load 1 / 5 / 15 min: start → end "
+            "| pytest processes at start |",
+            "|---|---|---|---|---|",
+        ]
+        for s in steps:
+            loads = f"{_loads(s.get('load_average_before'))} → {_loads(s.get('load_average_after'))}"
+            tests = s.get("pytest_processes_at_start", "-")
+            out.append(f"| {s['name']} | {s['seconds']} | {s.get('settled_s', 0):g} s | {loads} | {tests} |")
+        out.append("")
     return "\n".join(out)
+
+
+def _loads(load: list[float] | None) -> str:
+    return "-" if not load else " / ".join(f"{value:g}" for value in load)
+
+
+def targets_table(checks: list[Check]) -> list[str]:
+    lines = ["| goal | target | measured | load 1 min at start | verdict |", "|---|---|---|---|---|"]
+    for c in checks:
+        load = "-" if c.load is None else f"{c.load[0]:g} ({c.cores} cores)"
+        lines.append(f"| {c.goal or '-'} | {c.target} | {c.measured} | {load} | {c.verdict()} |")
+    return lines
 
 
 def write(results: dict[str, Any], name: str) -> tuple[Path, Path]:
@@ -237,3 +367,87 @@ def write(results: dict[str, Any], name: str) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     md_path.write_text(markdown(results) + "\n")
     return json_path, md_path
+
+
+# ------------------------------------------------------------------------------------------ the README's table
+
+
+def _source_line(name: str, results: dict[str, Any]) -> str:
+    machine = results.get("machine", {})
+    parts = [f"`bench/results/{name}`"]
+    if machine.get("date"):
+        parts.append(str(machine["date"]))
+    if machine.get("cores"):
+        parts.append(f"{machine['cores']} cores")
+    if machine.get("load_average_at_start") is not None:
+        parts.append(f"load at start {machine['load_average_at_start'][0]:g}")
+    return "- " + ", ".join(parts)
+
+
+def readme_block(sources: list[tuple[str, dict[str, Any]]]) -> str:
+    """The README's benchmark table, markers included: every target of every results file, by goal."""
+    checks = [(c, name) for name, results in sources for c in targets(results)]
+    # Issue 13's goals first, in order; the earlier targets after them, each group in its file's order.
+    checks.sort(key=lambda pair: (pair[0].goal == "", pair[0].goal))
+    lines = [
+        BEGIN,
+        "<!-- Generated by `python -m bench.report --readme` from bench/results; edit the results, not this. -->",
+        "",
+        "| goal | target | measured | load 1 min at start | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    lines += targets_table([c for c, _ in checks])[2:]
+    if not checks:
+        lines.append("| - | no results yet | - | - | - |")
+    lines += ["", "Measured in:", "", *(_source_line(name, results) for name, results in sources), END]
+    return "\n".join(lines)
+
+
+def load_sources(names: tuple[str, ...] = README_SOURCES, folder: Path = RESULTS) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name in names:
+        path = folder / name
+        if path.exists():
+            found.append((name, json.loads(path.read_text())))
+    return found
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with what lies between the markers (markers included) replaced by ``block``."""
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"the README has no {BEGIN} ... {END} block")
+    return text[:begin] + block + text[end + len(END) :]
+
+
+def update_readme(readme: Path = README, sources: list[tuple[str, dict[str, Any]]] | None = None) -> bool:
+    """Regenerate the README's table from the results files; returns whether the README changed."""
+    text = readme.read_text()
+    updated = replace_block(text, readme_block(load_sources() if sources is None else sources))
+    if updated != text:
+        readme.write_text(updated)
+    return updated != text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Rewrite reports from bench/results/*.json.")
+    parser.add_argument("--readme", action="store_true", help="regenerate the README's benchmark table")
+    parser.add_argument("--check", action="store_true", help="with --readme: fail if the table is out of date")
+    parser.add_argument("--markdown", nargs="*", default=[], metavar="NAME", help="rewrite NAME.md from NAME.json")
+    args = parser.parse_args()
+    for name in args.markdown:
+        results = json.loads((RESULTS / f"{name}.json").read_text())
+        (RESULTS / f"{name}.md").write_text(markdown(results) + "\n")
+        print(f"written: bench/results/{name}.md")
+    if args.readme:
+        if args.check:
+            text = README.read_text()
+            if replace_block(text, readme_block(load_sources())) != text:
+                sys.exit("README.md's benchmark table is out of date: run python -m bench.report --readme")
+            print("README.md's benchmark table is up to date")
+        else:
+            print("README.md " + ("updated" if update_readme() else "already up to date"))
+
+
+if __name__ == "__main__":
+    main()

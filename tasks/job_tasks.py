@@ -115,24 +115,35 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
         # A fresh message, not a retry: waiting out the API's Retry-After is not a failed attempt.
         submit.apply_async(args=[job_id], countdown=result.retry_after_s)
         return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
-    if result.outcome in _SUBMIT_API_CALLS:
-        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
-    if result.outcome in _SUBMIT_CONFLICTS:
-        metrics.record_lease_conflicts("submit")
+    _count_submit(result)
     if result.outcome == SubmitOutcome.RETRY:
-        backoff = tuning.submit_retry_backoff_s * (2**self.request.retries)
-        countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
-        log.info(
-            "job %s: submit retry %d in %.1f s",
-            job_id,
-            self.request.retries + 1,
-            countdown,
-            extra={"job_id": job_id},
-        )
+        countdown = _retry_countdown(result, retries=self.request.retries)
         raise self.retry(countdown=countdown)
     if result.finished:
         finalize.apply_async(args=[job_id])
     return {"job_id": job_id, "outcome": str(result.outcome), "detail": result.detail}
+
+
+def _count_submit(result: SubmitResult) -> None:
+    """The /metrics counters a submit outcome adds to: API calls and errors, lease conflicts."""
+    if result.outcome in _SUBMIT_API_CALLS:
+        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
+    if result.outcome in _SUBMIT_CONFLICTS:
+        metrics.record_lease_conflicts("submit")
+
+
+def _retry_countdown(result: SubmitResult, *, retries: int) -> float:
+    """Seconds before the next attempt: exponential backoff, jittered, never before the API's Retry-After."""
+    backoff = get_runtime().tuning.submit_retry_backoff_s * (2**retries)
+    countdown = float(max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0)))
+    log.info(
+        "job %s: submit retry %d in %.1f s",
+        result.job_id,
+        retries + 1,
+        countdown,
+        extra={"job_id": result.job_id},
+    )
+    return countdown
 
 
 @shared_task(name=SUBMIT_BATCH, bind=True, acks_late=True)
@@ -162,26 +173,22 @@ def submit_batch(self: Task, job_ids: list[str]) -> dict[str, Any]:
         if result.outcome == SubmitOutcome.HANDED_BACK:
             handed_back.append(result.job_id)
         else:
-            _follow_up(result, retries=0)
+            _follow_up(result)
     if handed_back:
         # Sent again after the same pause as a failed attempt: what stopped their chain was an API answer.
         submit_batch.apply_async(args=[handed_back], countdown=tuning.submit_retry_backoff_s)
     return {"jobs": len(results), "outcomes": outcomes}
 
 
-def _follow_up(result: SubmitResult, *, retries: int) -> None:
+def _follow_up(result: SubmitResult) -> None:
     """What a batch leaves to do for one job: count its API call, send its retry or wait, or finalize it."""
-    tuning = get_runtime().tuning
     if result.outcome == SubmitOutcome.DEFERRED:
         submit.apply_async(args=[result.job_id], countdown=result.retry_after_s)
         return
-    if result.outcome in _SUBMIT_API_CALLS:
-        metrics.record_api_call("submit", error=result.outcome in _SUBMIT_API_ERRORS)
+    _count_submit(result)
     if result.outcome == SubmitOutcome.RETRY:
-        backoff = tuning.submit_retry_backoff_s * (2**retries)
-        countdown = max(result.retry_after_s or 0.0, backoff * random.uniform(0.5, 1.0))
-        # Its next attempt is a plain submit task that already counts this one as its first retry.
-        submit.apply_async(args=[result.job_id], countdown=countdown, retries=retries + 1)
+        # Its next attempt is a plain submit task that counts this one as its first retry.
+        submit.apply_async(args=[result.job_id], countdown=_retry_countdown(result, retries=0), retries=1)
     elif result.finished:
         finalize.apply_async(args=[result.job_id])
 

@@ -18,7 +18,7 @@ from cli.monitor_commands import dashboard_command, flower_command
 from cli.schedules_commands import schedules_group
 from cli.service_commands import beat_command, db_group, up_command, worker_command
 from emulator.cli import emulator_command
-from worker.settings import SettingsError
+from worker.settings_error import SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

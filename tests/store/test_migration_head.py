@@ -39,18 +39,20 @@ def test_a_chain_of_files_ends_in_its_last_revision(versions: Path) -> None:
     assert shipped_head() == "0003"
 
 
-def test_two_heads_are_no_answer(versions: Path) -> None:
+@pytest.fixture
+def branched(versions: Path) -> Path:
     migration(versions, "0001_a", '"0001"', "None")
     migration(versions, "0002_b", '"0002"', '"0001"')
     migration(versions, "0002_c", '"0002c"', '"0001"')
+    return versions
+
+
+def test_two_heads_are_no_answer(branched: Path) -> None:
     assert shipped_head() is None
 
 
-def test_a_merge_revision_revises_both_heads(versions: Path) -> None:
-    migration(versions, "0001_a", '"0001"', "None")
-    migration(versions, "0002_b", '"0002"', '"0001"')
-    migration(versions, "0002_c", '"0002c"', '"0001"')
-    migration(versions, "0003_merge", '"0003"', '("0002", "0002c")')
+def test_a_merge_revision_revises_both_heads(branched: Path) -> None:
+    migration(branched, "0003_merge", '"0003"', '("0002", "0002c")')
     assert shipped_head() == "0003"
 
 

@@ -7,68 +7,74 @@ described once in :mod:`api_client.operations`, :mod:`api_client.record_operatio
 
 from __future__ import annotations
 
-from .async_client import AsyncDatasetsClient
-from .client import DatasetsClient
-from .dataset_refs import is_dataset_uuid, parse_dataset_ref
-from .deadline import DeadlineExceededError, call_with_deadline
-from .errors import (
-    ApiError,
-    AuthenticationError,
-    ClientError,
-    ConflictError,
-    InvalidRequestError,
-    NotFoundError,
-    RateLimitedError,
-    RouteNotFoundError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-    ValidationError,
-)
-from .filters import time_window_filter
-from .models import (
-    TERMINAL_TASK_STATUSES,
-    ConversationPayload,
-    CreateRecordSource,
-    Dataset,
-    DatasetImportResult,
-    DatasetImportTask,
-    DatasetPreview,
-    DatasetRecord,
-    ExportDatasetResponse,
-    Page,
-    RecordPayload,
-    RecordSource,
-    RecordSources,
-    TaskStatus,
-    TaskStatuses,
-    is_terminal,
-)
-from .operations import IMPORT_BODY_FIELDS, IMPORT_KINDS, ImportKind
-from .record_models import (
-    JudgeClassificationOption,
-    JudgeClassificationOutput,
-    JudgeDefinition,
-    JudgeOutput,
-    JudgeOutputSpec,
-    JudgeRegressionOutput,
-)
-from .retry import RetryPolicy
-from .source_models import (
-    Campaign,
-    ChatCompletionEvent,
-    ChatCompletionEventPreview,
-    ChatTranscriptionEvent,
-    Conversation,
-    ConversationMessages,
-    FileObject,
-    MessageEntry,
-    MessageInputEntry,
-    MessageOutputEntry,
-    Span,
-    SpanFeed,
-)
-from .spec import UNSET, Unset
+import importlib as _importlib
+import typing as _typing
+
+# The names below are loaded on first use, all at once (PEP 562): importing one light module of the package (the
+# command line checks a dataset reference with api_client.dataset_refs) then loads neither httpx nor the models.
+if _typing.TYPE_CHECKING:
+    from .async_client import AsyncDatasetsClient
+    from .client import DatasetsClient
+    from .dataset_refs import is_dataset_uuid, parse_dataset_ref
+    from .deadline import DeadlineExceededError, call_with_deadline
+    from .errors import (
+        ApiError,
+        AuthenticationError,
+        ClientError,
+        ConflictError,
+        InvalidRequestError,
+        NotFoundError,
+        RateLimitedError,
+        RouteNotFoundError,
+        ServerError,
+        TransportError,
+        UnexpectedResponseError,
+        ValidationError,
+    )
+    from .filters import time_window_filter
+    from .models import (
+        TERMINAL_TASK_STATUSES,
+        ConversationPayload,
+        CreateRecordSource,
+        Dataset,
+        DatasetImportResult,
+        DatasetImportTask,
+        DatasetPreview,
+        DatasetRecord,
+        ExportDatasetResponse,
+        Page,
+        RecordPayload,
+        RecordSource,
+        RecordSources,
+        TaskStatus,
+        TaskStatuses,
+        is_terminal,
+    )
+    from .operations import IMPORT_BODY_FIELDS, IMPORT_KINDS, ImportKind
+    from .record_models import (
+        JudgeClassificationOption,
+        JudgeClassificationOutput,
+        JudgeDefinition,
+        JudgeOutput,
+        JudgeOutputSpec,
+        JudgeRegressionOutput,
+    )
+    from .retry import RetryPolicy
+    from .source_models import (
+        Campaign,
+        ChatCompletionEvent,
+        ChatCompletionEventPreview,
+        ChatTranscriptionEvent,
+        Conversation,
+        ConversationMessages,
+        FileObject,
+        MessageEntry,
+        MessageInputEntry,
+        MessageOutputEntry,
+        Span,
+        SpanFeed,
+    )
+    from .spec import UNSET, Unset
 
 __all__ = [
     "IMPORT_BODY_FIELDS",
@@ -131,3 +137,17 @@ __all__ = [
     "parse_dataset_ref",
     "time_window_filter",
 ]
+
+_FRONT_PAGE = (
+    "async_client", "client", "dataset_refs", "deadline", "errors", "filters", "models", "operations",
+    "record_models", "retry", "source_models", "spec",
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    modules = [_importlib.import_module(f"{__name__}.{module}") for module in _FRONT_PAGE]
+    for public in __all__:
+        globals()[public] = next(getattr(module, public) for module in modules if hasattr(module, public))
+    return globals()[name]

@@ -11,14 +11,10 @@ import time
 from urllib.parse import urlsplit
 
 import click
-import httpx
-import redis
 
 from cli.common import CommandFailed, FiniteFloatRange, settings_or_fail
-from store.db import check_migrated, make_engine
-from store.errors import StoreError
-from worker.preflight import check_broker
-from worker.settings import mask_url
+
+# What a check talks to (Redis, the ledger, HTTP) is imported by that check: the help loads none of it.
 
 __all__ = ["check_group"]
 
@@ -31,6 +27,9 @@ def check_group() -> None:
 @check_group.command("broker")
 def check_broker_command() -> None:
     """The broker answers a PING."""
+    from worker.preflight import check_broker
+    from worker.settings import mask_url
+
     settings = settings_or_fail()
     problem = check_broker(settings.broker_url)
     if problem is not None:
@@ -41,6 +40,10 @@ def check_broker_command() -> None:
 @check_group.command("db")
 def check_db_command() -> None:
     """The ledger answers a query and its schema is at the newest migration."""
+    from store.db import check_migrated, make_engine
+    from store.errors import StoreError
+    from worker.settings import mask_url
+
     settings = settings_or_fail()
     engine = make_engine(settings.database_url)
     try:
@@ -62,6 +65,8 @@ def check_db_command() -> None:
 @click.option("--timeout", "timeout_s", type=FiniteFloatRange(0.1, 60.0), default=5.0, show_default=True)
 def check_worker_command(name: str | None, any_worker: bool, timeout_s: float) -> None:
     """A worker replies to a Celery ping through the broker (`celery inspect ping`)."""
+    from worker.preflight import check_broker
+
     settings = settings_or_fail()
     problem = check_broker(settings.broker_url)
     if problem is not None:
@@ -92,8 +97,12 @@ def check_worker_command(name: str | None, any_worker: bool, timeout_s: float) -
 )
 def check_beat_command(max_age_s: float) -> None:
     """Beat sent its periodic poll task lately (it records each send in the broker's Redis)."""
-    settings = settings_or_fail()
+    import redis
+
     from jobs.metrics import read_metrics, redis_py_url
+    from worker.settings import mask_url
+
+    settings = settings_or_fail()
 
     client = redis.Redis.from_url(redis_py_url(settings.broker_url), socket_connect_timeout=3, socket_timeout=3)
     try:
@@ -125,6 +134,8 @@ def _http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--timeout", "timeout_s", type=FiniteFloatRange(0.1, 60.0), default=5.0, show_default=True)
 def check_url_command(url: str, timeout_s: float) -> None:
     """URL answers below 400 when sent the UI login (Flower's /api/workers, the jobs page's /healthz)."""
+    import httpx
+
     settings = settings_or_fail()
     auth = None
     if settings.ui_password is not None:

@@ -1,23 +1,30 @@
-"""What the command-line modules share: settings, database and client access, id validation."""
+"""What the command-line modules share: settings, database and client access, id validation.
+
+Start-up stays light: a command's help, and its arguments' checks, need none of the ledger, the API client, the
+settings' pydantic model or Celery, so those are imported inside the functions that use them
+(tests/cli/test_startup_imports.py keeps it so; ``python -m bench.cli_startup`` measures it).
+"""
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import ApiError, DatasetsClient, RetryPolicy, parse_dataset_ref
-from store.db import check_migrated, make_engine, make_session_factory
-from store.errors import StoreError
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings_error import SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from api_client import DatasetsClient
+    from worker.settings import Settings
 
 
 class CommandFailed(click.ClickException):
@@ -52,6 +59,8 @@ class DatasetRefParam(click.ParamType[str, Any]):
         return "UUID|SLUG"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from api_client.dataset_refs import parse_dataset_ref
+
         try:
             return parse_dataset_ref(str(value))
         except ValueError as exc:
@@ -71,11 +80,33 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class LazyChoice(click.Choice[str]):
+    """A :class:`click.Choice` whose choices are read on first use (parsing a value, or the command's own help):
+    they come from a module that listing the command in its group's help must not load (the ledger's statuses)."""
+
+    def __init__(self, choices: Callable[[], Iterable[str]], *, case_sensitive: bool = True) -> None:
+        self._read = choices
+        self._choices: tuple[str, ...] | None = None
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._choices is None:
+            self._choices = tuple(self._read())
+        return self._choices
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        self._choices = tuple(value)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 def settings_or_fail() -> Settings:
+    from worker.settings import load_settings
+
     try:
         return load_settings()
     except SettingsError as exc:
@@ -92,6 +123,9 @@ def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Sessi
 
     ``read_only`` sessions do not take SQLite's write lock, so listings never wait behind the workers.
     """
+    from store.db import check_migrated, make_engine, make_session_factory
+    from store.errors import StoreError
+
     try:
         engine = make_engine(settings.database_url, **settings.engine_options())
         check_migrated(engine)
@@ -102,6 +136,9 @@ def ledger(settings: Settings, *, read_only: bool = False) -> sessionmaker[Sessi
 
 def check_ledger(settings: Settings) -> None:
     """Refuse an unreachable or unmigrated ledger with one line saying what to do; keep no connection open."""
+    from store.db import check_migrated, make_engine
+    from store.errors import StoreError
+
     engine = make_engine(settings.database_url)
     try:
         check_migrated(engine)
@@ -122,6 +159,8 @@ def ledger_sessions(settings: Settings, *, read_only: bool = False) -> Iterator[
 
 
 def api_client(settings: Settings) -> DatasetsClient:
+    from api_client import DatasetsClient, RetryPolicy
+
     try:
         key = settings.require_api_key()
     except SettingsError as exc:
@@ -136,6 +175,8 @@ def api_client(settings: Settings) -> DatasetsClient:
 
 def records_of_dataset(settings: Settings, dataset_id: str) -> list[str]:
     """The ids of every record of ``dataset_id`` (``--from-dataset``: a copy of all of them)."""
+    from api_client import ApiError
+
     with api_client(settings) as client:
         try:
             ids = [record.id for record in client.iter_records(dataset_id)]
@@ -148,6 +189,8 @@ def records_of_dataset(settings: Settings, dataset_id: str) -> list[str]:
 
 def upload_file(settings: Settings, path: Path, *, param_hint: str = "--path") -> str:
     """The id of ``path`` once uploaded (``--path``: a local file is uploaded, then imported)."""
+    from api_client import ApiError
+
     try:
         content = path.read_bytes()
     except OSError as exc:

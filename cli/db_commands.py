@@ -9,8 +9,6 @@ from typing import Any
 import click
 
 from cli.common import CommandFailed, ledger_sessions, settings_or_fail, utcnow
-from store.errors import StoreError
-from store.retention import MIN_RETENTION_S, prune
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _PART = re.compile(r"(\d+)([smhdw])")
@@ -24,6 +22,9 @@ class Age(click.ParamType[int, Any]):
     name = "AGE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        # Imported here, not with the module: `dsimport db --help` loads none of the ledger.
+        from store.retention import MIN_RETENTION_S
+
         if isinstance(value, int):
             return value
         text = str(value).strip().lower()
@@ -63,6 +64,9 @@ def prune_command(older_than_s: int, dry_run: bool, as_json: bool) -> None:
     with it, so a request repeating that key afterwards creates a new job. Unresolved dead letters and the items
     of dataset-copy schedules are kept. Prints the rows per table.
     """
+    from store.errors import StoreError
+    from store.retention import prune
+
     settings = settings_or_fail()
     # A dry run only reads: it does not take SQLite's write lock.
     with ledger_sessions(settings, read_only=dry_run) as sessions:

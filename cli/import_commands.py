@@ -5,18 +5,17 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.common import DATASET, CommandFailed, lazy_settings, ledger_sessions, utcnow
 from cli.kind_options import kind_commands, source_params
-from import_kinds import CommandGroup, ImportKindSpec
-from jobs.request_import import InvalidImportRequest, check_idempotency_key, request_import, validate_params
-from store.errors import StoreError
-from store.jobs import get_job
-from store.models import TERMINAL_JOB_STATUSES, ImportKind, JobStatus
-from worker.settings import Settings
+from import_kinds import CommandGroup, ImportKind, ImportKindSpec
+
+# The ledger and Celery are imported by the command that records and sends: the help loads neither.
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 
 def _common() -> list[click.Parameter]:
@@ -54,6 +53,10 @@ def _run(
     wait: bool,
     lazy: Callable[[], Settings],
 ) -> None:
+    from jobs.request_import import InvalidImportRequest, check_idempotency_key, request_import, validate_params
+    from store.errors import StoreError
+    from store.models import JobStatus
+
     # What the request itself gets wrong is a bad argument, said before the ledger is opened.
     try:
         validate_params(kind, params)
@@ -62,10 +65,10 @@ def _run(
     except InvalidImportRequest as exc:
         raise click.UsageError(str(exc)) from None
     settings = lazy()
-    from worker.celery_app import create_app
+    from worker.celery_app import sender_app
 
     with ledger_sessions(settings) as sessions:
-        app = create_app(settings)
+        app = sender_app(settings)
 
         def send(job_id: str) -> None:
             app.send_task("dsimport.submit", args=[job_id])
@@ -100,6 +103,9 @@ def _run(
 
 def follow(sessions: Any, job_id: str, *, interval_s: float = 0.5) -> str:
     """Show a job's progress until it ends; returns its final status."""
+    from store.jobs import get_job
+    from store.models import TERMINAL_JOB_STATUSES
+
     tty = sys.stderr.isatty()
     last = ""
     while True:

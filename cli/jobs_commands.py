@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.common import UUID, CommandFailed, ledger_sessions, settings_or_fail, utcnow
-from store.errors import StoreError
-from store.jobs import cancel_job, get_job, job_events, list_jobs
-from store.models import ImportJob, ImportKind, JobEvent, JobStatus
+from cli.common import UUID, CommandFailed, LazyChoice, ledger_sessions, settings_or_fail, utcnow
+from import_kinds import ImportKind
+
+# The ledger is imported by the commands that open it: `dsimport jobs --help` loads none of it.
+if TYPE_CHECKING:
+    from store.models import ImportJob, JobEvent
+
+
+def _job_statuses() -> list[str]:
+    from store.models import JobStatus
+
+    return [status.value for status in JobStatus]
 
 
 @click.group()
@@ -20,12 +28,15 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JobStatus], case_sensitive=False), default=None)
+@click.option("--status", type=LazyChoice(_job_statuses, case_sensitive=False), default=None)
 @click.option("--kind", type=click.Choice([k.value for k in ImportKind]), default=None)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_command(status: str | None, kind: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
+    from store.jobs import list_jobs
+    from store.models import JobStatus
+
     with ledger_sessions(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         jobs = list_jobs(
             session,
@@ -51,6 +62,8 @@ def list_command(status: str | None, kind: str | None, limit: int, as_json: bool
 @click.option("--json", "as_json", is_flag=True)
 def show_command(job_id: str, as_json: bool) -> None:
     """Show one job with its history."""
+    from store.jobs import get_job, job_events
+
     with ledger_sessions(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         job = get_job(session, job_id)
         if job is None:
@@ -76,6 +89,9 @@ def show_command(job_id: str, as_json: bool) -> None:
 @click.argument("job_id", type=UUID)
 def cancel_command(job_id: str) -> None:
     """Stop tracking a job (the API has no cancel: the remote import, if started, goes on)."""
+    from store.errors import StoreError
+    from store.jobs import cancel_job
+
     with ledger_sessions(settings_or_fail()) as sessions, sessions() as session:
         try:
             job = cancel_job(session, job_id, now=utcnow())

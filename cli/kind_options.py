@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.common import DATASET, UUID, records_of_dataset, upload_file
 from import_kinds import IMPORT_KINDS, BodyError, CommandGroup, ImportKindSpec, Option, Resolver
-from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 __all__ = ["KindCallback", "kind_commands", "schedule_options", "source_params"]
 

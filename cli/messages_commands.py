@@ -10,25 +10,21 @@ import json
 import sys
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
-from sqlalchemy.orm import Session, sessionmaker
 
 from cli.common import DATASET, CommandFailed, lazy_settings, open_ledger, settings_or_fail
 from cli.import_commands import follow
 from cli.kind_options import kind_commands, source_params
 from import_kinds import CommandGroup, ImportKindSpec
-from store.dead_letters import DeadLetterNotFoundError, decode_body, get_dead_letter, list_dead_letters
-from store.errors import StoreError
-from store.jobs import get_job_by_key
-from store.models import DeadLetter
-from triggers.messages.intake import AlreadyRetried, Intake
-from triggers.messages.message_model import InvalidMessage, idempotency_key, json_schema, parse_message, parse_payload
-from triggers.messages.stream_consumer import read_stats
-from worker.settings import Settings, mask_url
-from worker.stream_connection import stream_redis
+
+# The ledger, the message model, Redis and Celery are imported by the commands that use them: the help loads none.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from store.models import DeadLetter
+    from worker.settings import Settings
 
 __all__ = ["messages_group"]
 
@@ -44,6 +40,8 @@ def messages_group() -> None:
 @messages_group.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of an import request message."""
+    from triggers.messages.message_model import json_schema
+
     click.echo(json.dumps(json_schema(), indent=2))
 
 
@@ -84,6 +82,12 @@ def _send(
     wait: bool,
     settings: Settings,
 ) -> None:
+    import redis
+
+    from triggers.messages.message_model import InvalidMessage, parse_payload
+    from worker.settings import mask_url
+    from worker.stream_connection import stream_redis
+
     message = {"id": message_id or str(uuid.uuid4()), "kind": kind, "dataset_id": dataset_id, **source}
     # Refuse here what the consumer would dead-letter: an operator gets the reason now, not in a listing later.
     try:
@@ -118,6 +122,10 @@ def _follow_message(settings: Settings, message_id: str, *, interval_s: float = 
 
 
 def _follow_in(sessions: sessionmaker[Session], message_id: str, *, interval_s: float) -> str:
+    from store.dead_letters import list_dead_letters
+    from store.jobs import get_job_by_key
+    from triggers.messages.message_model import idempotency_key
+
     key = idempotency_key(message_id)
     while True:
         with sessions() as session:
@@ -140,6 +148,8 @@ def _follow_in(sessions: sessionmaker[Session], message_id: str, *, interval_s: 
 @click.option("--json", "as_json", is_flag=True, help="One JSON array (with the raw bodies) instead of a table.")
 def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
     """List refused messages, newest first."""
+    from store.dead_letters import list_dead_letters
+
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         rows = [
             dead_letter_to_dict(letter)
@@ -161,6 +171,8 @@ def dead_letters_command(limit: int, pending_only: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(dead_letter_id: int, as_json: bool) -> None:
     """Show one dead letter; its raw body goes to stdout as it was received."""
+    from store.dead_letters import decode_body, get_dead_letter
+
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         letter = get_dead_letter(session, dead_letter_id)
         if letter is None:
@@ -182,6 +194,11 @@ def show_command(dead_letter_id: int, as_json: bool) -> None:
 @click.option("--body", default=None, help="The corrected message (JSON) to submit instead of the original.")
 def retry_command(dead_letter_id: int, body: str | None) -> None:
     """Re-submit a dead letter after a fix; prints the job id."""
+    from store.dead_letters import DeadLetterNotFoundError
+    from store.errors import StoreError
+    from triggers.messages.intake import AlreadyRetried, Intake
+    from triggers.messages.message_model import InvalidMessage, parse_message
+
     settings = settings_or_fail()
     # Text that is not UTF-8 (argv bytes Python kept as surrogates) becomes bytes the check below refuses as such.
     corrected = None if body is None else body.encode("utf-8", "surrogatepass")
@@ -191,9 +208,9 @@ def retry_command(dead_letter_id: int, body: str | None) -> None:
             parse_message(corrected, max_bytes=settings.message_max_bytes)
         except InvalidMessage as exc:
             raise click.BadParameter(exc.reason, param_hint="--body") from None
-    from worker.celery_app import create_app
+    from worker.celery_app import sender_app
 
-    app = create_app(settings)
+    app = sender_app(settings)
     try:
         with open_ledger(settings) as sessions:
             intake = Intake(
@@ -222,6 +239,12 @@ def retry_command(dead_letter_id: int, body: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def stats_command(as_json: bool) -> None:
     """Counters of every consumer, and the stream's length and pending entries."""
+    import redis
+
+    from triggers.messages.stream_consumer import read_stats
+    from worker.settings import mask_url
+    from worker.stream_connection import stream_redis
+
     settings = settings_or_fail()
     client = stream_redis(settings)
     try:

@@ -8,12 +8,15 @@ the command line, where ``ps`` would show it.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.common import CommandFailed, check_ledger, settings_or_fail
-from worker.preflight import check_broker
-from worker.settings import Settings
+
+# Flower, the jobs page and what they need are imported by the command that serves them: the help loads none.
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 __all__ = ["check_flower_options", "dashboard_command", "flower_argv", "flower_command", "ui_credentials"]
 
@@ -69,6 +72,8 @@ def flower_argv(settings: Settings, *, address: str | None, port: int | None, ex
 @click.pass_context
 def flower_command(ctx: click.Context, address: str | None, port: int | None) -> None:
     """Run Flower on the service's broker, with basic auth; other Flower options pass through."""
+    from worker.preflight import check_broker
+
     check_flower_options(list(ctx.args))
     settings = settings_or_fail()
     user, password = ui_credentials(settings)

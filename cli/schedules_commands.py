@@ -7,36 +7,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.common import DATASET, UUID, CommandFailed, open_ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
-from cli.schedule_views import run_to_dict, schedule_to_dict
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
-from store.models import Schedule, ScheduleSource
-from store.schedule_items import item_counts
-from store.schedule_runs import jobs_of_runs, last_run, list_runs
-from store.schedules import (
-    ScheduleError,
-    create_schedule,
-    list_schedules,
-    remove_schedule,
-    require_schedule,
-    set_paused,
-)
 from tasks.names import FIRE_SCHEDULE
-from triggers.schedules.fire_times import fire_time_iso
-from triggers.schedules.schedule_file import ScheduleFileError, load_schedule_file, sync_schedule_file
-from triggers.schedules.specs import MAX_CHUNK_SIZE, InvalidSchedule, build_definition
-from worker.settings import Settings
+from triggers.schedules.chunk_sizes import MAX_CHUNK_SIZE
+
+# The ledger, the schedule specs and Celery are imported by the commands that use them: the help loads none.
+if TYPE_CHECKING:
+    from store.models import Schedule
+    from worker.settings import Settings
 
 __all__ = ["check_schedules_file", "schedules_group"]
 
 
 def check_schedules_file(settings: Settings) -> None:
     """Refuse to start beat on a schedules file that does not validate: one line naming the file and the table."""
+    from triggers.schedules.schedule_file import ScheduleFileError, load_schedule_file
+
     if settings.schedules_file is None:
         return
     try:
@@ -97,6 +89,11 @@ def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
+    from cli.schedule_views import schedule_to_dict
+    from store.models import ScheduleSource
+    from store.schedules import ScheduleError, create_schedule
+    from triggers.schedules.specs import InvalidSchedule, build_definition
+
     # The name and timing are the `add` group's own parameters, parsed before the kind's.
     group = click.get_current_context().parent
     assert group is not None
@@ -201,6 +198,10 @@ def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> Non
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_command(as_json: bool) -> None:
     """List schedules with their last and next fire."""
+    from cli.schedule_views import schedule_to_dict
+    from store.schedule_runs import jobs_of_runs, last_run
+    from store.schedules import list_schedules
+
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         rows = []
@@ -226,6 +227,10 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(name: str, run_count: int, as_json: bool) -> None:
     """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
+    from cli.schedule_views import run_to_dict, schedule_to_dict
+    from store.schedule_items import item_counts
+    from store.schedule_runs import jobs_of_runs, list_runs
+
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         schedule = _require(session, name)
@@ -258,6 +263,8 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
 
 
 def _require(session: Any, name: str) -> Schedule:
+    from store.schedules import ScheduleError, require_schedule
+
     try:
         return require_schedule(session, name, include_removed=True)
     except ScheduleError as exc:
@@ -268,6 +275,8 @@ def _require(session: Any, name: str) -> Schedule:
 
 
 def _set_paused(name: str, paused: bool) -> None:
+    from store.schedules import ScheduleError, set_paused
+
     with open_ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
             set_paused(session, name, paused, now=utcnow())
@@ -301,6 +310,8 @@ def resume_command(name: str) -> None:
 def remove_command(name: str, forget: bool) -> None:
     """Stop a schedule for good, keeping its history and imported-id list (re-adding NAME brings them back).
     File schedules: edit the file (--forget works on them once the file no longer has them)."""
+    from store.schedules import ScheduleError, remove_schedule
+
     with open_ledger(settings_or_fail()) as sessions, sessions() as session:
         try:
             remove_schedule(session, name, now=utcnow(), forget=forget)
@@ -314,6 +325,8 @@ def remove_command(name: str, forget: bool) -> None:
 @click.argument("name")
 def run_now_command(name: str) -> None:
     """Fire a schedule now (even a paused one), through a worker like any fire; prints the fire time."""
+    from triggers.schedules.fire_times import fire_time_iso
+
     settings = settings_or_fail()
     with open_ledger(settings, read_only=True) as sessions, sessions() as session:
         schedule = _require(session, name)
@@ -322,9 +335,9 @@ def run_now_command(name: str) -> None:
         if schedule.finished_at is not None:
             raise CommandFailed(f"schedule {name} is finished: {schedule.finished_reason}")
     fire_time = fire_time_iso(utcnow())
-    from worker.celery_app import create_app
+    from worker.celery_app import sender_app
 
-    app = create_app(settings)
+    app = sender_app(settings)
     try:
         app.send_task(FIRE_SCHEDULE, args=[name, fire_time, "manual"])
     except Exception as exc:  # kombu raises its own errors when the broker cannot be reached
@@ -337,6 +350,8 @@ def run_now_command(name: str) -> None:
 @schedules_group.command("sync")
 def sync_command() -> None:
     """Sync DSIMPORT_SCHEDULES_FILE into the schedules table now (beat does it at start and on change)."""
+    from triggers.schedules.schedule_file import ScheduleFileError, load_schedule_file, sync_schedule_file
+
     settings = settings_or_fail()
     if settings.schedules_file is None:
         raise CommandFailed("DSIMPORT_SCHEDULES_FILE is not set")

@@ -6,20 +6,26 @@ broker, an unmigrated database, a missing key) and stops with one line that says
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cli.common import CommandFailed, check_ledger, settings_or_fail
 from cli.db_commands import prune_command
 from cli.schedules_commands import check_schedules_file
-from store.db import current_revision, head_revision, make_engine, upgrade
-from store.errors import StoreError
-from worker.preflight import check_broker
-from worker.settings import Settings, SettingsError, mask_url
+from worker.settings_error import SettingsError
+
+# The ledger's migrations, the broker check and Celery are imported by the commands that use them: the help loads
+# none of them.
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 _PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
 def preflight(settings: Settings, *, needs_api_key: bool) -> None:
+    from worker.preflight import check_broker
+
     check_ledger(settings)
     if needs_api_key:
         try:
@@ -90,6 +96,10 @@ db_group.add_command(prune_command)
 @db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to the ledger at DSIMPORT_DATABASE_URL."""
+    from store.db import head_revision, upgrade
+    from store.errors import StoreError
+    from worker.settings import mask_url
+
     settings = settings_or_fail()
     try:
         upgrade(settings.database_url)
@@ -101,6 +111,9 @@ def db_upgrade() -> None:
 @db_group.command("current")
 def db_current() -> None:
     """Print the ledger's migration revision and the newest one."""
+    from store.db import current_revision, head_revision, make_engine
+    from store.errors import StoreError
+
     settings = settings_or_fail()
     engine = make_engine(settings.database_url)
     try:

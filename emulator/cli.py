@@ -6,12 +6,8 @@ import math
 from pathlib import Path
 
 import click
-import uvicorn
 
-from .app import build_app
 from .config import ConfigError, EmulatorSettings, Knobs, parse_duration
-from .faults import uvicorn_closer
-from .seed import SeedError
 
 __all__ = ["emulator_command"]
 
@@ -98,6 +94,13 @@ def emulator_command(
     log_level: str,
 ) -> None:
     """Serve a local emulator of Mistral's Observability Datasets API."""
+    # The server is imported when it is served, not with the command: `dsimport --help` lists this command.
+    import uvicorn
+
+    from .app import build_app
+    from .faults import uvicorn_closer
+    from .seed import SeedError
+
     settings = EmulatorSettings(
         api_key=api_key or None,
         seed=seed,

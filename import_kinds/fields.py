@@ -3,7 +3,8 @@
 A shape is one kind of value: one source id, one uuid, a list of source ids, a list of uuids (and, in
 :mod:`import_kinds.spans`, span references and a mapping contract). Each shape answers, once, for every layer:
 
-- ``message_type``: its pydantic type in a queue message, and so in the published JSON Schema;
+- ``message_type``: its pydantic type in a queue message, and so in the published JSON Schema (from
+  :mod:`import_kinds.message_types`, loaded only then: the command line reads this registry without pydantic);
 - ``check``: whether a value may be stored in the ledger or sent to the API, and its JSON form (the ledger's
   ``params`` and the request body are the same JSON);
 - ``from_cli``: the value of its command-line option (``--event A --event B`` arrives as ``("A", "B")``);
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
-
-from pydantic import Field, StringConstraints
+from typing import Any, ClassVar, Literal, TypeAlias
 
 __all__ = [
     "ID_LIST",
@@ -32,23 +31,12 @@ __all__ = [
     "BodyError",
     "OptionValue",
     "Shape",
-    "SourceId",
-    "SourceIds",
-    "UuidIds",
     "short",
 ]
 
 MAX_IDS = 1000
 """Most source items in one message; a larger import is several messages."""
 MAX_SOURCE_ID_CHARS = 256
-
-# Source ids are the API's business; only refuse what no id can hold (control characters, blank ends).
-_SOURCE_ID_PATTERN = r"^[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
-SourceId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SOURCE_ID_CHARS, pattern=_SOURCE_ID_PATTERN)
-]
-SourceIds = Annotated[list[SourceId], Field(min_length=1, max_length=MAX_IDS)]
-UuidIds = Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_IDS)]
 
 OptionValue: TypeAlias = Literal["text", "uuid"]
 """What one command-line value of a field is: free text, or an id the API types as a uuid (checked on parsing)."""
@@ -114,6 +102,8 @@ class _OneId(Shape):
     description = "one id"
 
     def message_type(self) -> Any:
+        from .message_types import SourceId
+
         return SourceId
 
     def check(self, field: str, value: Any) -> str:
@@ -144,6 +134,8 @@ class _IdList(Shape):
     description = "a list of ids"
 
     def message_type(self) -> Any:
+        from .message_types import SourceIds
+
         return SourceIds
 
     def check(self, field: str, value: Any) -> list[str]:
@@ -171,6 +163,8 @@ class _UuidList(_IdList):
     description = "a list of uuids"
 
     def message_type(self) -> Any:
+        from .message_types import UuidIds
+
         return UuidIds
 
     def _normal(self, item: str, what: str) -> str:

@@ -18,54 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from .fields import BodyError, Shape, as_list, short
 
-from .fields import MAX_IDS, BodyError, Shape, SourceId, as_list, short
+__all__ = ["MAPPING_CONTRACT", "SPAN_REFERENCES"]
 
-__all__ = ["MAPPING_CONTRACT", "SPAN_REFERENCES", "MappingContract", "SpanMapping", "SpanReference", "SpanSource"]
-
-SpanNamespace = Literal["span_attributes", "resource_attributes"]
-_TEXT = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SpanReference(_Part):
-    """One telemetry span, by the ids of its trace and of itself."""
-
-    trace_id: SourceId
-    span_id: SourceId
-
-
-class SpanSource(_Part):
-    """Where a record field's value comes from: one key of one of the span's attribute maps."""
-
-    namespace: SpanNamespace
-    key: _TEXT = Field(description="The attribute's key, literally: dots do not denote a nested path.")
-
-
-class SpanMapping(_Part):
-    """One field of the record's payload, and the span attribute it is taken from."""
-
-    target_field: _TEXT = Field(description="Top-level key of the record's payload.")
-    source_field: SpanSource
-
-
-class MappingContract(_Part):
-    """How every span of the import becomes a record's payload (version 1 of the API's contract)."""
-
-    mappings: Annotated[list[SpanMapping], Field(min_length=1)]
-    version: Literal[1] = 1
-
-
-def _one_line(field: str, exc: ValidationError) -> BodyError:
-    error = exc.errors(include_url=False, include_input=False)[0]
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"])
-    return BodyError(f"{field}{where}: {error['msg']}")
+# The pydantic models (import_kinds.span_models) are imported where a value is checked, not here: the command line
+# reads the registry, these shapes included, without loading pydantic.
 
 
 class _SpanReferences(Shape):
@@ -74,15 +34,21 @@ class _SpanReferences(Shape):
     description = "a list of span references"
 
     def message_type(self) -> Any:
-        return Annotated[list[SpanReference], Field(min_length=1, max_length=MAX_IDS)]
+        from .span_models import SpanReferences
+
+        return SpanReferences
 
     def check(self, field: str, value: Any) -> list[dict[str, str]]:
+        from pydantic import ValidationError
+
+        from .span_models import SpanReference, one_line_error
+
         references = []
         for index, item in enumerate(as_list(field, value)):
             try:
                 reference = item if isinstance(item, SpanReference) else SpanReference.model_validate(item)
             except ValidationError as exc:
-                raise _one_line(f"{field}[{index}]", exc) from None
+                raise one_line_error(f"{field}[{index}]", exc) from None
             references.append(reference.model_dump())
         return references
 
@@ -122,13 +88,19 @@ class _MappingContract(Shape):
     description = "a mapping contract"
 
     def message_type(self) -> Any:
+        from .span_models import MappingContract
+
         return MappingContract
 
     def check(self, field: str, value: Any) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from .span_models import MappingContract, one_line_error
+
         try:
             contract = value if isinstance(value, MappingContract) else MappingContract.model_validate(value)
         except ValidationError as exc:
-            raise _one_line(field, exc) from None
+            raise one_line_error(field, exc) from None
         return contract.model_dump(mode="json")
 
     def from_cli(self, value: Any) -> dict[str, Any]:

@@ -16,19 +16,22 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, table
+from sqlalchemy import column as sql_column
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.errors import DatabaseNotMigratedError, DatabaseUnavailableError
 from store.lock_retry import DEFAULT_LOCKED_RETRY_S, retry_when_locked
+from store.migration_head import shipped_head
+
+# Alembic is imported where a migration is inspected or applied, not here: a command that only reads or writes
+# the ledger checks its revision without it (see check_migrated).
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -49,6 +52,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Engine/connection execution option naming the BEGIN flavour SQLite transactions start with.
 _SQLITE_BEGIN_OPTION = "dsimport_sqlite_begin"
 _PG_CONNECT_TIMEOUT_S = 10
+# Alembic's default table for the revision a database is at (store/migrations/env.py keeps the default).
+_VERSION_TABLE = "alembic_version"
 
 
 def mask_url(url: str | URL) -> str:
@@ -154,6 +159,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
     With ``connection``, migrations run on it (inside its transaction) instead of opening their own.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -164,15 +171,21 @@ def alembic_config(connection: Connection | None = None) -> Config:
 @functools.cache
 def head_revision() -> str | None:
     """The newest migration revision shipped with this code."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def current_revision(engine: Engine) -> str | None:
     """The migration revision the database is at, or None for a database never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with _connect(engine, read_only=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -183,6 +196,10 @@ def check_migrated(engine: Engine) -> None:
     :raises DatabaseUnavailableError: the database cannot be reached.
     :raises DatabaseNotMigratedError: the schema is behind (or ahead of) this code.
     """
+    # The usual answer (one row, the head the migration files name) needs no Alembic; any other is Alembic's.
+    shipped = shipped_head()
+    if shipped is not None and _recorded_revisions(engine) == [shipped]:
+        return
     current = current_revision(engine)
     head = head_revision()
     if current == head:
@@ -191,8 +208,19 @@ def check_migrated(engine: Engine) -> None:
     raise DatabaseNotMigratedError(mask_url(engine.url), current, head, known=known)
 
 
+def _recorded_revisions(engine: Engine) -> list[str] | None:
+    """The rows of the database's revision table, or None when it has none (a database never migrated)."""
+    with _connect(engine, read_only=True) as conn:
+        if not inspect(conn).has_table(_VERSION_TABLE):
+            return None
+        version = table(_VERSION_TABLE, sql_column("version_num"))
+        return [str(row) for row in conn.execute(select(version.c.version_num)).scalars()]
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply the migrations up to ``revision`` (default: the newest) in one transaction."""
+    from alembic import command
+
     engine = make_engine(url)
     try:
         with _connect(engine, read_only=False) as conn, conn.begin():

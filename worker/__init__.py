@@ -1,5 +1,4 @@
-"""The running service: settings, the Celery app, the command line."""
+"""The running service: settings (:mod:`worker.settings`), the Celery app (:mod:`worker.celery_app`).
 
-from worker.settings import Settings, SettingsError, load_settings
-
-__all__ = ["Settings", "SettingsError", "load_settings"]
+The package itself loads nothing, so that a light module of it (:mod:`worker.settings_error`) stays light.
+"""

@@ -3,7 +3,8 @@
 Run with ``dsimport worker`` (or ``celery -A worker.celery_app worker``). Importing this module builds nothing:
 :func:`create_app` takes the settings it is given, and the module's ``app`` (what ``celery -A`` looks up) is built
 from the environment on first access, so a command that only needs :func:`create_app` or :func:`configure` never
-reads settings it was not asked to.
+reads settings it was not asked to. Nor does it load the task layer: :func:`create_app` imports the worker's parts,
+which :func:`sender_app`, the command line's app that only sends, has no use for.
 """
 
 from __future__ import annotations
@@ -13,13 +14,7 @@ from typing import Any
 from celery import Celery, signals
 from kombu.entity import Queue
 
-from jobs import runtime as task_runtime
-from tasks.message_tasks import MAX_BYTES_CONF_KEY
-from worker import celery_hooks
-from worker.beat_scheduler import SETTINGS_CONF_KEY as SCHEDULER_SETTINGS_KEY
-from worker.runtime_builder import build_runtime
 from worker.settings import Settings, load_settings
-from worker.stream_bootstep import make_stream_step
 
 POLL_QUEUE = "dsimport.poll"
 
@@ -104,7 +99,26 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     return entries
 
 
+def sender_app(settings: Settings) -> Celery:
+    """An app that only sends the service's tasks (by name, :mod:`tasks.names`), configured as the workers' is.
+
+    The command line sends with it: it loads neither the task layer nor the worker's runtime, which
+    :func:`create_app` does and a command that records a job and sends its message has no use for.
+    """
+    app = Celery("dsimport")
+    configure(app, settings)
+    return app
+
+
 def create_app(settings: Settings | None = None) -> Celery:
+    # The worker's parts are imported here, not with the module, so that sender_app stays light.
+    from jobs import runtime as task_runtime
+    from tasks.message_tasks import MAX_BYTES_CONF_KEY
+    from worker import celery_hooks
+    from worker.beat_scheduler import SETTINGS_CONF_KEY as SCHEDULER_SETTINGS_KEY
+    from worker.runtime_builder import build_runtime
+    from worker.stream_bootstep import make_stream_step
+
     settings = settings or load_settings()
     app = Celery(
         "dsimport", include=["tasks.job_tasks", "tasks.message_tasks", "tasks.schedule_tasks", "tasks.retention_tasks"]
@@ -124,6 +138,8 @@ def create_app(settings: Settings | None = None) -> Celery:
 @signals.worker_process_init.connect
 def _fresh_runtime_after_fork(**_: Any) -> None:
     # A forked pool process must not share the parent's database connections or HTTP pools.
+    from jobs import runtime as task_runtime
+
     task_runtime.reset()
 
 

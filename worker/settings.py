@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from store.retention import MIN_RETENTION_S
+from worker.settings_error import SettingsError as SettingsError
 
 DEFAULT_API_BASE_URL = "https://api.mistral.ai"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -25,10 +26,6 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DATABASE_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg"})
 _URL_FIELDS = frozenset({"database_url", "broker_url", "stream_redis_url", "api_base_url"})
 _DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
-
-
-class SettingsError(ValueError):
-    """Raised when the settings cannot describe a runnable service (one line that says what to fix)."""
 
 
 class Settings(BaseSettings):

@@ -33,6 +33,7 @@ from import_kinds import IMPORT_KINDS, BodyError, ImportKindSpec, spec_of
 from jobs.request_import import InvalidImportRequest, validate_params
 from store.models import ImportKind, ScheduleKind
 from store.schedules import ScheduleDefinition
+from triggers.schedules.chunk_sizes import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from triggers.schedules.fire_times import InvalidTiming, Timing
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
     "definition_timing",
 ]
 
-DEFAULT_CHUNK_SIZE = 100
-MAX_CHUNK_SIZE = 10_000
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _FILTER_OPS = frozenset(
     "lt lte gt gte startswith istartswith endswith iendswith contains icontains matches notcontains "

@@ -27,7 +27,7 @@ import redis
 from sqlalchemy import func, select
 
 from jobs.request_import import request_import
-from store.models import ImportJob, ImportKind, JobStatus
+from store.models import ImportJob, ImportKind, JobEvent, JobStatus
 
 from .harness import (
     EVENT_ID,
@@ -40,7 +40,7 @@ from .harness import (
     wait_until,
     workspace,
 )
-from .sampling import TreeSampler
+from .sampling import TreeSampler, percentile
 
 STREAM = "dsimport:requests"  # the default of DSIMPORT_STREAM_NAME
 
@@ -55,23 +55,46 @@ def stream_consumer_available() -> bool:
     return True
 
 
-def intake_by_stream(stack: Any, dataset_ids: list[str]) -> None:
-    """XADD one request message per import, as a producer without Celery would."""
+def intake_by_stream(stack: Any, dataset_ids: list[str]) -> dict[str, float]:
+    """XADD one request message per import, as a producer without Celery would; returns each message's idempotency
+    key with the time Redis stamped on its entry (its id), in seconds since the epoch."""
     client = redis.Redis.from_url(stack.broker_url)
+    sent: dict[str, float] = {}
     try:
         pipe = client.pipeline(transaction=False)
+        keys: list[str] = []
+
+        def flush() -> None:
+            for key, entry_id in zip(keys, pipe.execute(), strict=True):
+                sent[key] = int(entry_id.split(b"-")[0]) / 1000.0
+            keys.clear()
+
         for n, dataset_id in enumerate(dataset_ids):
-            body = {"id": f"bench-{n}", "kind": "explorer", "dataset_id": dataset_id}
+            body: dict[str, Any] = {"id": f"bench-{n}", "kind": "explorer", "dataset_id": dataset_id}
             body["completion_event_ids"] = [EVENT_ID]
             pipe.xadd(STREAM, {"body": json.dumps(body)})
+            keys.append(f"message:bench-{n}")
             if n % 500 == 499:
-                pipe.execute()
-        pipe.execute()
+                flush()
+        flush()
     finally:
         client.close()
+    return sent
 
 
-def intake_by_request_import(stack: Any, dataset_ids: list[str]) -> None:
+def to_running_s(read: Any, sent: dict[str, float]) -> list[float]:
+    """Each request's time from its XADD to its job's RUNNING event (the ledger's clock is this host's: SQLite)."""
+    query = (
+        select(ImportJob.idempotency_key, JobEvent.at)
+        .join(JobEvent, JobEvent.job_id == ImportJob.id)
+        .where(JobEvent.new_status == JobStatus.RUNNING)
+    )
+    with read() as session:
+        rows = session.execute(query).all()
+    return sorted(at.replace(tzinfo=at.tzinfo or UTC).timestamp() - sent[key] for key, at in rows if key in sent)
+
+
+def intake_by_request_import(stack: Any, dataset_ids: list[str]) -> dict[str, float]:
     """``request_import`` from this process: a ledger row, then a submit message (what ``dsimport import`` does)."""
     sessions = stack.session_factory()
     sender = celery_sender(stack.broker_url)
@@ -92,6 +115,7 @@ def intake_by_request_import(stack: Any, dataset_ids: list[str]) -> None:
                 )
     finally:
         sender.close()
+    return {}
 
 
 def run_ours(
@@ -104,7 +128,9 @@ def run_ours(
     profile_to: Path | None = None,
 ) -> dict[str, Any]:
     via = via or ("stream" if stream_consumer_available() else "request_import")
-    intake: Callable[[Any, list[str]], None] = intake_by_stream if via == "stream" else intake_by_request_import
+    intake: Callable[[Any, list[str]], dict[str, float]] = (
+        intake_by_stream if via == "stream" else intake_by_request_import
+    )
     with our_stack(
         "submit", redis_db=redis_db, task_duration="3600", pool="prefork", concurrency=concurrency, beat=False
     ) as stack:
@@ -120,7 +146,7 @@ def run_ours(
                 return int(session.scalar(select(func.count()).where(ImportJob.status == JobStatus.RUNNING)) or 0)
 
         started = time.perf_counter()
-        intake(stack, [targets[n % datasets] for n in range(m)])
+        sent = intake(stack, [targets[n % datasets] for n in range(m)])
         sent_s = time.perf_counter() - started
         wait_until(lambda: running() >= m, timeout_s=60 + m / 5, interval_s=0.1, what=f"{m} jobs RUNNING")
         elapsed = time.perf_counter() - started
@@ -128,7 +154,10 @@ def run_ours(
         if profiler is not None:
             profiler.interrupt()
         posts = sum(stack.emulator.stats(tasks=False)["tasks_created"].values())
+        latencies = to_running_s(read, sent)
         return {
+            "to_running_p50_s": round(percentile(latencies, 0.50), 3) if latencies else None,
+            "to_running_p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
             "path": f"{'XADD message' if via == 'stream' else 'request_import'} -> RUNNING",
             "requests": m,
             "seconds": round(elapsed, 2),

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from jobs.poll_round import PollClients, RoundReport, poll_round
+from jobs.poll_round import Listings, PollClients, RoundReport, poll_round
 from jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ async def _run_rounds(
 ) -> RoundReport:
     total = RoundReport()
     started = time.monotonic()
+    listings = Listings()
     while True:
-        report = await poll_round(runtime, owner=owner, now=now, rng=rng, clients=clients)
+        report = await poll_round(runtime, owner=owner, now=now, rng=rng, clients=clients, listings=listings)
         total.claimed += report.claimed
         total.api_calls += report.api_calls
         total.errors += report.errors

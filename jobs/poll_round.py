@@ -28,12 +28,13 @@ import logging
 import math
 import random
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from api_client import ApiError, AsyncDatasetsClient
+from api_client import ApiError, AsyncDatasetsClient, DatasetImportTask
 from jobs import metrics
 from jobs.poll_writeback import SliceWriter, write_back
 from jobs.runtime import Runtime
@@ -43,6 +44,7 @@ from store.jobs import claim_due_jobs, release_poll_claims
 __all__ = [
     "ROUND_LEASE_FRACTION",
     "DueJob",
+    "Listings",
     "Observed",
     "PollClients",
     "RoundReport",
@@ -65,6 +67,8 @@ REQUESTS_PER_CLIENT = 8
 ROUND_LEASE_FRACTION = 0.5
 # Results wait at most this share of the lease before they are written.
 WRITE_INTERVAL_LEASE_FRACTION = 0.1
+# How long a dataset's task list read by one round of a poll call answers for the later rounds of the same call.
+LIST_REUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,30 @@ class Observed:
             self.sink(job_id, observation)
 
 
+@dataclass
+class Listings:
+    """The task lists read during one poll call, by dataset, for its later rounds to reuse while fresh.
+
+    A call runs several rounds when more jobs are due than one batch holds; the due jobs of a dataset are then
+    spread over those rounds, and without this each round would list the dataset again, a fraction of a second
+    after the last (100 datasets x 100 imports: five lists per dataset per tick instead of one). An observation taken
+    from a kept list is dated when the list was read, so the forecast and the lag see its true age.
+    """
+
+    max_age_s: float = LIST_REUSE_S
+    clock: Callable[[], float] = time.monotonic
+    _lists: dict[str, tuple[float, datetime | None, dict[str, DatasetImportTask]]] = field(default_factory=dict)
+
+    def get(self, dataset_id: str) -> tuple[datetime | None, dict[str, DatasetImportTask]] | None:
+        kept = self._lists.get(dataset_id)
+        if kept is None or self.clock() - kept[0] > self.max_age_s:
+            return None
+        return kept[1], kept[2]
+
+    def put(self, dataset_id: str, at: datetime | None, tasks: dict[str, DatasetImportTask]) -> None:
+        self._lists[dataset_id] = (self.clock(), at, tasks)
+
+
 async def observe(
     client: AsyncDatasetsClient | Sequence[AsyncDatasetsClient],
     due: list[DueJob],
@@ -114,10 +142,12 @@ async def observe(
     concurrency: int,
     group_threshold: int,
     into: Observed | None = None,
+    listings: Listings | None = None,
 ) -> tuple[dict[str, Observation], int]:
     """Observe each due job's remote task; returns observations by job id and the number of API calls made.
 
     With several clients, calls go to them in turn. Each observation is added to ``into`` as soon as it is known.
+    ``listings``: task lists read earlier in the same poll call, reused while fresh, and kept for the next rounds.
     """
     clients = [client] if isinstance(client, AsyncDatasetsClient) else list(client)
     turn = itertools.cycle(clients)
@@ -137,9 +167,27 @@ async def observe(
             else:
                 observed.add(job.job_id, Observation(task=task))
 
+    async def from_kept_list(dataset_id: str, jobs: list[DueJob]) -> bool:
+        """Observe ``jobs`` from a list this call read a moment ago, if there is one; the rest one by one."""
+        kept = listings.get(dataset_id) if listings is not None else None
+        if kept is None:
+            return False
+        at, tasks = kept
+        missing = []
+        for job in jobs:
+            task = tasks.get(job.remote_task_id)
+            if task is None:
+                missing.append(job)
+            else:
+                observed.add(job.job_id, Observation(task=task, at=at))
+        await asyncio.gather(*(fetch_one(job) for job in missing))
+        return True
+
     async def list_dataset(dataset_id: str, jobs: list[DueJob]) -> None:
         wanted = {job.remote_task_id: job for job in jobs}
         found: set[str] = set()
+        seen: dict[str, DatasetImportTask] = {}
+        listed_at = observed.clock() if observed.clock is not None else None
         # Newest tasks come first in practice, but nothing promises it: read a bounded number of pages, then
         # fall back to fetch_task for whatever was not seen.
         max_pages = math.ceil(len(jobs) / LIST_PAGE_SIZE) + 1
@@ -152,21 +200,26 @@ async def observe(
                     log.info("list_tasks failed for dataset %s (%s); falling back to fetch_task", dataset_id, exc)
                     break
             for task in page.results or []:
+                seen[task.id] = task
                 if task.id in wanted and task.id not in found:
                     found.add(task.id)
                     observed.add(wanted[task.id].job_id, Observation(task=task))
             # The contract leaves the shape of `next` open; `count` is the total, so it tells when pages run out.
             if len(found) == len(wanted) or page_number * LIST_PAGE_SIZE >= page.count or not page.results:
                 break
+        if listings is not None and seen:
+            listings.put(dataset_id, listed_at, seen)
         await asyncio.gather(*(fetch_one(job) for tid, job in wanted.items() if tid not in found))
 
-    work = []
-    for dataset_id, jobs in by_dataset.items():
+    async def observe_dataset(dataset_id: str, jobs: list[DueJob]) -> None:
+        if await from_kept_list(dataset_id, jobs):
+            return
         if len(jobs) >= group_threshold:
-            work.append(list_dataset(dataset_id, jobs))
+            await list_dataset(dataset_id, jobs)
         else:
-            work.extend(fetch_one(job) for job in jobs)
-    await asyncio.gather(*work)
+            await asyncio.gather(*(fetch_one(job) for job in jobs))
+
+    await asyncio.gather(*(observe_dataset(dataset_id, jobs) for dataset_id, jobs in by_dataset.items()))
     return observed.by_job, observed.calls
 
 
@@ -211,6 +264,7 @@ async def poll_round(
     now: Callable[[], datetime],
     rng: random.Random,
     clients: PollClients | None = None,
+    listings: Listings | None = None,
 ) -> RoundReport:
     """Claim one batch of due jobs, observe them and write the results back as they arrive.
 
@@ -244,6 +298,7 @@ async def poll_round(
                         concurrency=runtime.tuning.poll_concurrency,
                         group_threshold=runtime.tuning.poll_group_threshold,
                         into=observed,
+                        listings=listings,
                     )
             except TimeoutError:
                 log.warning(

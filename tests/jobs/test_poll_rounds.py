@@ -235,3 +235,36 @@ def test_a_late_write_back_from_a_poller_that_lost_its_lease_is_dropped(
     job = jobs(runtime, [job_id])[job_id]
     assert job.progress == 50 and job.poll_count == 1
     assert job.next_poll_at == after_lease + timedelta(seconds=POLL_POLICY.initial_interval_s)
+
+
+def test_a_dataset_listed_by_one_round_is_not_listed_again_by_the_next_round_of_the_same_call(
+    emulator: EmulatorServer, session_factory: sessionmaker[Session]
+) -> None:
+    runtime = make_runtime(emulator, session_factory)
+    job_ids = running_jobs(runtime, 6)
+    rows = jobs(runtime, job_ids)
+    due = [polling.DueJob(job_id, rows[job_id].dataset_id, rows[job_id].remote_task_id or "") for job_id in job_ids]
+    now = {"s": 0.0}
+    listings = polling.Listings(max_age_s=1.0, clock=lambda: now["s"])
+    listed_at = T0 + timedelta(seconds=2)
+
+    def round_of(batch: list[polling.DueJob]) -> polling.Observed:
+        observed = polling.Observed(clock=lambda: listed_at)
+
+        async def run() -> None:
+            async with runtime.async_client_factory() as client:
+                await polling.observe(client, batch, concurrency=4, group_threshold=3, into=observed, listings=listings)
+
+        asyncio.run(run())
+        return observed
+
+    first = round_of(due[:3])
+    assert first.calls == 1 and set(first.by_job) == set(job_ids[:3])
+    # The next round of the same call, 0.5 s later: the list it needs was read a moment ago.
+    now["s"] = 0.5
+    second = round_of(due[3:])
+    assert second.calls == 0 and set(second.by_job) == set(job_ids[3:])
+    assert all(o.task is not None and o.task.status == "RUNNING" and o.at == listed_at for o in second.by_job.values())
+    # Once older than its age limit, the list is read again.
+    now["s"] = 1.6
+    assert round_of(due[3:]).calls == 1

@@ -5,7 +5,8 @@ on retry. Arguments are ids only: Flower shows arguments, and nothing secret or 
 - ``dsimport.submit_batch(job_ids)``: POST several at once (see :mod:`jobs.submit_batch`); what the request stream
   sends for each batch it reads. A job it cannot finish (a retry, a wait) goes on as its own ``submit``.
 - ``dsimport.poll_due()``: periodic; batch-polls every due job (see :mod:`jobs.poll_round`).
-- ``dsimport.finalize(job_id)``: one short task per finished job, whose result names the job and its outcome.
+- ``dsimport.finalize(job_id)``: one short task per finished job, whose result names the job and its outcome;
+  ``dsimport.finalize_batch(job_ids)`` for a poll round that ended many at once.
 - ``dsimport.recover()``: periodic; re-sends lost PENDING jobs, resolves SUBMITTING ones left by a crash.
 """
 
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
+from sqlalchemy import select
 
 from jobs import metrics
 from jobs.poll_loop import run_poll_rounds
@@ -30,7 +32,8 @@ from jobs.submit import SubmitOutcome, SubmitResult, submit_job
 from jobs.submit_batch import submit_jobs
 from store.clock import LedgerClock
 from store.jobs import get_job
-from tasks.names import FINALIZE, POLL_DUE, RECOVER, SUBMIT, SUBMIT_BATCH
+from store.models import ImportJob
+from tasks.names import FINALIZE, FINALIZE_BATCH, POLL_DUE, RECOVER, SUBMIT, SUBMIT_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +85,24 @@ def send_submit(job_id: str) -> None:
     submit.apply_async(args=[job_id])
 
 
-def send_submit_batch(job_ids: list[str]) -> None:
-    """One message for a batch of new jobs; a lone job goes as a plain ``submit``."""
-    if len(job_ids) == 1:
-        send_submit(job_ids[0])
-    elif job_ids:
-        submit_batch.apply_async(args=[job_ids])
+FINALIZE_ONE_BY_ONE_UP_TO = 20
+"""A poll round that ends more jobs than this finalizes them in batches (``dsimport.finalize_batch``)."""
+FINALIZE_BATCH_SIZE = 500
 
 
 def send_finalize(finished: list[tuple[str, str]]) -> None:
-    for job_id, _status in finished:
-        finalize.apply_async(args=[job_id])
+    """One ``finalize`` per finished job, so Flower shows each; a burst goes in batches instead.
+
+    At 10,000 imports in flight one worker process ends hundreds of jobs a second, and a task per job (a few
+    milliseconds of Celery each) took the process's time from the poll ticks: detection lag grew with it.
+    """
+    if len(finished) <= FINALIZE_ONE_BY_ONE_UP_TO:
+        for job_id, _status in finished:
+            finalize.apply_async(args=[job_id])
+        return
+    job_ids = [job_id for job_id, _status in finished]
+    for start in range(0, len(job_ids), FINALIZE_BATCH_SIZE):
+        finalize_batch.apply_async(args=[job_ids[start : start + FINALIZE_BATCH_SIZE]])
 
 
 @shared_task(name=SUBMIT, bind=True, acks_late=True, max_retries=None)
@@ -213,19 +223,44 @@ def finalize(job_id: str) -> dict[str, Any]:
     runtime = get_runtime()
     with runtime.session_factory() as session:
         job = get_job(session, job_id)
-        if job is None:
-            return {"job_id": job_id, "outcome": "missing"}
-        summary = {
-            "job_id": job.id,
-            "kind": str(job.kind),
-            "dataset_id": job.dataset_id,
-            "outcome": str(job.status),
-            "remote_task_id": job.remote_task_id,
-            "imported": job.imported_count,
-            "message": job.message,
-        }
+        summary = _summary(job_id, job)
     log.info("job %s finished: %s", job_id, summary["outcome"], extra={"job_id": job_id})
     return summary
+
+
+@shared_task(name=FINALIZE_BATCH, acks_late=True)
+def finalize_batch(job_ids: list[str]) -> dict[str, Any]:
+    """``finalize`` for many jobs ended by one poll round; the result counts outcomes and names each job's."""
+    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
+        log.error("finalize_batch: expected a list of job ids, got %s", type(job_ids).__name__)
+        return {"jobs": 0, "outcomes": {"malformed": 1}}
+    runtime = get_runtime()
+    with runtime.session_factory() as session:
+        found = {job.id: job for job in session.scalars(select(ImportJob).where(ImportJob.id.in_(job_ids)))}
+        summaries = [_summary(job_id, found.get(job_id)) for job_id in job_ids]
+    outcomes: dict[str, int] = {}
+    for summary in summaries:
+        outcomes[summary["outcome"]] = outcomes.get(summary["outcome"], 0) + 1
+        log.info("job %s finished: %s", summary["job_id"], summary["outcome"], extra={"job_id": summary["job_id"]})
+    return {
+        "jobs": len(summaries),
+        "outcomes": outcomes,
+        "by_job": {summary["job_id"]: summary["outcome"] for summary in summaries},
+    }
+
+
+def _summary(job_id: str, job: ImportJob | None) -> dict[str, Any]:
+    if job is None:
+        return {"job_id": job_id, "outcome": "missing"}
+    return {
+        "job_id": job.id,
+        "kind": str(job.kind),
+        "dataset_id": job.dataset_id,
+        "outcome": str(job.status),
+        "remote_task_id": job.remote_task_id,
+        "imported": job.imported_count,
+        "message": job.message,
+    }
 
 
 @shared_task(name=RECOVER, ignore_result=True)

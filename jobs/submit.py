@@ -50,7 +50,7 @@ from api_client import (
 from jobs import own_creators, transitions
 from jobs.poll_backoff import PollPolicy
 from store import guarantees
-from store.jobs import begin_submit, get_job
+from store.jobs import begin_submit
 from store.models import ImportJob, JobStatus
 from store.state_machine import new_event
 
@@ -109,17 +109,14 @@ def submit_job(
     ``post_deadline_s`` bounds the POST as a whole (default: half the lease).
     """
     with session_factory() as session:
-        if expire_if_overdue(session, job_id, now=now()):
-            session.commit()
-            return SubmitResult(SubmitOutcome.EXPIRED, job_id, "past its deadline before it was sent", finished=True)
-        wait_s = wait_before_sending(session, job_id, now=now())
-        if wait_s > 0:
-            return SubmitResult(SubmitOutcome.DEFERRED, job_id, f"Retry-After: {wait_s:.1f} s left", wait_s)
+        found = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
+        early = before_claim(found, job_id, now=now())
+        if early is not None:
+            session.commit()  # an EXPIRED job's transition; nothing otherwise
+            return early
         job = begin_submit(session, job_id, owner=owner, now=now(), lease_s=lease_s)
         if job is None:
-            existing = get_job(session, job_id)
-            state = existing.status if existing is not None else "missing"
-            return SubmitResult(SubmitOutcome.SKIPPED, job_id, f"job is {state}, not PENDING")
+            return SubmitResult(SubmitOutcome.SKIPPED, job_id, "job is no longer PENDING")
         claim = SubmitClaim(job_id, owner, job.version)
         kind, dataset_id, params = job.kind, job.dataset_id, dict(job.params)
         session.commit()
@@ -137,21 +134,22 @@ def submit_job(
     return _record_accepted(claim, task, session_factory=session_factory, now=now, policy=policy)
 
 
-def expire_if_overdue(session: Session, job_id: str, *, now: datetime) -> bool:
-    """End a PENDING job whose deadline has passed; nothing is sent for it."""
-    job = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
-    if job is None or job.status != JobStatus.PENDING or job.deadline_at is None or now < job.deadline_at:
-        return False
-    transitions.expired(job, now=now, message="never submitted before its deadline")
-    return True
+def before_claim(job: ImportJob | None, job_id: str, *, now: datetime) -> SubmitResult | None:
+    """What a submit ends with before it claims ``job`` (read row-locked), or None when it may claim it.
 
-
-def wait_before_sending(session: Session, job_id: str, *, now: datetime) -> float:
-    """Seconds until the API's last Retry-After for this job has passed (0 when it has, or there was none)."""
-    job = session.get(ImportJob, job_id)
-    if job is None or job.status != JobStatus.PENDING or job.submit_not_before is None:
-        return 0.0
-    return max(0.0, (job.submit_not_before - now).total_seconds())
+    SKIPPED when it is not PENDING; EXPIRED (written on ``job``) past its deadline: nothing is sent for it;
+    DEFERRED while the API's last Retry-After for it has not passed. Shared by the one-job and the batch submit.
+    """
+    if job is None or job.status != JobStatus.PENDING:
+        state = job.status if job is not None else "missing"
+        return SubmitResult(SubmitOutcome.SKIPPED, job_id, f"job is {state}, not PENDING")
+    if job.deadline_at is not None and now >= job.deadline_at:
+        transitions.expired(job, now=now, message="never submitted before its deadline")
+        return SubmitResult(SubmitOutcome.EXPIRED, job_id, "past its deadline before it was sent", finished=True)
+    if job.submit_not_before is not None and job.submit_not_before > now:
+        wait_s = (job.submit_not_before - now).total_seconds()
+        return SubmitResult(SubmitOutcome.DEFERRED, job_id, f"Retry-After: {wait_s:.1f} s left", wait_s)
+    return None
 
 
 def _record_accepted(

@@ -49,13 +49,14 @@ from jobs.submit import (
     accepted_seen,
     accepted_writer,
     after_accepted,
+    before_claim,
     failure_seen,
     failure_writer,
     log_late_answer,
     write_answer,
 )
 from store.jobs import begin_submits
-from store.models import ImportJob, JobStatus
+from store.models import ImportJob
 
 log = logging.getLogger(__name__)
 
@@ -185,20 +186,11 @@ def _claim(
             )
         }
         for job_id in job_ids:
-            job = jobs.get(job_id)
-            if job is None or job.status != JobStatus.PENDING:
-                state = job.status if job is not None else "missing"
-                early.append(SubmitResult(SubmitOutcome.SKIPPED, job_id, f"job is {state}, not PENDING"))
-            elif job.deadline_at is not None and at >= job.deadline_at:
-                transitions.expired(job, now=at, message="never submitted before its deadline")
-                early.append(
-                    SubmitResult(SubmitOutcome.EXPIRED, job_id, "past its deadline before it was sent", finished=True)
-                )
-            elif job.submit_not_before is not None and job.submit_not_before > at:
-                wait_s = (job.submit_not_before - at).total_seconds()
-                early.append(SubmitResult(SubmitOutcome.DEFERRED, job_id, f"Retry-After: {wait_s:.1f} s left", wait_s))
+            early_result = before_claim(jobs.get(job_id), job_id, now=at)
+            if early_result is not None:
+                early.append(early_result)
             else:
-                by_dataset.setdefault(job.dataset_id, []).append(job_id)
+                by_dataset.setdefault(jobs[job_id].dataset_id, []).append(job_id)
         session.flush()
         claimed: dict[str, ImportJob] = {}
         # Position p of every chain is claimed by one statement, its submit start p steps after the first.
@@ -213,12 +205,12 @@ def _claim(
         for chain_ids in by_dataset.values():
             chain: list[_Planned] = []
             for job_id in chain_ids:
-                job = claimed.get(job_id)
-                if job is None:  # taken meanwhile (not possible under the row locks, but never POST unclaimed)
+                mine = claimed.get(job_id)
+                if mine is None:  # taken meanwhile (not possible under the row locks, but never POST unclaimed)
                     early.append(SubmitResult(SubmitOutcome.SKIPPED, job_id, "job is no longer PENDING"))
                     continue
-                claim = SubmitClaim(job.id, owner, job.version)
-                chain.append(_Planned(claim, str(job.kind), job.dataset_id, dict(job.params)))
+                claim = SubmitClaim(mine.id, owner, mine.version)
+                chain.append(_Planned(claim, str(mine.kind), mine.dataset_id, dict(mine.params)))
             if chain:
                 chains.append(chain)
         session.commit()

@@ -156,12 +156,22 @@ def _retry_countdown(result: SubmitResult, *, retries: int) -> float:
     return countdown
 
 
+def _malformed_ids(task: str, job_ids: object) -> dict[str, Any] | None:
+    """A batch task's result when its argument is not a list of job ids (logged); None when it is.
+
+    Only our own senders put messages on these tasks; a malformed one is reported, never crashes the worker.
+    """
+    if isinstance(job_ids, list) and all(isinstance(job_id, str) for job_id in job_ids):
+        return None
+    log.error("%s: expected a list of job ids, got %s", task, type(job_ids).__name__)
+    return {"jobs": 0, "outcomes": {"malformed": 1}}
+
+
 @shared_task(name=SUBMIT_BATCH, bind=True, acks_late=True)
 def submit_batch(self: Task, job_ids: list[str]) -> dict[str, Any]:
-    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
-        # Only our own senders put messages here; a malformed one is reported, never crashes the worker.
-        log.error("submit_batch: expected a list of job ids, got %s", type(job_ids).__name__)
-        return {"jobs": 0, "outcomes": {"malformed": 1}}
+    malformed = _malformed_ids("submit_batch", job_ids)
+    if malformed is not None:
+        return malformed
     runtime = get_runtime()
     tuning = runtime.tuning
     with runtime.client_factory() as client:
@@ -231,9 +241,9 @@ def finalize(job_id: str) -> dict[str, Any]:
 @shared_task(name=FINALIZE_BATCH, acks_late=True)
 def finalize_batch(job_ids: list[str]) -> dict[str, Any]:
     """``finalize`` for many jobs ended by one poll round; the result counts outcomes and names each job's."""
-    if not isinstance(job_ids, list) or not all(isinstance(job_id, str) for job_id in job_ids):
-        log.error("finalize_batch: expected a list of job ids, got %s", type(job_ids).__name__)
-        return {"jobs": 0, "outcomes": {"malformed": 1}}
+    malformed = _malformed_ids("finalize_batch", job_ids)
+    if malformed is not None:
+        return malformed
     runtime = get_runtime()
     with runtime.session_factory() as session:
         found = {job.id: job for job in session.scalars(select(ImportJob).where(ImportJob.id.in_(job_ids)))}

@@ -20,9 +20,8 @@ from jobs.recover import recover
 from jobs.runtime import JobTuning, Runtime
 from jobs.submit import SubmitOutcome, SubmitResult
 from jobs.submit_batch import submit_jobs
-from store.jobs import get_job
-from store.models import ImportJob, JobStatus
-from tests.fixtures.direct_runtime import direct_runtime, record_job
+from store.models import JobStatus
+from tests.fixtures.direct_runtime import direct_runtime, load_job, record_job
 from tests.fixtures.emulators import explorer_events
 
 EVENTS = [f"evt-{n}" for n in range(12)]
@@ -73,21 +72,13 @@ def batch(runtime: Runtime, job_ids: list[str], *, owner: str = "w1") -> list[Su
         )
 
 
-def job(runtime: Runtime, job_id: str) -> ImportJob:
-    with runtime.session_factory() as session:
-        found = get_job(session, job_id)
-        assert found is not None
-        session.expunge(found)
-        return found
-
-
 def tasks_created(emulator: EmulatorServer) -> dict[str, int]:
     created: dict[str, int] = emulator.stats(include_tasks=False)["tasks_created"]
     return created
 
 
 def imports_its_own_event(emulator: EmulatorServer, runtime: Runtime, job_id: str, event: str) -> bool:
-    remote = job(runtime, job_id).remote_task_id
+    remote = load_job(runtime, job_id).remote_task_id
     return remote is not None and emulator.task_origins()[remote]["origins"] == [f"event:{event}"]
 
 
@@ -105,11 +96,11 @@ def test_a_batch_over_two_datasets_posts_each_job_once_and_records_every_task(
     assert {r.outcome for r in results} == {SubmitOutcome.ACCEPTED}
     assert tasks_created(emulator) == {first: 3, second: 2}
     for job_id, event in zip([*on_first, *on_second], EVENTS[:5], strict=True):
-        row = job(runtime, job_id)
+        row = load_job(runtime, job_id)
         assert row.status is JobStatus.RUNNING and row.attempts == 1 and row.lease_owner is None
         assert imports_its_own_event(emulator, runtime, job_id, event)
     # One dataset's submit starts are stamped in the order its POSTs went out.
-    starts = [job(runtime, job_id).submit_started_at for job_id in on_first]
+    starts = [load_job(runtime, job_id).submit_started_at for job_id in on_first]
     assert all(a is not None and b is not None and a < b for a, b in itertools.pairwise(starts))
 
 
@@ -138,15 +129,15 @@ def test_a_chain_stops_at_an_unknown_outcome_and_hands_the_rest_back_unsent(
         SubmitOutcome.HANDED_BACK,
     ]
     assert tasks_created(emulator) == {target: 1}
-    assert job(runtime, job_ids[0]).status is JobStatus.SUBMITTING
+    assert load_job(runtime, job_ids[0]).status is JobStatus.SUBMITTING
     for job_id in job_ids[1:]:
-        row = job(runtime, job_id)
+        row = load_job(runtime, job_id)
         assert row.status is JobStatus.PENDING and row.attempts == 0 and row.submit_started_at is None
         assert row.lease_owner is None
     # Recovery adopts the first one's task; the others, sent again, get their own.
     resent: list[str] = []
     recover(runtime, owner="sweeper", now=lambda: now() + LEASE + timedelta(seconds=1), resend=resent.append)
-    assert resent == [] and job(runtime, job_ids[0]).status is JobStatus.RUNNING
+    assert resent == [] and load_job(runtime, job_ids[0]).status is JobStatus.RUNNING
     assert [r.outcome for r in batch(runtime, job_ids[1:])] == [SubmitOutcome.ACCEPTED] * 2
     assert tasks_created(emulator) == {target: 3}
     for job_id, event in zip(job_ids, EVENTS, strict=False):
@@ -175,7 +166,7 @@ def test_a_worker_dying_between_its_posts_and_the_write_back_is_recovered_withou
     report = recover(runtime, owner="sweeper", now=lambda: now() + LEASE + timedelta(seconds=1), resend=resent.append)
     assert resent == [] and len(report.adopted) == 6
     for job_id, event in zip([*on_first, *on_second], EVENTS[:6], strict=True):
-        row = job(runtime, job_id)
+        row = load_job(runtime, job_id)
         assert row.status is JobStatus.RUNNING
         assert "a guess" not in (row.message or "")
         assert imports_its_own_event(emulator, runtime, job_id, event)
@@ -233,4 +224,4 @@ def test_a_post_that_could_not_end_within_the_lease_is_not_sent(
         )
     assert [r.outcome for r in results] == [SubmitOutcome.ACCEPTED, SubmitOutcome.HANDED_BACK]
     assert tasks_created(emulator) == {target: 1}
-    assert job(runtime, job_ids[1]).status is JobStatus.PENDING
+    assert load_job(runtime, job_ids[1]).status is JobStatus.PENDING

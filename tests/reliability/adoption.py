@@ -15,8 +15,6 @@ from emulator.testing import EmulatorServer
 from jobs.recover import RecoveryReport, recover
 from jobs.runtime import JobTuning, Runtime
 from jobs.submit import SubmitOutcome
-from store.jobs import get_job
-from store.models import ImportJob
 from tests.fixtures.direct_runtime import direct_submit, record_job
 
 LEASE_S = 30.0
@@ -53,14 +51,6 @@ def sweep(runtime: Runtime, at: datetime) -> tuple[list[str], RecoveryReport]:
     resent: list[str] = []
     report = recover(runtime, owner="sweeper", now=lambda: at, resend=resent.append)
     return resent, report
-
-
-def load_job(runtime: Runtime, job_id: str) -> ImportJob:
-    with runtime.session_factory() as session:
-        found = get_job(session, job_id)
-        assert found is not None
-        session.expunge(found)
-        return found
 
 
 def tasks_by_creation(emulator: EmulatorServer) -> list[str]:

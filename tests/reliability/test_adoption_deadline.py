@@ -16,10 +16,11 @@ from jobs.poll_loop import close_poll_loop, run_poll_rounds
 from jobs.runtime import Runtime
 from store.jobs import job_events
 from store.models import JobStatus
+from tests.fixtures.direct_runtime import load_job
 from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
-from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep, tasks_by_creation
+from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, sweep, tasks_by_creation
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DEADLINE = T0 + timedelta(seconds=10)

@@ -20,11 +20,11 @@ from jobs import own_creators
 from jobs.runtime import Runtime
 from jobs.submit import SubmitOutcome
 from store.models import JobStatus
-from tests.fixtures.direct_runtime import direct_submit
+from tests.fixtures.direct_runtime import direct_submit, load_job
 from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
-from .adoption import LEASE_S, RESET_AFTER, interrupted_submit, load_job, sweep
+from .adoption import LEASE_S, RESET_AFTER, interrupted_submit, sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EVENTS = ["evt-earlier", "evt-job"]

@@ -21,10 +21,11 @@ from emulator.testing import EmulatorServer
 from jobs import recover as recovery
 from jobs.runtime import Runtime
 from store.models import JobStatus
+from tests.fixtures.direct_runtime import load_job
 from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
-from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, load_job, sweep
+from .adoption import LEASE_S, RESET_AFTER, RESET_BEFORE, interrupted_submit, sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HISTORY_START = T0 - timedelta(hours=1)  # tasks older than any submit window

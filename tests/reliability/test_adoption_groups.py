@@ -19,6 +19,7 @@ from jobs.runtime import Runtime
 from store.jobs import begin_submit, get_job, job_events
 from store.models import ImportKind, JobStatus
 from store.state_machine import apply_transition
+from tests.fixtures.direct_runtime import load_job
 from tests.fixtures.emulators import explorer_events, frozen_emulator_options
 
 from . import adoption
@@ -38,7 +39,7 @@ def new_job(runtime: Runtime, dataset_id: str, events: list[str]) -> str:
 
 
 def job(runtime: Runtime, job_id: str) -> Any:
-    return adoption.load_job(runtime, job_id)
+    return load_job(runtime, job_id)
 
 
 def test_when_fewer_tasks_than_different_requests_appeared_the_pairing_is_a_guess_written_on_both_jobs(

@@ -2,7 +2,10 @@
 
 Routes (all behind basic auth except the last two):
 
-- ``/``: jobs (newest first; ``?status=`` and ``?kind=`` filter), counts by status, schedules, dead letters;
+- ``/``: jobs, newest first, a page at a time (``?cursor=``, see :mod:`dashboard.paging`), filtered by ``?status=``,
+  ``?kind=`` and a search ``?q=`` (job id, idempotency key or its prefix, dataset id or name); counts by status; the
+  two charts over the last ``?hours=`` (:mod:`dashboard.charts`); schedules; dead letters;
+- ``/datasets/{id}``: one dataset: its name, counts, jobs (paged and filtered the same way), schedules and charts;
 - ``/jobs/{id}``: one job, its event history and last error;
 - ``/metrics``: Prometheus text (counts only, see :mod:`dashboard.metrics`);
 - ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503.
@@ -20,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -37,9 +41,11 @@ from store.dead_letters import count_dead_letters
 from store.errors import StoreError
 from store.models import ImportKind, JobStatus, Schedule
 
-from . import formatting, queries
+from . import chart_data, charts, formatting, queries
 from .auth import BasicAuthMiddleware
 from .config import DashboardConfig
+from .dataset_names import DatasetNames, api_fetcher
+from .listing import BadQuery, ListQuery, read_query
 from .metrics import CONTENT_TYPE, LedgerNumbers, render
 
 __all__ = ["PUBLIC_PATHS", "build_app"]
@@ -48,6 +54,8 @@ log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/metrics", "/healthz")
 _REDIS_TIMEOUT_S = 1.0
+# Longer than any dataset id the ledger holds (64): such a path names no dataset.
+_MAX_DATASET_ID_CHARS = 64
 
 
 def _environment() -> Environment:
@@ -76,6 +84,10 @@ class _Pages:
         self.metrics_client = metrics_client
         self.now = now
         self.templates = Jinja2Templates(env=_environment())
+        fetch = None
+        if config.api_base_url and config.api_key:
+            fetch = api_fetcher(config.api_base_url, config.api_key)
+        self.names = DatasetNames(fetch)
 
     def _page(self, request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
         base = {"refresh_s": self.config.refresh_s, "now": self.now()}
@@ -87,39 +99,81 @@ class _Pages:
             headers={"Cache-Control": "no-store"},
         )
 
+    def _bad_query(self, request: Request, exc: BadQuery) -> Response:
+        return self._page(request, "error.html", {"title": "Bad filter", "message": str(exc)}, status_code=400)
+
+    def _listing(
+        self, session: Session, query: ListQuery, names: dict[str, str], path: str, dataset_id: str | None
+    ) -> dict[str, Any]:
+        """What the jobs list and its charts need, on the front page and on a dataset's page."""
+        page = queries.job_page(session, query.filters, query.cursor, limit=self.config.page_size)
+        window = chart_data.chart_window(self.now(), query.hours)
+        scope = "" if dataset_id is None else f" on {names.get(dataset_id, dataset_id)}"
+        finished = chart_data.finished_per_bucket(session, window, dataset_id=dataset_id)
+        lag = chart_data.detection_lag(session, window, dataset_id=dataset_id)
+        return {
+            "jobs": page.jobs,
+            "older_url": None if page.older is None else query.link(path, page.older),
+            "newer_url": None if page.newer is None else query.link(path, page.newer),
+            "first_page": query.cursor is None,
+            "query": query,
+            "path": path,
+            "names": names,
+            "statuses": [s.value for s in JobStatus],
+            "kinds": [k.value for k in ImportKind],
+            "finished_chart": charts.finished_chart(finished, window, scope=scope),
+            "lag_chart": charts.detection_lag_chart(lag, window, scope=scope),
+        }
+
     def index(self, request: Request) -> Response:
-        status_text = request.query_params.get("status") or None
-        kind_text = request.query_params.get("kind") or None
+        names = self.names.names()
         try:
-            status = None if status_text is None else JobStatus(status_text)
-            kind = None if kind_text is None else ImportKind(kind_text)
-        except ValueError:
-            message = (
-                f"unknown filter: status must be one of {', '.join(JobStatus)}; kind one of {', '.join(ImportKind)}"
-            )
-            return self._page(request, "error.html", {"title": "Bad filter", "message": message}, status_code=400)
-        now = self.now()
+            query = read_query(request.query_params, names)
+        except BadQuery as exc:
+            return self._bad_query(request, exc)
         with self.sessions() as session:
-            jobs = queries.jobs(session, status=status, kind=kind, limit=self.config.page_size)
-            counts = queries.counts_by_status_and_kind(session)
-            schedules = queries.schedules(session, now=now)
+            listing = self._listing(session, query, names, "/", None)
+            by_status = queries.counts_by_status(session)
+            schedules = queries.schedules(session, now=self.now())
             letters, letters_waiting = queries.dead_letters(session)
-        by_status = {s.value: sum(n for (st, _), n in counts.items() if st == s.value) for s in JobStatus}
         return self._page(
             request,
             "index.html",
             {
-                "jobs": jobs,
-                "status": status_text or "",
-                "kind": kind_text or "",
-                "statuses": [s.value for s in JobStatus],
-                "kinds": [k.value for k in ImportKind],
+                **listing,
                 "by_status": by_status,
                 "total": sum(by_status.values()),
                 "schedules": schedules,
                 "dead_letters": letters,
                 "dead_letters_waiting": letters_waiting,
-                "page_size": self.config.page_size,
+            },
+        )
+
+    def dataset(self, request: Request) -> Response:
+        dataset_id = str(request.path_params["dataset_id"])
+        if len(dataset_id) > _MAX_DATASET_ID_CHARS or "\x00" in dataset_id:
+            message = f"no dataset {dataset_id[:_MAX_DATASET_ID_CHARS]}"
+            return self._page(request, "error.html", {"title": "No such dataset", "message": message}, 404)
+        names = self.names.names()
+        try:
+            query = read_query(request.query_params, names, dataset_id=dataset_id)
+        except BadQuery as exc:
+            return self._bad_query(request, exc)
+        path = "/datasets/" + quote(dataset_id, safe="")
+        with self.sessions() as session:
+            listing = self._listing(session, query, names, path, dataset_id)
+            by_status = queries.counts_by_status(session, dataset_id=dataset_id)
+            schedules = queries.schedules(session, now=self.now(), dataset_id=dataset_id)
+        return self._page(
+            request,
+            "dataset.html",
+            {
+                **listing,
+                "dataset_id": dataset_id,
+                "dataset_name": names.get(dataset_id),
+                "by_status": by_status,
+                "total": sum(by_status.values()),
+                "schedules": schedules,
             },
         )
 
@@ -134,7 +188,7 @@ class _Pages:
             return self._page(
                 request, "error.html", {"title": "No such job", "message": f"no job {job_id}"}, status_code=404
             )
-        return self._page(request, "job.html", {"detail": detail, "job": detail.job})
+        return self._page(request, "job.html", {"detail": detail, "job": detail.job, "names": self.names.names()})
 
     def metrics(self, request: Request) -> Response:
         now = self.now()
@@ -210,6 +264,7 @@ def build_app(
     )
     routes = [
         Route("/", pages.index, name="index"),
+        Route("/datasets/{dataset_id:path}", pages.dataset, name="dataset"),
         Route("/jobs/{job_id}", pages.job, name="job"),
         Route("/metrics", pages.metrics, name="metrics"),
         Route("/healthz", pages.healthz, name="healthz"),

@@ -10,7 +10,8 @@ __all__ = ["DashboardConfig"]
 @dataclass(frozen=True)
 class DashboardConfig:
     """``database_url`` of the ledger it reads; the basic-auth login it requires (Flower's); how often the page
-    reloads; the Redis where workers publish their metrics (None: /metrics exports the ledger's numbers only)."""
+    reloads; the Redis where workers publish their metrics (None: /metrics exports the ledger's numbers only); the
+    API it reads dataset names from (None: ids are shown alone)."""
 
     database_url: str
     username: str
@@ -19,6 +20,8 @@ class DashboardConfig:
     metrics_redis_url: str | None = None
     page_size: int = 100
     realm: str = "dsimport"
+    api_base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.username or ":" in self.username:

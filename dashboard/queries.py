@@ -20,15 +20,20 @@ from store.schedules import list_schedules
 from triggers.schedules.fire_times import InvalidTiming
 from triggers.schedules.specs import definition_timing
 
+from .paging import Cursor, JobFilters, read_page
+
 __all__ = [
     "DeadLetterRow",
     "EventRow",
     "JobDetail",
     "JobRow",
+    "RowPage",
     "ScheduleRow",
+    "counts_by_status",
     "counts_by_status_and_kind",
     "dead_letters",
     "job_detail",
+    "job_page",
     "jobs",
     "oldest_due_poll",
     "schedules",
@@ -146,6 +151,21 @@ def jobs(
     return [JobRow.of(job) for job in list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
+@dataclass(frozen=True)
+class RowPage:
+    """One page of the jobs list and the cursors of its neighbours (None at either end)."""
+
+    jobs: list[JobRow]
+    older: str | None
+    newer: str | None
+
+
+def job_page(session: Session, filters: JobFilters, cursor: Cursor | None, *, limit: int) -> RowPage:
+    """The page of jobs ``cursor`` points to, newest first (see :mod:`dashboard.paging`)."""
+    page = read_page(session, filters, cursor, limit=limit)
+    return RowPage([JobRow.of(job) for job in page.jobs], page.older, page.newer)
+
+
 def job_detail(session: Session, job_id: str) -> JobDetail | None:
     """A job with its event history (oldest first), or None."""
     job = get_job(session, job_id)
@@ -191,6 +211,20 @@ def counts_by_status_and_kind(session: Session) -> dict[tuple[str, str], int]:
     return counts
 
 
+def counts_by_status(session: Session, *, dataset_id: str | None = None) -> dict[str, int]:
+    """How many jobs per status (every status present, zero included), of one dataset or of all.
+
+    By status alone, not kind: the status index answers it without reading the table.
+    """
+    counts = {str(status): 0 for status in JobStatus}
+    query = select(ImportJob.status, func.count()).group_by(ImportJob.status)
+    if dataset_id is not None:
+        query = query.where(ImportJob.dataset_id == dataset_id)
+    for status, count in session.execute(query):
+        counts[str(status)] = int(count)
+    return counts
+
+
 def oldest_due_poll(session: Session) -> datetime | None:
     """The earliest ``next_poll_at`` of the RUNNING jobs: how far behind the poller is, compared with now."""
     return session.scalar(
@@ -200,10 +234,13 @@ def oldest_due_poll(session: Session) -> datetime | None:
     )
 
 
-def schedules(session: Session, *, now: datetime) -> list[ScheduleRow]:
-    """Every schedule with its last fire and (when it may fire) the next one, computed as beat computes it."""
+def schedules(session: Session, *, now: datetime, dataset_id: str | None = None) -> list[ScheduleRow]:
+    """Every schedule (of one dataset, or of all) with its last fire and (when it may fire) the next one, computed
+    as beat computes it."""
     rows = []
     for schedule in list_schedules(session):
+        if dataset_id is not None and schedule.dataset_id != dataset_id:
+            continue
         run = last_run(session, schedule.id)
         rows.append(
             ScheduleRow(

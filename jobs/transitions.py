@@ -138,6 +138,7 @@ def _apply_task(
 
     terminal = remote_to_job_status(status)
     if terminal is not None:
+        job.remote_ended_at = task.updated_at
         apply_transition(job, terminal, now=now, progress=job.progress, message=task.message)
         job.next_poll_at = None
         applied.finished = True
@@ -245,6 +246,7 @@ def accepted(
     apply_transition(job, JobStatus.RUNNING, now=now, progress=task.progress, message=message)
     terminal = remote_to_job_status(str(task.status))
     if terminal is not None:
+        job.remote_ended_at = task.updated_at
         if task.result is not None:
             job.requested_count = task.result.requested_record_count
             job.imported_count = task.result.imported_record_count

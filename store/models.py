@@ -147,6 +147,9 @@ class ImportJob(Base):
     status: Mapped[JobStatus] = mapped_column(_str_enum(JobStatus), index=True)
     remote_status: Mapped[str | None] = mapped_column(String(64))
     remote_status_since: Mapped[datetime | None]
+    # When the API says the remote task ended (its updated_at when first seen terminal): the jobs page's detection
+    # lag is finished_at minus this. None for jobs that ended without a remote ending (refused, lost, expired).
+    remote_ended_at: Mapped[datetime | None]
     progress: Mapped[int | None] = mapped_column(Integer)
     # When the current progress value was first seen, and the fastest rate (points per second) the last two values
     # allow: what the poll forecast reads (jobs/poll_forecast.py).
@@ -169,7 +172,7 @@ class ImportJob(Base):
     # A PENDING job is not sent again before this (the API's Retry-After); the recovery sweep honours it too.
     submit_not_before: Mapped[datetime | None]
 
-    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
     submit_started_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime | None]
     # Indexed for the prune, which deletes finished jobs by age.
@@ -189,6 +192,10 @@ class ImportJob(Base):
         Index("ix_import_jobs_status_next_poll_at", "status", "next_poll_at"),
         # Recovery reads the jobs submitted on a dataset around a time, not every job the dataset ever had.
         Index("ix_import_jobs_dataset_id_submit_started_at", "dataset_id", "submit_started_at"),
+        # The jobs page's keyset (newest first, id breaking ties), alone and under its status and dataset filters.
+        Index("ix_import_jobs_created_at_id", "created_at", "id"),
+        Index("ix_import_jobs_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_import_jobs_dataset_id_created_at_id", "dataset_id", "created_at", "id"),
     )
     __mapper_args__ = {"version_id_col": version}
 

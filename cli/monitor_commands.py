@@ -107,6 +107,8 @@ def dashboard_command(host: str | None, port: int | None) -> None:
     from worker import logging_setup
 
     logging_setup.setup_process_logging(settings)
+    # The page reads dataset names from the API when it has a key (read-only calls); without one it shows ids.
+    api_key = settings.resolved_api_key()
     app = build_app(
         DashboardConfig(
             database_url=settings.database_url,
@@ -114,6 +116,8 @@ def dashboard_command(host: str | None, port: int | None) -> None:
             password=password,
             refresh_s=settings.dashboard_refresh_s,
             metrics_redis_url=redis_py_url(settings.broker_url),
+            api_base_url=settings.api_base_url,
+            api_key=None if api_key is None else api_key.get_secret_value(),
         )
     )
     uvicorn.run(

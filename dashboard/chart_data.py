@@ -100,8 +100,8 @@ def _seconds_between(
 
 
 def _bucket(session: Session, window: ChartWindow) -> ColumnElement[int]:
-    # Integer division on both backends (the epoch is cast to BIGINT): the bucket's first second.
-    return cast((_epoch_s(session, ImportJob.finished_at) / window.bucket_s) * window.bucket_s, BigInteger)
+    # Floor division of the whole seconds: the bucket's first second.
+    return (_epoch_s(session, ImportJob.finished_at) // window.bucket_s) * window.bucket_s
 
 
 def _in_window(window: ChartWindow, dataset_id: str | None) -> list[ColumnElement[bool]]:
@@ -145,7 +145,7 @@ def detection_lag(session: Session, window: ChartWindow, *, dataset_id: str | No
         select(
             ranked.c.bucket,
             func.max(ranked.c.n),
-            func.max(case((ranked.c.rank == (ranked.c.n + 1) / 2, ranked.c.lag))),
+            func.max(case((ranked.c.rank == (ranked.c.n + 1) // 2, ranked.c.lag))),
             func.max(ranked.c.lag),
         )
         .group_by(ranked.c.bucket)

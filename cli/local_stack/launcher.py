@@ -285,7 +285,7 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     if stop():
         return 0
 
-    # Flower and the jobs page never call the API: they get no key.
+    # Flower never calls the API: it gets no key. The jobs page reads dataset names with it (and nothing else).
     watcher_env = {k: v for k, v in env.items() if k not in _SECRET_VARS}
     stack.start(
         "worker",
@@ -305,7 +305,7 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     dashboard = stack.start(
         "dashboard",
         [*exe, "dashboard", "--host", settings.dashboard_host, "--port", str(dashboard_port)],
-        watcher_env,
+        env,
         tier=_SERVICE,
     )
     flower_url = _url(settings.flower_address, flower_port)

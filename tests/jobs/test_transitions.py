@@ -109,6 +109,20 @@ def test_each_remote_ending_ends_the_job_in_the_same_status(status: str) -> None
     assert job.message == "boom"
 
 
+def test_the_remote_end_time_is_kept_for_the_detection_lag() -> None:
+    job = running_job()
+    ended = task("COMPLETED", 100, updated_at="2026-01-01T11:59:52.5Z")
+    observe(job, Observation(task=ended), now=NOW)
+    assert job.remote_ended_at == datetime(2026, 1, 1, 11, 59, 52, 500000, tzinfo=UTC)
+    assert job.finished_at == NOW
+    still = running_job()
+    observe(still, Observation(task=task("RUNNING", 50)))
+    assert still.remote_ended_at is None
+    submitted = submitting_job()
+    transitions.accepted(submitted, ended, now=NOW, policy=POLICY, message="remote task 1")
+    assert submitted.remote_ended_at == ended.updated_at
+
+
 @pytest.mark.parametrize("status", ["CONTINUED_AS_NEW", "UNKNOWN", "PAUSED_BY_SOMETHING_NEW"])
 def test_ambiguous_and_unknown_statuses_keep_polling(status: str) -> None:
     job = running_job()

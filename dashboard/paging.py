@@ -71,7 +71,8 @@ class JobFilters:
     search: str | None = None
     search_dataset_ids: Collection[str] = field(default_factory=tuple)
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, dialect: str = "sqlite") -> list[ColumnElement[bool]]:
+        """The WHERE terms, for the database ``dialect`` (the key prefix is matched the way its index can serve)."""
         conditions: list[ColumnElement[bool]] = []
         if self.status is not None:
             conditions.append(ImportJob.status == self.status)
@@ -83,13 +84,28 @@ class JobFilters:
             matches: list[ColumnElement[bool]] = [
                 ImportJob.id == self.search,
                 ImportJob.idempotency_key == self.search,
-                ImportJob.idempotency_key.startswith(self.search, autoescape=True),
+                _key_prefix(self.search, dialect),
                 ImportJob.dataset_id == self.search,
             ]
             if self.search_dataset_ids:
                 matches.append(ImportJob.dataset_id.in_(sorted(self.search_dataset_ids)))
             conditions.append(or_(*matches))
         return conditions
+
+
+def _key_prefix(prefix: str, dialect: str) -> ColumnElement[bool]:
+    """Idempotency keys that start with ``prefix``.
+
+    On SQLite a range (``prefix <= key < prefix with its last character incremented``): exact under its binary
+    collation, and the unique index on the key serves it, where LIKE (case-insensitive there) would scan the table.
+    On PostgreSQL LIKE, which is right under any collation (a range is not, under a locale that ignores
+    punctuation); it reads the keys of the table, which a search can afford and a page does not do.
+    """
+    if dialect == "sqlite":
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if ord(prefix[-1]) < 0x10FFFF else None
+        lower_bound = ImportJob.idempotency_key >= prefix
+        return lower_bound if upper is None else and_(lower_bound, ImportJob.idempotency_key < upper)
+    return ImportJob.idempotency_key.startswith(prefix, autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -105,9 +121,11 @@ def _key() -> ColumnElement[tuple[datetime, str]]:
     return tuple_(ImportJob.created_at, ImportJob.id)
 
 
-def page_query(filters: JobFilters, cursor: Cursor | None, limit: int) -> Select[ImportJob]:
+def page_query(
+    filters: JobFilters, cursor: Cursor | None, limit: int, *, dialect: str = "sqlite"
+) -> Select[ImportJob]:
     """The SELECT for one page (``limit + 1`` rows: the extra one says whether there is a page beyond)."""
-    query = select(ImportJob).where(and_(True, *filters.conditions()))
+    query = select(ImportJob).where(and_(True, *filters.conditions(dialect)))
     if cursor is not None and cursor.direction == "newer":
         query = query.where(_key() > tuple_(cursor.created_at, cursor.job_id))
         return query.order_by(ImportJob.created_at.asc(), ImportJob.id.asc()).limit(limit + 1)
@@ -118,7 +136,8 @@ def page_query(filters: JobFilters, cursor: Cursor | None, limit: int) -> Select
 
 def read_page(session: Session, filters: JobFilters, cursor: Cursor | None, *, limit: int) -> JobPage:
     """The page ``cursor`` points to (the newest page without one)."""
-    rows = list(session.scalars(page_query(filters, cursor, limit)))
+    dialect = session.get_bind().dialect.name
+    rows = list(session.scalars(page_query(filters, cursor, limit, dialect=dialect)))
     beyond = len(rows) > limit
     rows = rows[:limit]
     if cursor is not None and cursor.direction == "newer":

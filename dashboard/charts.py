@@ -56,6 +56,13 @@ class _Frame:
         )
         ET.SubElement(self.svg, "title", {"id": f"{chart_id}-title"}).text = title
         ET.SubElement(self.svg, "desc", {"id": f"{chart_id}-desc"}).text = description
+        # The title again, visible (an SVG <title> is only a tooltip); the screen reader has it once already.
+        ET.SubElement(
+            self.svg,
+            "text",
+            {"x": str(WIDTH - RIGHT), "y": "18", "text-anchor": "end", "font-weight": "600", "font-size": "13",
+             "aria-hidden": "true"},
+        ).text = title
         self.plot_w = WIDTH - LEFT - RIGHT
         self.plot_h = HEIGHT - TOP - BOTTOM
 

@@ -3,13 +3,17 @@
 `dsimport up` starts the emulator, a worker, beat, Flower and the jobs page on Redis database 9; an import is
 requested the way a user requests one (`dsimport import campaign`); headless Chromium (the Debian packages, driven
 through chromedriver by selenium, nothing downloaded) loads the jobs page, sees the job move to COMPLETED while the
-page refreshes itself, opens the job's page, and saves a screenshot to docs/screenshots/jobs-page.png. Then Ctrl-C
+page refreshes itself, opens the job's page, and saves a screenshot to docs/screenshots/jobs-page.png; the two
+charts show the import (a COMPLETED bar, a detection lag point), the dataset's name stands beside its id, a search
+by job id finds the job, and a click on the dataset opens its page (its jobs only, the charts restricted to it),
+saved to docs/screenshots/dataset-page.png. Then Ctrl-C
 stops the stack, and nothing it started may be left running.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -41,6 +45,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshots" / "jobs-page.png"
+DATASET_SCREENSHOT = REPO / "docs" / "screenshots" / "dataset-page.png"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # From the emulator's demo world: the empty "Scratch" dataset and the COMPLETED campaign "Large model answers".
@@ -173,6 +178,62 @@ def _status_of(driver: webdriver.Chrome, job_id: str) -> str | None:
         return None
 
 
+def _count(driver: webdriver.Chrome, selector: str) -> int:
+    # One script reads the whole answer at once: the page reloads itself every second, an element may go stale.
+    return int(driver.execute_script("return document.querySelectorAll(arguments[0]).length", selector))
+
+
+def _wait_for(driver: webdriver.Chrome, selector: str, what: str, *, at_least: int = 1, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _count(driver, selector) < at_least:
+        assert time.monotonic() < deadline, f"{what}: nothing matches {selector}"
+        time.sleep(0.2)
+
+
+def _charts_and_the_dataset_page(browser: webdriver.Chrome, jobs_url: str, job_id: str) -> None:
+    """The two charts show the completed import, the dataset's name stands beside its id, and its own page (found
+    by clicking it) shows its jobs and the charts restricted to it."""
+    _wait_for(browser, '#chart-finished rect[data-outcome="completed"]', "a COMPLETED bar")
+    assert _count(browser, "#chart-finished rect[data-outcome]:not(:has(> title))") == 0  # a tooltip on every bar
+    # The lag of the import that completed: the poll saw the remote end, so there is a point on both lines.
+    _wait_for(browser, '#chart-lag g[data-series="median"] circle', "a detection lag point")
+    _wait_for(browser, '#chart-lag g[data-series="max"] circle', "a detection lag maximum")
+    assert _count(browser, "#chart-finished desc") == 1 and _count(browser, "#chart-lag desc") == 1
+    # The names come from the API (the emulator's demo world) once the page has asked for them.
+    _wait_for(browser, f'tr[data-job-id="{job_id}"] a.dataset .dataset-name', "the dataset's name")
+    name = browser.execute_script(
+        "return document.querySelector(arguments[0]).textContent", f'tr[data-job-id="{job_id}"] .dataset-name'
+    )
+    assert name == "Scratch"
+
+    # A search by job id finds that job alone.
+    browser.get(jobs_url + f"?q={job_id}")
+    _wait_for(browser, f'tr[data-job-id="{job_id}"]', "the job found by its id")
+    assert _count(browser, "tr[data-job-id]") == 1
+
+    # Its dataset's page, reached as a user reaches it: by clicking the dataset.
+    browser.get(jobs_url)
+    _wait_for(browser, f'tr[data-job-id="{job_id}"] a.dataset', "the dataset link")
+    deadline = time.monotonic() + 10
+    while "/datasets/" not in browser.current_url:
+        assert time.monotonic() < deadline, browser.current_url
+        with contextlib.suppress(StaleElementReferenceException, WebDriverException):
+            browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"] a.dataset').click()
+        time.sleep(0.2)
+    assert browser.current_url.endswith(f"/datasets/{SCRATCH}")
+    _wait_for(browser, f'h1#dataset[data-dataset-id="{SCRATCH}"] .dataset-name', "the dataset page's heading")
+    _wait_for(browser, f'tr[data-job-id="{job_id}"]', "the job on its dataset's page")
+    datasets = browser.execute_script(
+        "return [...document.querySelectorAll('#jobs a.dataset')].map(a => a.dataset.datasetId)"
+    )
+    assert set(datasets) == {SCRATCH}, datasets  # only this dataset's jobs
+    _wait_for(browser, '#chart-finished rect[data-outcome="completed"]', "the dataset's COMPLETED bar")
+    desc = browser.execute_script("return document.querySelector('#chart-finished desc').textContent")
+    assert "on Scratch" in desc
+    assert browser.save_screenshot(str(DATASET_SCREENSHOT))
+    assert DATASET_SCREENSHOT.stat().st_size > 10_000
+
+
 @pytest.mark.timeout(300)
 def test_a_job_completes_on_the_jobs_page(
     stack: RunningStack,
@@ -229,6 +290,8 @@ def test_a_job_completes_on_the_jobs_page(
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+    _charts_and_the_dataset_page(browser, stack.jobs_url, job_id)
 
     # Flower names the job each task was for (its argument) and how it ended (finalize's result).
     deadline = time.monotonic() + 20

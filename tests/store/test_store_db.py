@@ -42,7 +42,7 @@ LEDGER_TABLES = {
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0007"
+HEAD = "0010"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.dead_letters import count_dead_letters, list_dead_letters
-from store.jobs import get_job, job_events, list_jobs
+from store.jobs import get_job, job_events
 from store.models import ImportJob, ImportKind, JobStatus, Schedule
 from store.schedule_runs import last_run
 from store.schedules import list_schedules
@@ -34,7 +34,6 @@ __all__ = [
     "dead_letters",
     "job_detail",
     "job_page",
-    "jobs",
     "oldest_due_poll",
     "schedules",
 ]
@@ -142,13 +141,6 @@ class DeadLetterRow:
     body_preview: str
     body_size: int
     retried_job_id: str | None
-
-
-def jobs(
-    session: Session, *, status: JobStatus | None = None, kind: ImportKind | None = None, limit: int = 100
-) -> list[JobRow]:
-    """The newest jobs matching the filters."""
-    return [JobRow.of(job) for job in list_jobs(session, status=status, kind=kind, limit=limit)]
 
 
 @dataclass(frozen=True)

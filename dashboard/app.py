@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import redis
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -47,6 +48,7 @@ from .config import DashboardConfig
 from .dataset_names import DatasetNames, api_fetcher
 from .listing import BadQuery, ListQuery, read_query
 from .metrics import CONTENT_TYPE, LedgerNumbers, render
+from .ttl_cache import TtlCache
 
 __all__ = ["PUBLIC_PATHS", "build_app"]
 
@@ -88,6 +90,7 @@ class _Pages:
         if config.api_base_url and config.api_key:
             fetch = api_fetcher(config.api_base_url, config.api_key)
         self.names = DatasetNames(fetch)
+        self.charts: TtlCache[tuple[Markup, Markup]] = TtlCache(config.chart_ttl_s)
 
     def _page(self, request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
         base = {"refresh_s": self.config.refresh_s, "now": self.now()}
@@ -107,10 +110,20 @@ class _Pages:
     ) -> dict[str, Any]:
         """What the jobs list and its charts need, on the front page and on a dataset's page."""
         page = queries.job_page(session, query.filters, query.cursor, limit=self.config.page_size)
-        window = chart_data.chart_window(self.now(), query.hours)
         scope = "" if dataset_id is None else f" on {names.get(dataset_id, dataset_id)}"
-        finished = chart_data.finished_per_bucket(session, window, dataset_id=dataset_id)
-        lag = chart_data.detection_lag(session, window, dataset_id=dataset_id)
+
+        def draw() -> tuple[Markup, Markup]:
+            window = chart_data.chart_window(self.now(), query.hours)
+            finished = chart_data.finished_per_bucket(session, window, dataset_id=dataset_id)
+            lag = chart_data.detection_lag(session, window, dataset_id=dataset_id)
+            return (
+                charts.finished_chart(finished, window, scope=scope),
+                charts.detection_lag_chart(lag, window, scope=scope),
+            )
+
+        # The charts cost more than the rest of the page on a busy ledger and move by the minute: drawn once for
+        # the reloads of a few seconds.
+        finished_chart, lag_chart = self.charts.get((dataset_id, query.hours, scope), draw)
         return {
             "jobs": page.jobs,
             "older_url": None if page.older is None else query.link(path, page.older),
@@ -121,8 +134,8 @@ class _Pages:
             "names": names,
             "statuses": [s.value for s in JobStatus],
             "kinds": [k.value for k in ImportKind],
-            "finished_chart": charts.finished_chart(finished, window, scope=scope),
-            "lag_chart": charts.detection_lag_chart(lag, window, scope=scope),
+            "finished_chart": finished_chart,
+            "lag_chart": lag_chart,
         }
 
     def index(self, request: Request) -> Response:

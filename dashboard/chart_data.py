@@ -129,18 +129,22 @@ def finished_per_bucket(session: Session, window: ChartWindow, *, dataset_id: st
 
 def detection_lag(session: Session, window: ChartWindow, *, dataset_id: str | None = None) -> list[LagBucket]:
     """The buckets of ``window`` in which jobs with a remote ending finished, with their lag's median and max."""
-    bucket = _bucket(session, window)
-    lag = _seconds_between(session, ImportJob.finished_at, ImportJob.remote_ended_at)
-    ranked = (
+    # Each row's bucket and lag computed once (inner), then ranked within its bucket (window functions work on
+    # both backends; neither has a median aggregate in common).
+    lags = (
         select(
-            bucket.label("bucket"),
-            lag.label("lag"),
-            func.row_number().over(partition_by=bucket, order_by=lag).label("rank"),
-            func.count().over(partition_by=bucket).label("n"),
+            _bucket(session, window).label("bucket"),
+            _seconds_between(session, ImportJob.finished_at, ImportJob.remote_ended_at).label("lag"),
         )
         .where(and_(*_in_window(window, dataset_id), ImportJob.remote_ended_at.is_not(None)))
         .subquery()
     )
+    ranked = select(
+        lags.c.bucket,
+        lags.c.lag,
+        func.row_number().over(partition_by=lags.c.bucket, order_by=lags.c.lag).label("rank"),
+        func.count().over(partition_by=lags.c.bucket).label("n"),
+    ).subquery()
     query = (
         select(
             ranked.c.bucket,

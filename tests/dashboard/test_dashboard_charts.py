@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import chart_data, charts
+from dashboard.ttl_cache import TtlCache
 from store.models import JobStatus
 from store.state_machine import apply_transition
 
@@ -156,3 +158,21 @@ def test_pages_embed_both_charts_and_take_hours(client: httpx.Client, ended: ses
     desc = re.search(r'<desc id="chart-finished-desc">(.*?)</desc>', mine)
     assert desc is not None and "1 COMPLETED, 1 FAILED, 1 with another ending" in desc.group(1)
 
+
+
+def test_a_drawn_chart_is_reused_for_its_ttl_then_drawn_anew() -> None:
+    now = [0.0]
+    draws: list[str] = []
+    cache: TtlCache[str] = TtlCache(15, max_entries=2, clock=lambda: now[0])
+
+    def draw(name: str) -> Callable[[], str]:
+        return lambda: draws.append(name) or f"{name}-{len(draws)}"
+
+    assert cache.get("all", draw("all")) == "all-1"
+    now[0] = 14.9
+    assert cache.get("all", draw("all")) == "all-1"  # the reloads of a few seconds draw nothing
+    assert cache.get("ds-a", draw("ds-a")) == "ds-a-2"  # another scope is its own entry
+    now[0] = 15.0
+    assert cache.get("all", draw("all")) == "all-3"
+    cache.get("ds-b", draw("ds-b"))  # a third entry pushes out the oldest (ds-a)
+    assert cache.get("ds-a", draw("ds-a")) == "ds-a-5"

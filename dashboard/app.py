@@ -58,6 +58,8 @@ PUBLIC_PATHS = ("/metrics", "/healthz")
 _REDIS_TIMEOUT_S = 1.0
 # Longer than any dataset id the ledger holds (64): such a path names no dataset.
 _MAX_DATASET_ID_CHARS = 64
+# Charts drawn faster than this are drawn on every request (always current); slower ones are kept chart_ttl_s.
+_CHART_CACHE_AFTER_S = 0.1
 
 
 def _environment() -> Environment:
@@ -90,7 +92,7 @@ class _Pages:
         if config.api_base_url and config.api_key:
             fetch = api_fetcher(config.api_base_url, config.api_key)
         self.names = DatasetNames(fetch)
-        self.charts: TtlCache[tuple[Markup, Markup]] = TtlCache(config.chart_ttl_s)
+        self.charts: TtlCache[tuple[Markup, Markup]] = TtlCache(config.chart_ttl_s, min_cost_s=_CHART_CACHE_AFTER_S)
 
     def _page(self, request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
         base = {"refresh_s": self.config.refresh_s, "now": self.now()}
@@ -121,8 +123,8 @@ class _Pages:
                 charts.detection_lag_chart(lag, window, scope=scope),
             )
 
-        # The charts cost more than the rest of the page on a busy ledger and move by the minute: drawn once for
-        # the reloads of a few seconds.
+        # On a busy ledger the charts cost more than the rest of the page and move by the minute: drawn once for
+        # the reloads of a few seconds (on a quiet one they are cheap, and drawn every time).
         finished_chart, lag_chart = self.charts.get((dataset_id, query.hours, scope), draw)
         return {
             "jobs": page.jobs,

@@ -11,8 +11,8 @@ __all__ = ["DashboardConfig"]
 class DashboardConfig:
     """``database_url`` of the ledger it reads; the basic-auth login it requires (Flower's); how often the page
     reloads; the Redis where workers publish their metrics (None: /metrics exports the ledger's numbers only); the
-    API it reads dataset names from (None: ids are shown alone); how long a drawn chart is shown again before it is
-    drawn anew (0: on every request)."""
+    API it reads dataset names from (None: ids are shown alone); how long a chart that was slow to draw is shown again
+    before it is drawn anew (0: on every request)."""
 
     database_url: str
     username: str

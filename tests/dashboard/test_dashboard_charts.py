@@ -176,3 +176,22 @@ def test_a_drawn_chart_is_reused_for_its_ttl_then_drawn_anew() -> None:
     assert cache.get("all", draw("all")) == "all-3"
     cache.get("ds-b", draw("ds-b"))  # a third entry pushes out the oldest (ds-a)
     assert cache.get("ds-a", draw("ds-a")) == "ds-a-5"
+
+
+def test_only_a_chart_slow_to_draw_is_kept() -> None:
+    now = [0.0]
+    cache: TtlCache[int] = TtlCache(15, min_cost_s=0.1, clock=lambda: now[0])
+    draws = []
+
+    def draw(cost_s: float) -> Callable[[], int]:
+        def run() -> int:
+            now[0] += cost_s
+            draws.append(cost_s)
+            return len(draws)
+
+        return run
+
+    assert cache.get("quiet", draw(0.01)) == 1
+    assert cache.get("quiet", draw(0.01)) == 2  # cheap: drawn afresh, never stale
+    assert cache.get("busy", draw(0.5)) == 3
+    assert cache.get("busy", draw(0.5)) == 3  # slow: kept for the reloads that follow

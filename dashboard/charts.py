@@ -29,7 +29,7 @@ X_TICKS = 6
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 class _Frame:
@@ -46,8 +46,8 @@ class _Frame:
                 "id": chart_id,
                 "class": "chart",
                 "viewBox": f"0 0 {WIDTH} {HEIGHT}",
-                "width": str(WIDTH),
-                "height": str(HEIGHT),
+                # As wide as the page allows, the drawing scaled to it (the viewBox keeps its proportions).
+                "width": "100%",
                 "role": "img",
                 "aria-labelledby": f"{chart_id}-title {chart_id}-desc",
                 "font-family": "system-ui, sans-serif",

@@ -84,13 +84,23 @@ class JobFilters:
             matches: list[ColumnElement[bool]] = [
                 ImportJob.id == self.search,
                 ImportJob.idempotency_key == self.search,
-                _key_prefix(self.search, dialect),
                 ImportJob.dataset_id == self.search,
             ]
+            # A whole UUID is an id (or a key typed whole): on PostgreSQL, where the prefix reads every key, it is
+            # looked up by the indexes alone.
+            if dialect == "sqlite" or not _is_uuid(self.search):
+                matches.append(_key_prefix(self.search, dialect))
             if self.search_dataset_ids:
                 matches.append(ImportJob.dataset_id.in_(sorted(self.search_dataset_ids)))
             conditions.append(or_(*matches))
         return conditions
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
 
 
 def _key_prefix(prefix: str, dialect: str) -> ColumnElement[bool]:

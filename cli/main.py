@@ -12,6 +12,7 @@ import sys
 import click
 
 from cli.check_commands import check_group
+from cli.datasets_commands import datasets_group
 from cli.import_commands import import_group
 from cli.jobs_commands import jobs_group
 from cli.messages_commands import messages_group
@@ -40,6 +41,7 @@ cli.add_command(up_command, name="up")
 cli.add_command(flower_command, name="flower")
 cli.add_command(dashboard_command, name="dashboard")
 cli.add_command(check_group, name="check")
+cli.add_command(datasets_group, name="datasets")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cli.local_stack.launcher import REDIS_DEFAULT_PORT, free_port
+from tests.fixtures.up_process import running_up
 from worker.stack_file import read_stack_file, stack_file_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,25 +65,8 @@ def up(tmp_path: Path) -> Iterator[UpStack]:
     }
     output = tmp_path / "up.out"
     usual_port_was_taken = _someone_listens(REDIS_DEFAULT_PORT)
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "up"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "press Ctrl-C to stop" not in output.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dsimport up did not start:\n{output.read_text(errors='replace')}")
-            time.sleep(0.1)
+    with running_up(env, output, cwd=REPO) as process:
         yield UpStack(process, home, output, time.monotonic(), usual_port_was_taken)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def _printed_commands(text: str) -> list[str]:

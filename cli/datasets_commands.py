@@ -109,7 +109,7 @@ def list_command(query: str | None, as_json: bool) -> None:
 
 
 @datasets_group.command("show")
-@click.argument("dataset", type=DATASET)
+@click.argument("dataset", type=DATASET, metavar="DATASET")
 @_JSON
 def show_command(dataset: str, as_json: bool) -> None:
     """Show one dataset, by UUID or slug."""
@@ -123,7 +123,7 @@ def show_command(dataset: str, as_json: bool) -> None:
 
 
 @datasets_group.command("records")
-@click.argument("dataset", type=DATASET)
+@click.argument("dataset", type=DATASET, metavar="DATASET")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many records (default: all).")
 @_JSON
 def records_command(dataset: str, limit: int | None, as_json: bool) -> None:
@@ -147,7 +147,7 @@ def records_command(dataset: str, limit: int | None, as_json: bool) -> None:
 
 
 @datasets_group.command("tasks")
-@click.argument("dataset", type=DATASET)
+@click.argument("dataset", type=DATASET, metavar="DATASET")
 @_JSON
 def tasks_command(dataset: str, as_json: bool) -> None:
     """List a dataset's import tasks (all pages)."""
@@ -167,7 +167,7 @@ def tasks_command(dataset: str, as_json: bool) -> None:
 
 
 @datasets_group.command("export")
-@click.argument("dataset", type=DATASET)
+@click.argument("dataset", type=DATASET, metavar="DATASET")
 @click.option(
     "-o",
     "--output",

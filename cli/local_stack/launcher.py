@@ -357,7 +357,7 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     say(f"  logs       {home / 'logs'}/")
     if settings.ui_password is None:
         say(f"  password   kept in {home / UI_PASSWORD_FILE}")
-    say(f"  found by   every dsimport command run with DSIMPORT_HOME={home} (through {home / 'stack.json'})")
+    say(f"  stack file {home / 'stack.json'}  (how every dsimport command with this DSIMPORT_HOME finds it)")
     say("try it from another terminal:")
     for command in demo_commands(home, demo_world=_demo_world() if demo else None):
         say(f"  {command}")

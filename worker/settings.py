@@ -2,7 +2,9 @@
 
 Every value comes from an environment variable prefixed ``DSIMPORT_`` (or a ``.env`` file), except the API key,
 which keeps the name Mistral's own SDK uses, ``MISTRAL_API_KEY``, or is read from ``DSIMPORT_API_KEY_FILE``.
-No other module reads ``os.environ``: settings are built here once and passed down.
+No other module reads ``os.environ``: settings are built here once and passed down. What the environment (and
+``.env``) leaves unset, a ``dsimport up`` running from the same home supplies (its broker, ledger and API, see
+:mod:`worker.stack_file`), before the defaults below.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ _PING_TIMEOUT_S = 0.5
 # Settings that only make sense together: a stack's API URL goes with its key file, never with another key.
 _API_FIELDS = ("api_base_url", "api_key_file")
 _API_EXPLICIT = ("api_base_url", "api_key_file", "api_key", "MISTRAL_API_KEY", "DSIMPORT_API_KEY")
+# Stale files already reported by this process: a command that reads its settings twice says it once.
+_reported: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ def live_stack(home: Path, *, notice: Any = None) -> StackRecord | None:
         problem = f"its broker does not answer (pid {record.pid})"
     if problem is None:
         return record
-    print(f"dsimport: ignoring {path}: {problem}", file=notice or sys.stderr)
+    if notice is not None or path not in _reported:
+        _reported.add(path)
+        print(f"dsimport: ignoring {path}: {problem}", file=notice or sys.stderr)
     return None
 
 

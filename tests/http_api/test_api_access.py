@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -73,10 +74,19 @@ def test_no_token_no_answer(http: httpx.Client, tokens: Tokens, method: str, pat
         assert "error=" in refused.headers["WWW-Authenticate"]
 
 
-def test_a_revoked_token_is_refused(http: httpx.Client, tokens: Tokens) -> None:
+def test_a_revoked_token_is_refused_and_no_token_is_logged(
+    http: httpx.Client, tokens: Tokens, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     message = _error(http.get("/api/v1/jobs", headers=bearer(tokens.revoked)), 401, "unauthorized")
     assert "revoked" in message
     assert tokens.revoked not in message
+    assert http.get("/api/v1/jobs", headers=bearer(tokens.read)).status_code == 200
+    assert http.post("/api/v1/imports", json={"id": "x"}, headers=bearer(tokens.write)).status_code == 422
+    assert caplog.records  # the server's own lines were captured (uvicorn's, SQLAlchemy's, ...)
+    logged = "\n".join(record.getMessage() + repr(record.args) for record in caplog.records)
+    for token in (tokens.revoked, tokens.read, tokens.write):
+        assert token not in logged
 
 
 def test_a_read_token_reads_and_cannot_write(http: httpx.Client, tokens: Tokens) -> None:

@@ -7,6 +7,7 @@ OpenAPI document the server publishes (contract.py) when the test ends.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -56,15 +57,19 @@ def api_options() -> ApiOptions:
     return ApiOptions()
 
 
+@contextmanager
+def checked_client(base_url: str) -> Iterator[httpx.Client]:
+    """A plain HTTP client on ``base_url``; every API answer it got is checked against the document on exit."""
+    checker = ContractChecker()
+    with httpx.Client(base_url=base_url, timeout=10.0, event_hooks={"response": [checker.record]}) as client:
+        checker.document = client.get("/api/v1/openapi.json").json()
+        yield client
+    checker.check_all()
+
+
 @pytest.fixture
 def http(database_url: str, tokens: Tokens, api_options: ApiOptions) -> Iterator[httpx.Client]:
-    """A plain HTTP client on the jobs page and its API; every answer is checked against the document at the end."""
+    """The jobs page and its API served in this process, and a client on it."""
     config = DashboardConfig(database_url=database_url, username=USER, password=PASSWORD)
-    checker = ContractChecker()
-    with serve(build_app(config, api=api_options)) as server:
-        with httpx.Client(
-            base_url=server.base_url, timeout=10.0, event_hooks={"response": [checker.record]}
-        ) as client:
-            checker.document = client.get("/api/v1/openapi.json").json()
-            yield client
-    checker.check_all()
+    with serve(build_app(config, api=api_options)) as server, checked_client(str(server.base_url)) as client:
+        yield client

@@ -1,5 +1,6 @@
-"""End to end over HTTP: the jobs page served with the broker, a real worker and beat on the real Redis, the
-emulator on a socket. An import requested with POST /api/v1/imports, and a schedule's run-now, complete."""
+"""End to end over HTTP: `dsimport dashboard` (which gives the API the broker's sender), a real worker and beat on
+the real Redis, the emulator on a socket. An import requested with POST /api/v1/imports, and a schedule's run-now,
+complete; no token reaches the service's logs."""
 
 from __future__ import annotations
 
@@ -11,24 +12,40 @@ import httpx
 import pytest
 
 from api_client import DatasetsClient
-from cli.broker_sender import BrokerSender
-from dashboard.api import ApiOptions
+from cli.local_stack.launcher import free_port
 from emulator.testing import EmulatorServer
 from tests.integration.service import ServiceProcesses
-from worker.settings import Settings
 
-from .conftest import Tokens, bearer
+from .conftest import Tokens, bearer, checked_client
 
 pytestmark = pytest.mark.integration
 
 CAMPAIGN = "8a4b0c8e-5f63-4c1e-9a51-0d3f3c1f7a01"
+UI_PASSWORD = "ui-pass-for-api-tests"
 
 
 @pytest.fixture
-def api_options(settings: Settings) -> Iterator[ApiOptions]:
-    sender = BrokerSender(settings)
-    yield ApiOptions(sender=sender, job_deadline_s=settings.job_deadline_s)
-    sender.close()
+def service_overrides(service_overrides: dict[str, str]) -> dict[str, str]:
+    return {**service_overrides, "DSIMPORT_UI_PASSWORD": UI_PASSWORD}
+
+
+@pytest.fixture
+def http(service: ServiceProcesses, tokens: Tokens) -> Iterator[httpx.Client]:
+    """`dsimport dashboard` as the service runs it (with the broker's sender), next to a worker and beat."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    service.start("dashboard", "dashboard", "--port", str(port))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=1.0).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, service.logs()
+        time.sleep(0.1)
+    with checked_client(base) as client:
+        yield client
 
 
 def _seed(emulator: EmulatorServer) -> None:
@@ -97,3 +114,6 @@ def test_an_import_requested_over_http_completes(
     assert page["jobs"][0]["origin"] == "schedule:review"
     last_run = http.get("/api/v1/schedules", headers=bearer(tokens.read)).json()["schedules"][0]["last_run"]
     assert last_run["trigger"] == "manual" and last_run["jobs"][0]["id"] == page["jobs"][0]["id"]
+    logs = "\n".join(path.read_text(errors="replace") for path in service.log_dir.glob("*.log"))
+    assert "/api/v1/imports" in logs  # the dashboard's access lines are there
+    assert tokens.write not in logs and tokens.read not in logs

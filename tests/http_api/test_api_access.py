@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 from sqlalchemy.orm import Session, sessionmaker
 
+from cli.main import main
 from dashboard import DashboardConfig, build_app
 from store.api_tokens import TOKEN_PREFIX, hash_token, list_tokens
 from store.models import ApiToken
@@ -129,22 +129,29 @@ def test_tokens_are_stored_hashed_and_use_is_noted(
     assert "dsi_" not in repr(rows["reader"]) and ApiToken.__tablename__ == "api_tokens"
 
 
-def test_tokens_command_creates_lists_and_revokes(tmp_path: Path, sqlite_database_url: str) -> None:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DSIMPORT_HOME": str(tmp_path),
-           "DSIMPORT_DATABASE_URL": sqlite_database_url}  # fmt: skip
+def test_tokens_command_creates_lists_and_revokes(
+    tmp_path: Path, sqlite_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in [key for key in os.environ if key.startswith(("DSIMPORT_", "MISTRAL_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("DSIMPORT_HOME", str(tmp_path))
+    monkeypatch.setenv("DSIMPORT_DATABASE_URL", sqlite_database_url)
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli", "tokens", *args], env=env, cwd=REPO, capture_output=True,
-                              text=True, timeout=60)  # fmt: skip
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["tokens", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    created = run("create", "ci", "--scope", "write")
-    assert created.returncode == 0, created.stderr
-    token = created.stdout.strip()
-    assert token.startswith(TOKEN_PREFIX) and "shown only this once" in created.stderr
-    assert run("create", "ci").returncode == 1  # the name is taken
-    assert run("create", "bad name").returncode == 2
-    listed = run("list", "--json")
-    assert listed.returncode == 0 and token not in listed.stdout and '"scope": "write"' in listed.stdout
-    assert run("revoke", "ci").returncode == 0
-    assert '"revoked_at": null' not in run("list", "--json").stdout
-    assert run("revoke", "nobody").returncode == 1
+    code, token, err = run("create", "ci", "--scope", "write")
+    assert code == 0, err
+    token = token.strip()
+    assert token.startswith(TOKEN_PREFIX) and "shown only this once" in err
+    assert run("create", "ci")[0] == 1  # the name is taken
+    assert run("create", "bad name")[0] == 2
+    code, listed, _ = run("list", "--json")
+    assert code == 0 and token not in listed and json.loads(listed)[0]["scope"] == "write"
+    assert run("revoke", "ci")[0] == 0
+    assert json.loads(run("list", "--json")[1])[0]["revoked_at"] is not None
+    assert run("revoke", "nobody")[0] == 1
+    code, table, _ = run("list")
+    assert code == 0 and table.splitlines()[1].startswith("ci ") and token not in table

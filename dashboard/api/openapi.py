@@ -33,7 +33,7 @@ __all__ = ["openapi_document"]
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[type[BaseModel]] = [
-    ErrorAnswer, ImportAnswer, JobDetailOut, JobOut, JobPage, RunNowAnswer, ScheduleCreate, ScheduleList, ScheduleOut,
+    ErrorAnswer, ImportAnswer, JobDetailOut, JobOut, JobPage, RunNowAnswer, ScheduleList, ScheduleOut,
 ]  # fmt: skip
 
 _DESCRIPTION = """\
@@ -103,7 +103,7 @@ def openapi_document() -> dict[str, Any]:
     """The document (built once: it depends on the code only)."""
     _, top = models_json_schema([(model, "serialization") for model in _MODELS], ref_template=_REF)
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
-    # The request body is validated by the request models, so ScheduleCreate is described as it is read.
+    # A request body is described as it is read (validation), the answers as they are written (serialization).
     _, read_top = models_json_schema([(ScheduleCreate, "validation")], ref_template=_REF)
     schemas.update(read_top.get("$defs", {}))
     message, message_defs = _message_components()

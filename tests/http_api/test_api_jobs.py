@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.dead_letters import count_dead_letters
@@ -177,3 +178,17 @@ def test_filters_and_their_errors(http: httpx.Client, tokens: Tokens) -> None:
         answer = http.get("/api/v1/jobs", params=query, headers=bearer(tokens.read))
         assert answer.status_code == 422, (query, answer.text)
         assert [d["parameter"] for d in answer.json()["error"]["details"]] == [wrong]
+
+
+def test_a_server_failure_answers_500_in_the_error_shape(
+    http: httpx.Client, tokens: Tokens, session_factory: sessionmaker[Session]
+) -> None:
+    job = post_import(http, tokens, campaign(), key="broken").json()["job"]
+    with session_factory() as session:
+        # A ledger broken under the server (not merely unreachable): the history table is gone.
+        session.execute(text("DROP TABLE job_events"))
+        session.commit()
+    answer = http.get(f"/api/v1/jobs/{job['id']}", headers=bearer(tokens.read))
+    message = _message(answer, 500)
+    assert answer.json()["error"]["code"] == "internal_error"
+    assert "job_events" not in message  # the reason goes to the server's log, not to the caller

@@ -5,7 +5,8 @@ Routes (all behind basic auth except the last two):
 - ``/``: jobs (newest first; ``?status=`` and ``?kind=`` filter), counts by status, schedules, dead letters;
 - ``/jobs/{id}``: one job, its event history and last error;
 - ``/metrics``: Prometheus text (counts only, see :mod:`dashboard.metrics`);
-- ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503.
+- ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503;
+- ``/api/v1/...``: the HTTP API (:mod:`dashboard.api`), behind bearer tokens instead of the login.
 
 Templates are Jinja2 with autoescaping on for everything, so a dataset name, message or request body holding HTML
 stays text. Handlers are plain functions: Starlette runs them in its thread pool, so the blocking database reads
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
 from jobs.metrics import WorkerMetrics, read_metrics
@@ -38,6 +39,7 @@ from store.errors import StoreError
 from store.models import ImportKind, JobStatus, Schedule
 
 from . import formatting, queries
+from .api import API_PREFIX, ApiOptions, build_api
 from .auth import BasicAuthMiddleware
 from .config import DashboardConfig
 from .metrics import CONTENT_TYPE, LedgerNumbers, render
@@ -197,22 +199,24 @@ def build_app(
     *,
     sessions: sessionmaker[Session] | None = None,
     now: Callable[[], datetime] = _utcnow,
+    api: ApiOptions | None = None,
 ) -> Starlette:
-    """The jobs page for ``config``; ``sessions`` replaces the read-only session factory built from its URL."""
+    """The jobs page for ``config``; ``sessions`` replaces the read-only session factory built from its URL;
+    ``api`` configures the HTTP API (the only part that writes to the ledger)."""
     engine = make_engine(config.database_url)
     metrics_client = None
     if config.metrics_redis_url:
         metrics_client = redis.Redis.from_url(
             config.metrics_redis_url, socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S
         )
-    pages = _Pages(
-        config, sessions or make_session_factory(engine, read_only=True), engine, metrics_client, now
-    )
+    read_sessions = sessions or make_session_factory(engine, read_only=True)
+    pages = _Pages(config, read_sessions, engine, metrics_client, now)
     routes = [
         Route("/", pages.index, name="index"),
         Route("/jobs/{job_id}", pages.job, name="job"),
         Route("/metrics", pages.metrics, name="metrics"),
         Route("/healthz", pages.healthz, name="healthz"),
+        Mount(API_PREFIX, app=build_api(read_sessions, make_session_factory(engine), api or ApiOptions(), now=now)),
     ]
 
     @contextlib.asynccontextmanager
@@ -231,5 +235,7 @@ def build_app(
         password=config.password,
         realm=config.realm,
         public_paths=PUBLIC_PATHS,
+        # The API checks its own bearer tokens (dashboard/api/auth.py).
+        public_prefixes=(API_PREFIX + "/",),
     )
     return app

@@ -38,11 +38,12 @@ LEDGER_TABLES = {
     "import_jobs",
     "job_events",
     "dead_letters",
+    "api_tokens",
     "schedules",
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0007"
+HEAD = "0008"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -36,13 +36,16 @@ REPO = Path(__file__).resolve().parents[2]
 LEDGER_TABLES = {
     "alembic_version",
     "import_jobs",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_attempts",
     "job_events",
     "dead_letters",
     "schedules",
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0007"
+HEAD = "0009"
 
 
 def test_head_is_the_newest_revision() -> None:

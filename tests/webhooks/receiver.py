@@ -16,6 +16,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ class Received:
     body: bytes
     answered: int
     at: float = field(default_factory=time.time)
+    delayed_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ def receiver() -> Iterator[Receiver]:
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             with state.lock:
-                state.received.append(Received(self.path, dict(self.headers.items()), body, reply.status))
+                state.received.append(
+                    Received(self.path, dict(self.headers.items()), body, reply.status, delayed_s=reply.delay_s)
+                )
             try:
                 self.send_response(reply.status)
                 self.send_header("Content-Length", "2")

@@ -26,6 +26,8 @@ READ_COMMANDS = [
     ["messages", "schema"],
     ["messages", "dead-letters"],
     ["db", "current"],
+    ["webhooks", "list"],
+    ["webhooks", "deliveries", "--json"],
 ]
 
 PROBE = """

@@ -23,8 +23,10 @@ Render = Callable[[Request, str, dict[str, Any]], Response]
 
 
 def url_shown(url: str) -> str:
+    """Scheme, host and port: no path, query or user info, any of which may hold a credential."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…" if parts.path not in ("", "/") else url
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
 
 
 def webhooks_handler(sessions: sessionmaker[Session], render: Render) -> Callable[[Request], Response]:

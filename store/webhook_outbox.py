@@ -15,7 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -147,10 +147,10 @@ class ClaimedDelivery:
 
     id: str
     webhook_name: str
-    url: str
+    url: str = field(repr=False)
     format: WebhookFormat
-    secret: str
-    payload: dict[str, Any]
+    secret: str = field(repr=False)
+    payload: dict[str, Any] = field(repr=False)
     attempts: int
     created_at: datetime
 

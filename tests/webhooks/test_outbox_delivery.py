@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -228,3 +233,39 @@ def test_two_deliverers_at_once_send_each_delivery_once(
     assert len(ids) == 40 and len(set(ids)) == 40
     assert all(report.claimed > 0 for report in reports), "both deliverers took a share"
     assert all(d.status is DeliveryStatus.DELIVERED for d in _deliveries(session_factory))
+
+
+_END_AND_DIE = """
+import os, signal, sys
+from datetime import UTC, datetime
+from store.db import make_engine, make_session_factory
+from store.models import JobStatus
+from tests.webhooks.helpers import ended_job
+
+sessions = make_session_factory(make_engine(sys.argv[1]))
+with sessions() as session:
+    job_id = ended_job(session, JobStatus.LOST, now=datetime.now(UTC))
+    session.commit()
+print(job_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # right after the commit, before anything could be sent
+"""
+
+
+def test_a_process_killed_right_after_the_commit_loses_no_ending(
+    database_url: str, session_factory: sessionmaker[Session], hook: Receiver, http: httpx.Client
+) -> None:
+    _register(session_factory, hook.url)
+    repo = Path(__file__).resolve().parents[2]
+    died = subprocess.run(
+        [sys.executable, "-c", _END_AND_DIE, database_url],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    job_id = died.stdout.strip()
+    assert deliver_due(session_factory, http, owner="survivor", now=Clock(), policy=POLICY).delivered == 1
+    [request] = hook.received
+    assert signature_verifies(SECRET, request) and body_of(request)["job"]["id"] == job_id

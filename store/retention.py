@@ -248,14 +248,7 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
             update(DeadLetter).where(DeadLetter.retried_job_id.in_(job_ids)).values(retried_job_id=None)
         )
         counts.jobs = _deleted(session.execute(delete(ImportJob).where(ImportJob.id.in_(job_ids))))
-    letter_ids = list(
-        session.scalars(
-            select(DeadLetter.id)
-            .where(_resolved_dead_letters(cutoff))
-            .order_by(DeadLetter.retried_at)
-            .limit(batch_size)
-        )
-    )
+    letter_ids = _first_ids(session, DeadLetter.id, _resolved_dead_letters(cutoff), DeadLetter.retried_at, batch_size)
     if letter_ids:
         counts.dead_letters = _deleted(session.execute(delete(DeadLetter).where(DeadLetter.id.in_(letter_ids))))
     for schedule_id, item_ids in _item_keys(session, cutoff, limit=batch_size).items():
@@ -264,13 +257,8 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
                 delete(ScheduleItem).where(ScheduleItem.schedule_id == schedule_id, ScheduleItem.item_id.in_(item_ids))
             )
         )
-    delivery_ids = list(
-        session.scalars(
-            select(WebhookDelivery.id)
-            .where(_settled_deliveries(cutoff))
-            .order_by(WebhookDelivery.created_at)
-            .limit(batch_size)
-        )
+    delivery_ids = _first_ids(
+        session, WebhookDelivery.id, _settled_deliveries(cutoff), WebhookDelivery.created_at, batch_size
     )
     if delivery_ids:
         counts.webhook_attempts = _deleted(
@@ -280,6 +268,11 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
             session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)))
         )
     return counts
+
+
+def _first_ids(session: Session, id_column: Any, condition: ColumnElement[bool], order: Any, limit: int) -> list[Any]:
+    """The ids of the first ``limit`` rows matching ``condition`` in ``order``: one batch of a table."""
+    return list(session.scalars(select(id_column).where(condition).order_by(order).limit(limit)))
 
 
 def _deleted(result: Any) -> int:

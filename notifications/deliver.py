@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,7 +63,6 @@ class DeliveryReport:
     retrying: int = 0
     failed: int = 0
     superseded: int = 0
-    durations_s: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,6 @@ def _deliver_one(
     answer = post_signed(
         http, delivery.url, secret=delivery.secret, event_id=delivery.id, body=body, timeout_s=policy.timeout_s
     )
-    report.durations_s.append(answer.duration_s)
     at = now()
     outcome, next_at = _outcome(delivery, answer, at=at, policy=policy, rng=rng)
     with session_factory() as session:

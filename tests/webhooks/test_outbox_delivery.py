@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifications.deliver import DeliveryPolicy, deliver_due
+from notifications.deliver import DeliveryPolicy, deliver_due, next_attempt_in_s
 from store.models import ImportKind, JobStatus
 from store.webhook_models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookFormat
 from store.webhooks import add_webhook, recent_deliveries
@@ -269,3 +270,12 @@ def test_a_process_killed_right_after_the_commit_loses_no_ending(
     assert deliver_due(session_factory, http, owner="survivor", now=Clock(), policy=POLICY).delivered == 1
     [request] = hook.received
     assert signature_verifies(SECRET, request) and body_of(request)["job"]["id"] == job_id
+
+
+def test_the_backoff_doubles_from_its_base_with_jitter_down_to_half_and_stops_at_its_cap() -> None:
+    policy = DeliveryPolicy(backoff_base_s=2.0, backoff_max_s=60.0)
+    rng = random.Random(5)
+    for attempts, full_s in [(1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0), (6, 60.0), (30, 60.0)]:
+        waits = [next_attempt_in_s(policy, attempts, rng) for _ in range(200)]
+        assert full_s * 0.5 <= min(waits) and max(waits) <= full_s
+        assert max(waits) - min(waits) > full_s * 0.3  # jittered, not one value

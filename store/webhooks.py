@@ -137,7 +137,7 @@ def recent_deliveries(session: Session, *, webhook: str | None = None, limit: in
 
     :raises WebhookNotFoundError: ``webhook`` names none.
     """
-    query = select(WebhookDelivery, Webhook.name).join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+    query = select(WebhookDelivery, Webhook.name).where(Webhook.id == WebhookDelivery.webhook_id)
     if webhook is not None:
         query = query.where(WebhookDelivery.webhook_id == require_webhook(session, webhook).id)
     query = query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)

@@ -20,6 +20,7 @@ from cli.monitor_commands import dashboard_command, flower_command
 from cli.schedules_commands import schedules_group
 from cli.service_commands import beat_command, db_group, up_command, worker_command
 from cli.tokens_commands import tokens_group
+from cli.webhooks_commands import webhooks_group
 from emulator.cli import emulator_command
 from worker.settings_error import SettingsError
 
@@ -44,6 +45,7 @@ cli.add_command(dashboard_command, name="dashboard")
 cli.add_command(check_group, name="check")
 cli.add_command(datasets_group, name="datasets")
 cli.add_command(tokens_group, name="tokens")
+cli.add_command(webhooks_group, name="webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:

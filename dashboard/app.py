@@ -4,6 +4,7 @@ Routes (all behind basic auth except the last two):
 
 - ``/``: jobs (newest first; ``?status=`` and ``?kind=`` filter), counts by status, schedules, dead letters;
 - ``/jobs/{id}``: one job, its event history and last error;
+- ``/webhooks``: the webhooks and their delivery log (:mod:`dashboard.webhooks_page`);
 - ``/metrics``: Prometheus text (counts only, see :mod:`dashboard.metrics`);
 - ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503;
 - ``/api/v1/...``: the HTTP API (:mod:`dashboard.api`), behind bearer tokens instead of the login.
@@ -37,12 +38,14 @@ from store.db import check_migrated, make_engine, make_session_factory
 from store.dead_letters import count_dead_letters
 from store.errors import StoreError
 from store.models import ImportKind, JobStatus, Schedule
+from store.webhooks import delivery_counts
 
 from . import formatting, queries
 from .api import API_PREFIX, ApiOptions, build_api
 from .auth import BasicAuthMiddleware
 from .config import DashboardConfig
 from .metrics import CONTENT_TYPE, LedgerNumbers, render
+from .webhooks_page import webhooks_handler
 
 __all__ = ["PUBLIC_PATHS", "build_app"]
 
@@ -150,6 +153,7 @@ class _Pages:
                     oldest_due_poll=queries.oldest_due_poll(session),
                     dead_letters_waiting=count_dead_letters(session, include_retried=False),
                     schedules=_schedule_states(session),
+                    webhook_deliveries=delivery_counts(session),
                 )
         except Exception as exc:  # an unreachable or broken ledger is reported by the up gauge, not a 500
             log.warning("metrics: cannot read the ledger: %s", exc)
@@ -214,6 +218,7 @@ def build_app(
     routes = [
         Route("/", pages.index, name="index"),
         Route("/jobs/{job_id}", pages.job, name="job"),
+        Route("/webhooks", webhooks_handler(pages.sessions, pages._page), name="webhooks"),
         Route("/metrics", pages.metrics, name="metrics"),
         Route("/healthz", pages.healthz, name="healthz"),
         Mount(API_PREFIX, app=build_api(read_sessions, make_session_factory(engine), api or ApiOptions(), now=now)),

@@ -76,6 +76,20 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, allow_inf_nan=False, description="How often beat runs the prune."
     )
 
+    # Webhooks on job endings (see notifications): how often beat sends the outbox's deliverer, and how it retries.
+    webhook_tick_s: float = Field(
+        default=2.0, ge=0, allow_inf_nan=False, description="How often beat delivers due webhooks; 0: never."
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of one webhook POST.")
+    webhook_max_attempts: int = Field(default=10, ge=1, description="Attempts of a delivery before it is given up.")
+    webhook_max_age_s: float = Field(
+        default=86_400.0, gt=0, allow_inf_nan=False, description="A delivery not through after this is given up."
+    )
+    webhook_backoff_s: float = Field(default=2.0, gt=0, description="Pause after a delivery's first failed attempt.")
+    jobs_page_url: str = Field(
+        default="", description="Public address of the jobs page, for links in webhook events; empty: no links."
+    )
+
     api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
     api_key: SecretStr | None = Field(
         default=None,

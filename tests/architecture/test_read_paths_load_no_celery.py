@@ -27,6 +27,8 @@ READ_COMMANDS = [
     ["messages", "dead-letters"],
     ["db", "current"],
     ["tokens", "list"],
+    ["webhooks", "list"],
+    ["webhooks", "deliveries", "--json"],
 ]
 
 PROBE = """

@@ -36,6 +36,9 @@ REPO = Path(__file__).resolve().parents[2]
 LEDGER_TABLES = {
     "alembic_version",
     "import_jobs",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_attempts",
     "job_events",
     "dead_letters",
     "api_tokens",
@@ -43,7 +46,7 @@ LEDGER_TABLES = {
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0008"
+HEAD = "0009"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -303,6 +303,9 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     if stop():
         return 0
 
+    # The jobs page's port is chosen first so that the worker's webhook events can link to it.
+    dashboard_port = _port_or_free(settings.dashboard_host, settings.dashboard_port)
+    env.setdefault("DSIMPORT_JOBS_PAGE_URL", _url(settings.dashboard_host, dashboard_port))
     # Flower and the jobs page never call the API: they get no key.
     watcher_env = {k: v for k, v in env.items() if k not in _SECRET_VARS}
     stack.start(
@@ -319,7 +322,6 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
         watcher_env,
         tier=_SERVICE,
     )
-    dashboard_port = _port_or_free(settings.dashboard_host, settings.dashboard_port)
     dashboard = stack.start(
         "dashboard",
         [*exe, "dashboard", "--host", settings.dashboard_host, "--port", str(dashboard_port)],
@@ -352,6 +354,8 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     say(f"  jobs page  {dashboard_url}  ({login})")
     say(f"  flower     {flower_url}  ({login})")
     say(f"  metrics    {dashboard_url}metrics  and  {flower_url}metrics")
+    say(f"  HTTP API   {dashboard_url}api/v1/  (documented at {dashboard_url}api/v1/openapi.json)")
+    say("             a token for it: dsimport tokens create NAME --scope write")
     for line in lines:
         say(f"  {line}")
     say(f"  logs       {home / 'logs'}/")

@@ -9,6 +9,7 @@ COPY dashboard ./dashboard
 COPY emulator ./emulator
 COPY import_kinds ./import_kinds
 COPY jobs ./jobs
+COPY notifications ./notifications
 COPY store ./store
 COPY tasks ./tasks
 COPY triggers ./triggers

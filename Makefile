@@ -32,6 +32,10 @@ layers: install
 sdk37: install
 	$(BIN)/python -m tests.contract.sdk_venv 3.7.0
 
+# pytest sets up what the tests talk to by itself (a private Redis, a throwaway PostgreSQL cluster when its binaries
+# are installed, Chromium for the browser test where it can install it): in the test session (tests/conftest.py)
+# rather than in a target here, so that plain `pytest`, a single test file and .ci/guarantees.py get the same, and
+# Chromium is only installed by a session that runs the browser test.
 test: lint typecheck layers
 	$(BIN)/pytest
 

@@ -104,11 +104,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def settings_or_fail() -> Settings:
+def settings_or_fail(*, stack_file: bool = True) -> Settings:
+    """The settings, or one line saying what is wrong; ``stack_file=False``: without a running stack's file."""
     from worker.settings import load_settings
 
     try:
-        return load_settings()
+        return load_settings(stack_file=stack_file)
     except SettingsError as exc:
         raise CommandFailed(str(exc)) from None
 

@@ -80,4 +80,4 @@ def prune_command(older_than_s: int, dry_run: bool, as_json: bool) -> None:
         return
     verb = "would delete" if dry_run else "deleted"
     for table, rows in counts.items():
-        click.echo(f"{table:<16} {rows:>10}  {verb}")
+        click.echo(f"{table:<18} {rows:>8}  {verb}")

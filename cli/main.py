@@ -12,12 +12,15 @@ import sys
 import click
 
 from cli.check_commands import check_group
+from cli.datasets_commands import datasets_group
 from cli.import_commands import import_group
 from cli.jobs_commands import jobs_group
 from cli.messages_commands import messages_group
 from cli.monitor_commands import dashboard_command, flower_command
 from cli.schedules_commands import schedules_group
 from cli.service_commands import beat_command, db_group, up_command, worker_command
+from cli.tokens_commands import tokens_group
+from cli.webhooks_commands import webhooks_group
 from emulator.cli import emulator_command
 from worker.settings_error import SettingsError
 
@@ -40,6 +43,9 @@ cli.add_command(up_command, name="up")
 cli.add_command(flower_command, name="flower")
 cli.add_command(dashboard_command, name="dashboard")
 cli.add_command(check_group, name="check")
+cli.add_command(datasets_group, name="datasets")
+cli.add_command(tokens_group, name="tokens")
+cli.add_command(webhooks_group, name="webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,19 +96,24 @@ def flower_command(ctx: click.Context, address: str | None, port: int | None) ->
     "--port", type=click.IntRange(0, 65535), default=None, help="Port [default: DSIMPORT_DASHBOARD_PORT]."
 )
 def dashboard_command(host: str | None, port: int | None) -> None:
-    """Serve the read-only jobs page (jobs, history, schedules, dead letters, /metrics) with basic auth."""
+    """Serve the read-only jobs page (jobs, history, schedules, dead letters, /metrics) with basic auth, and the
+    HTTP API under /api/v1 with bearer tokens (`dsimport tokens create`)."""
     settings = settings_or_fail()
     user, password = ui_credentials(settings)
     check_ledger(settings)  # refuses an unmigrated ledger with the command that fixes it
     import uvicorn
 
+    from cli.broker_sender import BrokerSender
     from dashboard import DashboardConfig, build_app
+    from dashboard.api import ApiOptions
     from jobs.metrics import redis_py_url
     from worker import logging_setup
 
     logging_setup.setup_process_logging(settings)
     # The page reads dataset names from the API when it has a key (read-only calls); without one it shows ids.
     api_key = settings.resolved_api_key()
+    # The API hands new jobs and manual fires to the workers through it at once.
+    sender = BrokerSender(settings)
     app = build_app(
         DashboardConfig(
             database_url=settings.database_url,
@@ -118,15 +123,21 @@ def dashboard_command(host: str | None, port: int | None) -> None:
             metrics_redis_url=redis_py_url(settings.broker_url),
             api_base_url=settings.api_base_url,
             api_key=None if api_key is None else api_key.get_secret_value(),
+        ),
+        api=ApiOptions(
+            sender=sender, job_deadline_s=settings.job_deadline_s, max_message_bytes=settings.message_max_bytes
+        ),
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=host or settings.dashboard_host,
+            port=settings.dashboard_port if port is None else port,
+            # None: keep the root handler set up above, so uvicorn's lines are structured and redacted too.
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            lifespan="on",
+            server_header=False,
         )
-    )
-    uvicorn.run(
-        app,
-        host=host or settings.dashboard_host,
-        port=settings.dashboard_port if port is None else port,
-        # None: keep the root handler set up above, so uvicorn's lines are structured and redacted too.
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-        server_header=False,
-    )
+    finally:
+        sender.close()

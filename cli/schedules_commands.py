@@ -89,10 +89,10 @@ def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
-    from cli.schedule_views import schedule_to_dict
     from store.models import ScheduleSource
     from store.schedules import ScheduleError, create_schedule
     from triggers.schedules.specs import InvalidSchedule, build_definition
+    from triggers.schedules.views import schedule_to_dict
 
     # The name and timing are the `add` group's own parameters, parsed before the kind's.
     group = click.get_current_context().parent
@@ -198,9 +198,9 @@ def add_dataset_copy(dataset_id: str, from_dataset: str, chunk_size: int) -> Non
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 def list_command(as_json: bool) -> None:
     """List schedules with their last and next fire."""
-    from cli.schedule_views import schedule_to_dict
     from store.schedule_runs import jobs_of_runs, last_run
     from store.schedules import list_schedules
+    from triggers.schedules.views import schedule_to_dict
 
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
@@ -227,9 +227,9 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(name: str, run_count: int, as_json: bool) -> None:
     """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
-    from cli.schedule_views import run_to_dict, schedule_to_dict
     from store.schedule_items import item_counts
     from store.schedule_runs import jobs_of_runs, list_runs
+    from triggers.schedules.views import run_to_dict, schedule_to_dict
 
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:

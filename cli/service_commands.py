@@ -133,8 +133,9 @@ def up_command(concurrency: int) -> int:
     """Run the whole local stack (emulator when no key, Redis if none answers, worker, beat, Flower, jobs page)."""
     from cli.local_stack.launcher import run_stack
 
+    # `up` starts from the environment alone: it is the stack the others find, not one of them.
     return run_stack(
-        settings_or_fail(),
+        settings_or_fail(stack_file=False),
         worker_concurrency=concurrency,
         echo=click.echo,
         fail=lambda line: click.echo(line, err=True),

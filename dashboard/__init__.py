@@ -1,6 +1,8 @@
 """The jobs page: a small read-only web app over the ledger (jobs, history, schedules, dead letters, /metrics).
 
-It reads the ledger (and the metrics the workers publish) and writes nothing. ``dsimport dashboard`` serves it.
+The page reads the ledger (and the metrics the workers publish) and writes nothing; the HTTP API it mounts under
+``/api/v1`` (:mod:`dashboard.api`, bearer tokens) requests imports, cancels jobs and changes schedules.
+``dsimport dashboard`` serves both.
 """
 
 from .app import PUBLIC_PATHS, build_app

@@ -7,8 +7,10 @@ Routes (all behind basic auth except the last two):
   two charts over the last ``?hours=`` (:mod:`dashboard.charts`); schedules; dead letters;
 - ``/datasets/{id}``: one dataset: its name, counts, jobs (paged and filtered the same way), schedules and charts;
 - ``/jobs/{id}``: one job, its event history and last error;
+- ``/webhooks``: the webhooks and their delivery log (:mod:`dashboard.webhooks_page`);
 - ``/metrics``: Prometheus text (counts only, see :mod:`dashboard.metrics`);
-- ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503.
+- ``/healthz``: 200 when the ledger answers a query at the expected schema, else 503;
+- ``/api/v1/...``: the HTTP API (:mod:`dashboard.api`), behind bearer tokens instead of the login.
 
 Templates are Jinja2 with autoescaping on for everything, so a dataset name, message or request body holding HTML
 stays text. Handlers are plain functions: Starlette runs them in its thread pool, so the blocking database reads
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.templating import Jinja2Templates
 
 from jobs.metrics import WorkerMetrics, read_metrics
@@ -41,14 +43,17 @@ from store.db import check_migrated, make_engine, make_session_factory
 from store.dead_letters import count_dead_letters
 from store.errors import StoreError
 from store.models import ImportKind, JobStatus, Schedule
+from store.webhooks import delivery_counts
 
 from . import chart_data, charts, formatting, queries
+from .api import API_PREFIX, ApiOptions, build_api
 from .auth import BasicAuthMiddleware
 from .config import DashboardConfig
 from .dataset_names import DatasetNames, api_fetcher
 from .listing import BadQuery, ListQuery, read_query
 from .metrics import CONTENT_TYPE, LedgerNumbers, render
 from .ttl_cache import TtlCache
+from .webhooks_page import webhooks_handler
 
 __all__ = ["PUBLIC_PATHS", "build_app"]
 
@@ -217,6 +222,7 @@ class _Pages:
                     oldest_due_poll=queries.oldest_due_poll(session),
                     dead_letters_waiting=count_dead_letters(session, include_retried=False),
                     schedules=_schedule_states(session),
+                    webhook_deliveries=delivery_counts(session),
                 )
         except Exception as exc:  # an unreachable or broken ledger is reported by the up gauge, not a 500
             log.warning("metrics: cannot read the ledger: %s", exc)
@@ -266,23 +272,26 @@ def build_app(
     *,
     sessions: sessionmaker[Session] | None = None,
     now: Callable[[], datetime] = _utcnow,
+    api: ApiOptions | None = None,
 ) -> Starlette:
-    """The jobs page for ``config``; ``sessions`` replaces the read-only session factory built from its URL."""
+    """The jobs page for ``config``; ``sessions`` replaces the read-only session factory built from its URL;
+    ``api`` configures the HTTP API (the only part that writes to the ledger)."""
     engine = make_engine(config.database_url)
     metrics_client = None
     if config.metrics_redis_url:
         metrics_client = redis.Redis.from_url(
             config.metrics_redis_url, socket_connect_timeout=_REDIS_TIMEOUT_S, socket_timeout=_REDIS_TIMEOUT_S
         )
-    pages = _Pages(
-        config, sessions or make_session_factory(engine, read_only=True), engine, metrics_client, now
-    )
+    read_sessions = sessions or make_session_factory(engine, read_only=True)
+    pages = _Pages(config, read_sessions, engine, metrics_client, now)
     routes = [
         Route("/", pages.index, name="index"),
         Route("/datasets/{dataset_id:path}", pages.dataset, name="dataset"),
         Route("/jobs/{job_id}", pages.job, name="job"),
+        Route("/webhooks", webhooks_handler(pages.sessions, pages._page), name="webhooks"),
         Route("/metrics", pages.metrics, name="metrics"),
         Route("/healthz", pages.healthz, name="healthz"),
+        Mount(API_PREFIX, app=build_api(read_sessions, make_session_factory(engine), api or ApiOptions(), now=now)),
     ]
 
     @contextlib.asynccontextmanager
@@ -301,5 +310,7 @@ def build_app(
         password=config.password,
         realm=config.realm,
         public_paths=PUBLIC_PATHS,
+        # The API checks its own bearer tokens (dashboard/api/auth.py).
+        public_prefixes=(API_PREFIX + "/",),
     )
     return app

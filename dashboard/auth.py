@@ -1,4 +1,5 @@
-"""HTTP basic authentication in front of every page except the few that reveal no job data."""
+"""HTTP basic authentication in front of every page except the few that reveal no job data, and the API (whose
+bearer tokens are checked by the API itself)."""
 
 from __future__ import annotations
 
@@ -33,19 +34,29 @@ def check_basic_auth(header: str | None, username: str, password: str) -> bool:
 
 
 class BasicAuthMiddleware:
-    """Answers 401 (with a ``WWW-Authenticate`` challenge) unless the request carries the login."""
+    """Answers 401 (with a ``WWW-Authenticate`` challenge) unless the request carries the login, or its path is one
+    of ``public_paths`` or starts with one of ``public_prefixes``."""
 
     def __init__(
-        self, app: ASGIApp, *, username: str, password: str, realm: str, public_paths: Collection[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        username: str,
+        password: str,
+        realm: str,
+        public_paths: Collection[str] = (),
+        public_prefixes: Collection[str] = (),
     ) -> None:
         self.app = app
         self.username = username
         self.password = password
         self.realm = realm
         self.public_paths = frozenset(public_paths)
+        self.public_prefixes = tuple(public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self.public_paths or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization")

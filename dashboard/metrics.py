@@ -32,6 +32,7 @@ class LedgerNumbers:
     oldest_due_poll: datetime | None = None
     dead_letters_waiting: int = 0
     schedules: dict[str, int] = field(default_factory=dict)
+    webhook_deliveries: dict[str, int] = field(default_factory=dict)
 
 
 class _Families(Collector):
@@ -76,6 +77,14 @@ def _ledger_families(ledger: LedgerNumbers | None, now: datetime) -> Iterator[Me
     for state in ("active", "paused", "finished"):
         schedules.add_metric([state], float(ledger.schedules.get(state, 0)))
     yield schedules
+    deliveries = GaugeMetricFamily(
+        "dsimport_webhook_deliveries",
+        "Webhook deliveries in the ledger's outbox, by status (pending, delivered, failed: given up).",
+        labels=["status"],
+    )
+    for status, count in sorted(ledger.webhook_deliveries.items()):
+        deliveries.add_metric([status], float(count))
+    yield deliveries
 
 
 def _worker_families(worker: WorkerMetrics | None) -> Iterator[Metric]:

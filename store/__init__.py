@@ -48,6 +48,7 @@ from store.models import (
     ACTIVE_JOB_STATUSES,
     TERMINAL_JOB_STATUSES,
     WINDOW_SCHEDULE_KINDS,
+    ApiToken,
     Base,
     DeadLetter,
     ImportJob,
@@ -60,6 +61,7 @@ from store.models import (
     ScheduleKind,
     ScheduleRun,
     ScheduleSource,
+    TokenScope,
 )
 from store.schedules import (
     FileScheduleError,
@@ -81,6 +83,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "TERMINAL_JOB_STATUSES",
     "WINDOW_SCHEDULE_KINDS",
+    "ApiToken",
     "Base",
     "DatabaseNotMigratedError",
     "DatabaseUnavailableError",
@@ -105,6 +108,7 @@ __all__ = [
     "ScheduleRun",
     "ScheduleSource",
     "StoreError",
+    "TokenScope",
     "acquire_lease",
     "alembic_config",
     "apply_transition",

@@ -34,6 +34,7 @@ __all__ = [
     "ACTIVE_JOB_STATUSES",
     "TERMINAL_JOB_STATUSES",
     "WINDOW_SCHEDULE_KINDS",
+    "ApiToken",
     "Base",
     "DeadLetter",
     "ImportJob",
@@ -46,6 +47,7 @@ __all__ = [
     "ScheduleKind",
     "ScheduleRun",
     "ScheduleSource",
+    "TokenScope",
 ]
 
 
@@ -407,3 +409,30 @@ class ScheduleItem(Base):
 
     def __repr__(self) -> str:
         return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"
+
+
+class TokenScope(StrEnum):
+    """What a bearer token of the HTTP API may do; ``write`` includes ``read``."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API (``dsimport tokens create``). Only the SHA-256 of the token is stored: the
+    ledger never holds a secret that would let its reader call the API. A revoked token keeps its row (and its
+    name), so ``tokens list`` still shows when it was revoked."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[TokenScope] = mapped_column(_str_enum(TokenScope))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        # The hash stays out too: it is what a request's token is compared with.
+        return f"ApiToken(name={self.name!r}, scope={self.scope!s}, revoked={self.revoked_at is not None})"

@@ -14,6 +14,8 @@ What goes, once older than the cutoff (``now - older_than``):
   event or span is never searched again and its id protects nothing. Dataset-copy items are kept
   for as long as the schedule exists: each fire lists the whole source dataset, and a record whose id was
   forgotten would be copied a second time.
+- **webhook deliveries** delivered or given up before the cutoff, with their attempts. A pending one is never
+  deleted: it is an ending still to be told.
 
 What a deleted job means: its idempotency key is forgotten. A request with the same key (a queue message id, a
 ``--key``) arriving after the prune creates a new job and imports again, so keys are remembered for the retention
@@ -49,6 +51,7 @@ from store.models import (
     ScheduleItem,
 )
 from store.schedule_items import FAILED_JOB_STATUSES
+from store.webhook_models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -67,7 +70,7 @@ ITEM_WATERMARK_MARGIN = timedelta(days=1)
 """How far below the watermark a window schedule's item must be: a window that starts a little before the
 watermark (to catch late events) still finds the ids it needs."""
 DEFAULT_BATCH_SIZE = 200
-"""Jobs (with their events), dead letters and schedule items deleted per transaction."""
+"""Jobs (with their events), dead letters, schedule items and webhook deliveries deleted per transaction."""
 
 
 @dataclass
@@ -78,6 +81,8 @@ class PruneCounts:
     job_events: int = 0
     dead_letters: int = 0
     schedule_items: int = 0
+    webhook_deliveries: int = 0
+    webhook_attempts: int = 0
 
     def add(self, other: PruneCounts) -> None:
         for name in self.as_dict():
@@ -131,6 +136,15 @@ def _resolved_dead_letters(cutoff: datetime) -> ColumnElement[bool]:
     return and_(DeadLetter.retried_at < cutoff, DeadLetter.received_at < cutoff)
 
 
+def _settled_deliveries(cutoff: datetime) -> ColumnElement[bool]:
+    # Created before the cutoff too: a delivery settles after it is created, and created_at is the indexed column.
+    return and_(
+        WebhookDelivery.created_at < cutoff,
+        WebhookDelivery.status.in_([DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]),
+        func.coalesce(WebhookDelivery.delivered_at, WebhookDelivery.created_at) < cutoff,
+    )
+
+
 def count_prunable(session: Session, *, cutoff: datetime) -> PruneCounts:
     """What :func:`prune` would delete at ``cutoff``, counted without deleting anything."""
     job_ids = select(ImportJob.id).where(_old_terminal_jobs(cutoff))
@@ -143,6 +157,15 @@ def count_prunable(session: Session, *, cutoff: datetime) -> PruneCounts:
         schedule_items=sum(
             _count(session, select(func.count()).select_from(ScheduleItem).where(rule))
             for rule in _item_rules(session, cutoff)
+        ),
+        webhook_deliveries=_count(
+            session, select(func.count()).select_from(WebhookDelivery).where(_settled_deliveries(cutoff))
+        ),
+        webhook_attempts=_count(
+            session,
+            select(func.count())
+            .select_from(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id.in_(select(WebhookDelivery.id).where(_settled_deliveries(cutoff)))),
         ),
     )
 
@@ -225,14 +248,7 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
             update(DeadLetter).where(DeadLetter.retried_job_id.in_(job_ids)).values(retried_job_id=None)
         )
         counts.jobs = _deleted(session.execute(delete(ImportJob).where(ImportJob.id.in_(job_ids))))
-    letter_ids = list(
-        session.scalars(
-            select(DeadLetter.id)
-            .where(_resolved_dead_letters(cutoff))
-            .order_by(DeadLetter.retried_at)
-            .limit(batch_size)
-        )
-    )
+    letter_ids = _first_ids(session, DeadLetter.id, _resolved_dead_letters(cutoff), DeadLetter.retried_at, batch_size)
     if letter_ids:
         counts.dead_letters = _deleted(session.execute(delete(DeadLetter).where(DeadLetter.id.in_(letter_ids))))
     for schedule_id, item_ids in _item_keys(session, cutoff, limit=batch_size).items():
@@ -241,7 +257,22 @@ def prune_batch(session: Session, *, cutoff: datetime, batch_size: int = DEFAULT
                 delete(ScheduleItem).where(ScheduleItem.schedule_id == schedule_id, ScheduleItem.item_id.in_(item_ids))
             )
         )
+    delivery_ids = _first_ids(
+        session, WebhookDelivery.id, _settled_deliveries(cutoff), WebhookDelivery.created_at, batch_size
+    )
+    if delivery_ids:
+        counts.webhook_attempts = _deleted(
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids)))
+        )
+        counts.webhook_deliveries = _deleted(
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)))
+        )
     return counts
+
+
+def _first_ids(session: Session, id_column: Any, condition: ColumnElement[bool], order: Any, limit: int) -> list[Any]:
+    """The ids of the first ``limit`` rows matching ``condition`` in ``order``: one batch of a table."""
+    return list(session.scalars(select(id_column).where(condition).order_by(order).limit(limit)))
 
 
 def _deleted(result: Any) -> int:
@@ -283,7 +314,7 @@ def prune(
             batch = prune_batch(session, cutoff=cutoff, batch_size=batch_size)
             session.commit()
         total.add(batch)
-        more = max(batch.jobs, batch.dead_letters, batch.schedule_items) >= batch_size
+        more = max(batch.jobs, batch.dead_letters, batch.schedule_items, batch.webhook_deliveries) >= batch_size
         if not more:
             return PruneResult(total, complete=True)
         if time_budget_s is not None and clock() - started >= time_budget_s:

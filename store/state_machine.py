@@ -40,6 +40,7 @@ from sqlalchemy.orm import object_session
 
 from store.errors import InvalidTransition, JobAlreadyFinishedError
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobEvent, JobStatus
+from store.webhook_outbox import enqueue_ending
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
@@ -121,8 +122,10 @@ def apply_transition(
 
     ``progress`` and ``message``, when given, are stored on the job as well as on the event; None leaves the
     job's value alone (an unknown progress never overwrites a known one). Entering a terminal status sets
-    ``finished_at`` and drops the lease and the next poll time; entering RUNNING makes the job due at once
-    unless a poll time was already set; going back to PENDING drops the lease.
+    ``finished_at``, drops the lease and the next poll time and writes the webhook deliveries of the ending (the
+    outbox, :mod:`store.webhook_outbox`: every ending passes here, so every ending is told, in its own transaction);
+    entering RUNNING makes the job due at once unless a poll time was already set; going back to PENDING drops the
+    lease.
     """
     old = job.status
     check_transition(job.id, old, new_status)
@@ -143,7 +146,11 @@ def apply_transition(
     elif new_status is JobStatus.PENDING:
         job.lease_owner = None
         job.lease_expires_at = None
-    return new_event(job, old, new_status, now=now, progress=job.progress, message=message)
+    event = new_event(job, old, new_status, now=now, progress=job.progress, message=message)
+    session = object_session(job)
+    if session is not None and new_status in TERMINAL_JOB_STATUSES:
+        enqueue_ending(session, job, now=now)
+    return event
 
 
 def record_progress(

@@ -88,6 +88,20 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "options": {"expires": settings.recovery_interval_s},
         },
     }
+    if settings.webhook_tick_s > 0:
+        # The webhook outbox's deliverer; a run that finds nothing due costs one query.
+        entries["deliver-webhooks"] = {
+            "task": "dsimport.deliver_webhooks",
+            "schedule": settings.webhook_tick_s,
+            "kwargs": {
+                "timeout_s": settings.webhook_timeout_s,
+                "max_attempts": settings.webhook_max_attempts,
+                "max_age_s": settings.webhook_max_age_s,
+                "backoff_s": settings.webhook_backoff_s,
+                "jobs_page_url": settings.jobs_page_url,
+            },
+            "options": {"expires": max(settings.webhook_tick_s * 2, 2.0)},
+        }
     if settings.prune_older_than_s > 0:
         # Retention is off unless asked for (see store.retention for what goes and why a day is the minimum).
         entries["prune-old-rows"] = {
@@ -121,7 +135,14 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     settings = settings or load_settings()
     app = Celery(
-        "dsimport", include=["tasks.job_tasks", "tasks.message_tasks", "tasks.schedule_tasks", "tasks.retention_tasks"]
+        "dsimport",
+        include=[
+            "tasks.job_tasks",
+            "tasks.message_tasks",
+            "tasks.schedule_tasks",
+            "tasks.retention_tasks",
+            "tasks.webhook_tasks",
+        ],
     )
     configure(app, settings)
     # Celery builds the beat scheduler from the app alone; it finds its database and schedules file here.

@@ -2,23 +2,27 @@
 
 Every value comes from an environment variable prefixed ``DSIMPORT_`` (or a ``.env`` file), except the API key,
 which keeps the name Mistral's own SDK uses, ``MISTRAL_API_KEY``, or is read from ``DSIMPORT_API_KEY_FILE``.
-No other module reads ``os.environ``: settings are built here once and passed down.
+No other module reads ``os.environ``: settings are built here once and passed down. What the environment (and
+``.env``) leaves unset, a ``dsimport up`` running from the same home supplies (its broker, ledger and API, see
+:mod:`worker.stack_file`), before the defaults below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from store.retention import MIN_RETENTION_S
 from worker.settings_error import SettingsError as SettingsError
+from worker.stack_file import settings_from_stack
 
 DEFAULT_API_BASE_URL = "https://api.mistral.ai"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -30,6 +34,8 @@ _DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@
 
 class Settings(BaseSettings):
     """What the worker, beat, consumer, CLI and dashboard are configured with."""
+
+    _reads_stack_file: ClassVar[bool] = True
 
     model_config = SettingsConfigDict(
         env_prefix="DSIMPORT_",
@@ -68,6 +74,20 @@ class Settings(BaseSettings):
     )
     prune_interval_s: float = Field(
         default=3600.0, gt=0, allow_inf_nan=False, description="How often beat runs the prune."
+    )
+
+    # Webhooks on job endings (see notifications): how often beat sends the outbox's deliverer, and how it retries.
+    webhook_tick_s: float = Field(
+        default=2.0, ge=0, allow_inf_nan=False, description="How often beat delivers due webhooks; 0: never."
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Timeout of one webhook POST.")
+    webhook_max_attempts: int = Field(default=10, ge=1, description="Attempts of a delivery before it is given up.")
+    webhook_max_age_s: float = Field(
+        default=86_400.0, gt=0, allow_inf_nan=False, description="A delivery not through after this is given up."
+    )
+    webhook_backoff_s: float = Field(default=2.0, gt=0, description="Pause after a delivery's first failed attempt.")
+    jobs_page_url: str = Field(
+        default="", description="Public address of the jobs page, for links in webhook events; empty: no links."
     )
 
     api_base_url: str = Field(default=DEFAULT_API_BASE_URL, description="Base URL of the Mistral API.")
@@ -180,6 +200,19 @@ class Settings(BaseSettings):
     dead_letter_stream_maxlen: int = Field(
         default=100_000, ge=1, description="Approximate cap of the dead-letter stream (the table keeps all)."
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values (arguments, environment, .env) > a live `dsimport up` in the same home > the defaults.
+        stack = (StackFileSettingsSource(settings_cls),) if cls._reads_stack_file else ()
+        return init_settings, env_settings, dotenv_settings, *stack, file_secret_settings
 
     @field_validator("ui_user")
     @classmethod
@@ -326,6 +359,23 @@ class Settings(BaseSettings):
         }
 
 
+class StackFileSettingsSource(PydanticBaseSettingsSource):
+    """The broker, ledger and API of the ``dsimport up`` running from the home the explicit settings name (see
+    :mod:`worker.stack_file`)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # the whole layer is built at once in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        explicit = self.current_state
+        home = explicit.get("home") or self.settings_cls.model_fields["home"].default
+        return settings_from_stack(explicit, Path(home))
+
+
+class _SettingsWithoutStack(Settings):
+    _reads_stack_file: ClassVar[bool] = False
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a URL (``redis://:secret@host`` -> ``redis://:***@host``)."""
     try:
@@ -353,12 +403,15 @@ def _redis_url_problem(url: str) -> str | None:
     return None
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment, turning validation errors into one readable line."""
+def load_settings(*, stack_file: bool = True, **overrides: Any) -> Settings:
+    """Build settings from the environment, turning validation errors into one readable line.
+
+    ``stack_file=False`` leaves out a running stack's file: ``dsimport up`` starts from the environment alone.
+    """
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        return Settings(**overrides) if stack_file else _SettingsWithoutStack(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")

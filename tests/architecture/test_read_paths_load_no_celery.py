@@ -26,6 +26,9 @@ READ_COMMANDS = [
     ["messages", "schema"],
     ["messages", "dead-letters"],
     ["db", "current"],
+    ["tokens", "list"],
+    ["webhooks", "list"],
+    ["webhooks", "deliveries", "--json"],
 ]
 
 PROBE = """
@@ -48,6 +51,8 @@ from dashboard.config import DashboardConfig
 app = build_app(DashboardConfig(database_url=sys.argv[1], username="u", password="p"))
 with TestClient(app) as client:
     status = [client.get(path, auth=("u", "p")).status_code for path in ("/", "/healthz", "/metrics")]
+    status.append(client.get("/api/v1/openapi.json").status_code)
+    status.append(client.get("/api/v1/jobs").status_code)
 heavy = json.loads(sys.argv[2])
 print(json.dumps({"code": status, "loaded": [m for m in heavy if m in sys.modules]}))
 """
@@ -87,7 +92,7 @@ def test_a_read_command_runs_without_loading_celery(argv: list[str], ledger_env:
 
 def test_the_jobs_page_serves_without_loading_celery(ledger_env: dict[str, str]) -> None:
     result = probe(DASHBOARD_PROBE, ledger_env["DSIMPORT_DATABASE_URL"], ledger_env)
-    assert result["code"] == [200, 200, 200]
+    assert result["code"] == [200, 200, 200, 200, 401]  # the API answers (its jobs need a token)
     assert result["loaded"] == []
 
 

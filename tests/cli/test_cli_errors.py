@@ -18,7 +18,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DSIMPORT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DSIMPORT_DATABASE_URL", raising=False)
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    monkeypatch.setenv("DSIMPORT_BROKER_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("DSIMPORT_BROKER_URL", "redis://127.0.0.1:1/15")  # no command here reaches it
     return tmp_path
 
 

@@ -70,6 +70,8 @@ def test_prune_prints_rows_per_table_and_a_dry_run_deletes_nothing(
         "job_events                9  would delete",
         "dead_letters              0  would delete",
         "schedule_items            0  would delete",
+        "webhook_deliveries        0  would delete",
+        "webhook_attempts          0  would delete",
     ]
     assert table_sizes(session_factory) == (5, 15)
 
@@ -81,6 +83,8 @@ def test_prune_prints_rows_per_table_and_a_dry_run_deletes_nothing(
         "job_events": 9,
         "dead_letters": 0,
         "schedule_items": 0,
+        "webhook_deliveries": 0,
+        "webhook_attempts": 0,
     }
     assert table_sizes(session_factory) == (2, 6)
 
@@ -129,5 +133,13 @@ def test_the_periodic_task_prunes_through_the_runtime(
     monkeypatch.setattr(task_runtime, "_builder", lambda: runtime)
     monkeypatch.setattr(task_runtime, "_runtime", None)
     result = prune_old_rows.apply(args=[30 * 86_400.0]).get()
-    assert result == {"jobs": 2, "job_events": 6, "dead_letters": 0, "schedule_items": 0, "complete": True}
+    assert result == {
+        "jobs": 2,
+        "job_events": 6,
+        "dead_letters": 0,
+        "schedule_items": 0,
+        "webhook_deliveries": 0,
+        "webhook_attempts": 0,
+        "complete": True,
+    }
     assert table_sizes(session_factory) == (1, 3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,11 +15,11 @@ from dashboard import DashboardConfig, build_app
 from store.jobs import create_job
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition
-from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.redis_db import flushed_redis, redis_test_url
 
 from .server import serve
 
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_DASHBOARD_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_REDIS_URL = redis_test_url("DSIMPORT_TEST_DASHBOARD_REDIS_URL", 9)
 USER = "watcher"
 PASSWORD = "s3cret-pass-for-tests"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -36,6 +36,7 @@ from selenium.webdriver.common.by import By
 
 from cli.local_stack.launcher import free_port
 from cli.main import main
+from tests.fixtures.chromium import Chromium
 from tests.fixtures.redis_db import flushed_redis
 
 from ..stack.procs import alive, descendants
@@ -46,8 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "docs" / "screenshots" / "jobs-page.png"
 DATASET_SCREENSHOT = REPO / "docs" / "screenshots" / "dataset-page.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # From the emulator's demo world: the empty "Scratch" dataset and the COMPLETED campaign "Large model answers".
 SCRATCH = "dfc79181-2b3e-5846-b7be-6fce76981e9d"
 CAMPAIGN = "367af2a3-ca62-5c10-bb37-5e45aa2e6206"
@@ -79,11 +78,6 @@ class RunningStack:
         for path in sorted((self.home / "logs").glob("*.log")):
             parts.append(f"----- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
         return "\n".join(parts)
-
-
-def _require(path: str) -> None:
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"{path} is missing: apt-get install -y chromium chromium-driver (.ci/run does it)")
 
 
 @pytest.fixture
@@ -140,11 +134,9 @@ def stack(tmp_path: Path, broker: str) -> Iterator[RunningStack]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    _require(CHROMIUM)
-    _require(CHROMEDRIVER)
+def browser(tmp_path: Path, chromium: Chromium) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium.browser
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -160,7 +152,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(
-        service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")), options=options
+        service=Service(chromium.driver, log_output=str(tmp_path / "chromedriver.log")), options=options
     )
     try:
         yield driver

@@ -35,8 +35,8 @@ from sqlalchemy.pool import NullPool
 
 from emulator.testing import EmulatorServer
 from store.db import upgrade
+from tests.fixtures.servers import PostgresServer, RedisServer
 from tests.integration.service import service_environment
-from tests.reliability.servers import PostgresServer, RedisServer
 
 from .checker import TERMINAL, Observation, ScheduleSeen, Verdict, check
 from .fleet import Fleet

@@ -8,7 +8,6 @@ no job owns, or two jobs own the same task: either way something was imported tw
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.jobs import get_job_by_key
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobEvent
+from tests.fixtures.redis_db import redis_test_url
 from triggers.messages.message_model import idempotency_key
 
 STREAM = "dsimport:requests"
-SHARED_REDIS_URL = os.environ.get("DSIMPORT_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 # Settings that make a crash cost seconds instead of minutes: short leases (a SUBMITTING job left by a broken
 # submit is looked at after lease_s), a frequent recovery sweep, quick re-sends of PENDING jobs, and stream
@@ -44,7 +43,8 @@ FAST_RECOVERY_ENV = {
 
 def shared_redis_url(db: int) -> str:
     """Database ``db`` of the shared test Redis server (the one ``DSIMPORT_TEST_REDIS_URL`` names)."""
-    base = SHARED_REDIS_URL.rsplit("/", 1)[0] if SHARED_REDIS_URL.count("/") > 2 else SHARED_REDIS_URL
+    shared = redis_test_url("DSIMPORT_TEST_REDIS_URL", 11)
+    base = shared.rsplit("/", 1)[0] if shared.count("/") > 2 else shared
     return f"{base}/{db}"
 
 

@@ -24,6 +24,7 @@ from emulator.testing import EmulatorServer
 from store.jobs import get_job
 from store.models import ImportKind, JobStatus
 from tests.fixtures.emulators import explorer_events
+from tests.fixtures.servers import RedisServer, redis_server
 from tests.integration.service import Requester, ServiceProcesses, wait_for_jobs
 
 from .harness import (
@@ -36,7 +37,6 @@ from .harness import (
     recovered,
     wait_until,
 )
-from .servers import RedisServer, redis_server
 
 # Above the sum of the test's own waits (the suite-wide 120 s is not).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -55,7 +55,7 @@ def app(tmp_path: Path, database_url: str) -> Iterator[Celery]:
     settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
-        broker_url="redis://127.0.0.1:6379/4",
+        broker_url="redis://127.0.0.1:1/4",  # never reached: the scheduler under test records its sends
         schedules_file=tmp_path / "schedules.toml",
         schedules_refresh_s=60,
     )

@@ -44,9 +44,9 @@ from jobs import metrics
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import ImportJob, JobStatus
 from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.servers import postgres_server
 from tests.integration.service import REPO, ServiceProcesses, wait_for_jobs
 
-from ..reliability.servers import postgres_server
 from ..stack.procs import descendants
 from .conftest import TEST_REDIS_URL
 

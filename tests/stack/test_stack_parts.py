@@ -24,12 +24,13 @@ from cli.local_stack.launcher import (
 from cli.local_stack.processes import Stack
 from store.db import make_engine, upgrade
 from store.schedules import get_schedule
+from tests.fixtures.redis_db import redis_test_url
 from worker.settings import Settings
 
 from .procs import alive
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-TEST_REDIS_URL = os.environ.get("DSIMPORT_TEST_DASHBOARD_REDIS_URL", "redis://127.0.0.1:6379/9")
+TEST_REDIS_URL = redis_test_url("DSIMPORT_TEST_DASHBOARD_REDIS_URL", 9)
 
 
 @pytest.mark.parametrize("source", ["path", "bundled"])

@@ -36,8 +36,12 @@ REPO = Path(__file__).resolve().parents[2]
 LEDGER_TABLES = {
     "alembic_version",
     "import_jobs",
+    "webhooks",
+    "webhook_deliveries",
+    "webhook_attempts",
     "job_events",
     "dead_letters",
+    "api_tokens",
     "schedules",
     "schedule_runs",
     "schedule_items",

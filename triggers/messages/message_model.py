@@ -42,6 +42,7 @@ __all__ = [
     "ImportRequestMessage",
     "InvalidMessage",
     "idempotency_key",
+    "is_message_id",
     "json_schema",
     "parse_message",
     "parse_payload",
@@ -145,8 +146,11 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def parse_message(body: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ImportRequestMessage:
-    """Read raw bytes as an import request.
+def parse_message(
+    body: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES, default_id: str | None = None
+) -> ImportRequestMessage:
+    """Read raw bytes as an import request; ``default_id`` is its ``id`` when the body names none (the HTTP API's
+    ``Idempotency-Key`` header).
 
     :raises InvalidMessage: missing, too large, not UTF-8, not JSON (NaN, Infinity and duplicate keys
         included), not an object, or not a valid request. The reason starts with which of those it was.
@@ -173,6 +177,8 @@ def parse_message(body: bytes | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
         # An integer of more than 4,300 digits: Python refuses to convert it (CVE-2020-10735), with a message
         # that tells the reader to raise a limit; only its first clause says what is wrong with the message.
         raise InvalidMessage(f"invalid JSON: {str(exc).split(':')[0]}") from None
+    if default_id is not None and isinstance(payload, dict) and "id" not in payload:
+        payload = {"id": default_id, **payload}
     return parse_payload(payload)
 
 
@@ -190,11 +196,14 @@ def parse_payload(payload: Any) -> ImportRequestMessage:
         _raise_schema_error(exc, payload, message_id)
 
 
+def is_message_id(value: Any) -> bool:
+    """True when ``value`` is a valid message ``id`` (1-200 printable ASCII characters, no spaces)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and bool(_ID_CHARS.fullmatch(value))
+
+
 def _usable_id(value: Any) -> str | None:
     # The id of a refused message is kept to find its dead letter by; only one valid as an id is worth keeping.
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS and _ID_CHARS.fullmatch(value):
-        return value
-    return None
+    return value if is_message_id(value) else None
 
 
 def _raise_schema_error(exc: ValidationError, payload: dict[str, Any], message_id: str | None) -> NoReturn:

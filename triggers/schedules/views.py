@@ -1,4 +1,5 @@
-"""How schedules and their runs are shown: one dict per schedule or run, used by `--json` and by the tables."""
+"""How schedules and their runs are shown: one dict per schedule or run, used by `schedules … --json`, the
+command line's tables and the HTTP API (so the three say the same thing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
 from triggers.schedules.specs import definition_timing
 
 __all__ = ["public_kind", "run_to_dict", "schedule_to_dict"]
-
 
 
 def _iso(value: datetime | None) -> str | None:

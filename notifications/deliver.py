@@ -116,7 +116,14 @@ def deliver_due(
     started = time.monotonic()
     while time.monotonic() - started < policy.budget_s:
         with session_factory() as session:
-            claimed = claim_due(session, owner=owner, now=now(), lease_s=policy.lease_s, limit=policy.batch_size)
+            claimed = claim_due(
+                session,
+                owner=owner,
+                now=now(),
+                lease_s=policy.lease_s,
+                limit=policy.batch_size,
+                max_attempts=policy.max_attempts,
+            )
             session.commit()
         report.claimed += len(claimed)
         for delivery in claimed:

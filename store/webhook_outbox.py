@@ -27,11 +27,13 @@ from store.models import ImportJob
 from store.webhook_models import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery, WebhookFormat
 
 __all__ = [
+    "ABANDONED_ERROR",
     "JOB_ENDED",
     "ClaimedDelivery",
     "claim_due",
     "ending_event",
     "enqueue_ending",
+    "give_up_abandoned",
     "record_attempt",
     "schedule_of",
 ]
@@ -159,14 +161,44 @@ def _lease_free(now: datetime) -> Any:
     return or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now)
 
 
-def claim_due(session: Session, *, owner: str, now: datetime, lease_s: float, limit: int) -> list[ClaimedDelivery]:
+ABANDONED_ERROR = "no deliverer recorded an answer: each one that claimed it died or lost its lease"
+
+
+def give_up_abandoned(session: Session, *, now: datetime, max_attempts: int) -> int:
+    """Mark FAILED the pending deliveries whose last claim was abandoned (its lease ran out with no answer recorded)
+    and whose claims already reached ``max_attempts``; returns how many.
+
+    The attempt limit is otherwise applied when an answer is recorded, so a delivery whose every deliverer dies on it
+    (a body that crashes the process, a receiver that hangs a worker past its lease) would be claimed forever.
+    """
+    now = ledger_now(session, now)
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.lease_owner.is_not(None),
+            WebhookDelivery.lease_expires_at <= now,
+            WebhookDelivery.attempts >= max_attempts,
+        )
+        .values(status=DeliveryStatus.FAILED, last_error=ABANDONED_ERROR, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def claim_due(
+    session: Session, *, owner: str, now: datetime, lease_s: float, limit: int, max_attempts: int | None = None
+) -> list[ClaimedDelivery]:
     """Lease up to ``limit`` pending deliveries that are due, oldest due first; two callers never get the same one.
 
-    Counts the attempt at the claim, so a deliverer that dies mid-POST still moves the row towards giving up.
+    Counts the attempt at the claim, so a deliverer that dies mid-POST still moves the row towards giving up; with
+    ``max_attempts``, a row abandoned that many times is given up here (:func:`give_up_abandoned`) instead.
     """
     if limit <= 0:
         return []
     now = ledger_now(session, now)
+    if max_attempts is not None:
+        give_up_abandoned(session, now=now, max_attempts=max_attempts)
     due = (
         select(WebhookDelivery.id)
         .where(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifications.deliver import DeliveryPolicy, deliver_due, next_attempt_in_s
 from store.models import ImportKind, JobStatus
 from store.webhook_models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookFormat
+from store.webhook_outbox import ABANDONED_ERROR, claim_due
 from store.webhooks import add_webhook, recent_deliveries
 from tests.webhooks.helpers import body_of, end_job, ended_job, new_job, signature_verifies
 from tests.webhooks.receiver import Receiver, Reply, receiver
@@ -155,6 +156,36 @@ def test_a_receiver_that_never_answers_is_given_up_after_the_last_attempt(
         errors = session.scalars(select(WebhookAttempt.error).order_by(WebhookAttempt.id)).all()
     assert errors[0] is not None and "Timeout" in errors[0]  # the first POST timed out
     assert deliver_due(session_factory, http, owner="w", now=clock, policy=POLICY).claimed == 0
+
+
+def test_a_delivery_whose_every_deliverer_dies_on_it_is_given_up_after_the_last_attempt(
+    session_factory: sessionmaker[Session], hook: Receiver, http: httpx.Client
+) -> None:
+    # Each claim counts an attempt; a deliverer that dies holding the row never records an answer, so the limit
+    # has to be applied when the next deliverer finds the abandoned lease.
+    _register(session_factory, hook.url)
+    clock = Clock()
+    with session_factory() as session:
+        ended_job(session, now=clock())
+        session.commit()
+    for _ in range(POLICY.max_attempts - 1):
+        with session_factory() as session:
+            assert len(claim_due(session, owner="doomed", now=clock(), lease_s=POLICY.lease_s, limit=5)) == 1
+            session.commit()
+        clock.advance(POLICY.lease_s + 1)
+    # One claim short of the limit: still tried, and this deliverer dies too.
+    with session_factory() as session:
+        claimed = claim_due(
+            session, owner="doomed", now=clock(), lease_s=POLICY.lease_s, limit=5, max_attempts=POLICY.max_attempts
+        )
+        assert len(claimed) == 1
+        session.commit()
+    clock.advance(POLICY.lease_s + 1)
+    assert deliver_due(session_factory, http, owner="w", now=clock, policy=POLICY).claimed == 0
+    [delivery] = _deliveries(session_factory)
+    assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == POLICY.max_attempts
+    assert delivery.last_error == ABANDONED_ERROR and delivery.lease_owner is None
+    assert hook.received == []
 
 
 def test_filters_pick_the_endings_each_webhook_hears_of(session_factory: sessionmaker[Session]) -> None:

@@ -121,7 +121,12 @@ def generated_cases() -> Iterator[tuple[str, list[str], str]]:
         for param in command.params:
             if param.required:
                 missing = "Missing option" if isinstance(param, click.Option) else "Missing argument"
-                yield f"{name}: without {display_name(param)}", [*base, *required_args(command, leave_out=param.name)], f"{missing} '{display_name(param)}'"
+                # Positional arguments fill from the left: leaving out NAME of `NAME URL` makes the URL the NAME,
+                # so what is reported missing is the last required argument.
+                reported = param
+                if isinstance(param, click.Argument):
+                    reported = [p for p in command.params if isinstance(p, click.Argument) and p.required][-1]
+                yield f"{name}: without {display_name(param)}", [*base, *required_args(command, leave_out=param.name)], f"{missing} '{display_name(reported)}'"
             if isinstance(param, click.Option) and not param.is_flag:
                 yield f"{name}: {display_name(param)} without its value", [*base, *required_args(command, leave_out=param.name), param.opts[0]], "requires an argument"
             for value in malformed_values(param):

@@ -69,6 +69,12 @@ def _duration(_: click.Context, __: click.Parameter, value: str) -> tuple[float,
     help="from-campaign / from-explorer imports: served (the 2.5.0 API) or gone (today's API: 404).",
 )
 @click.option(
+    "--dedupe-imports",
+    is_flag=True,
+    default=False,
+    help="Skip records whose origin the target already holds (an inference). Off: imported twice is two records.",
+)
+@click.option(
     "--api-key",
     envvar="EMULATOR_API_KEY",
     default=None,
@@ -90,6 +96,7 @@ def emulator_command(
     failure_rate: float,
     latency_ms: float,
     removed_import_routes: str,
+    dedupe_imports: bool,
     api_key: str | None,
     log_level: str,
 ) -> None:
@@ -110,6 +117,7 @@ def emulator_command(
             failure_rate=failure_rate,
             latency_ms=latency_ms,
             removed_import_routes=removed_import_routes,
+            dedupe_imports=dedupe_imports,
         ),
     )
     try:

@@ -24,7 +24,7 @@ def test_help_lists_the_options() -> None:
     assert result.exit_code == 0
     for option in (
         "--host", "--port", "--seed", "--state", "--task-duration", "--failure-rate", "--latency-ms",
-        "--removed-import-routes",
+        "--removed-import-routes", "--dedupe-imports",
     ):  # fmt: skip
         assert option in result.output
     assert "EMULATOR_API_KEY" in result.output
@@ -60,7 +60,7 @@ def test_python_dash_m_serves_with_a_key_and_saves_on_sigint(tmp_path: Path) -> 
     env = dict(os.environ, PYTHONPATH=str(ROOT), EMULATOR_API_KEY="cli-key")
     command = [
         sys.executable, "-m", "emulator", "--port", str(port), "--seed", "demo", "--state", str(state),
-        "--task-duration", "1-2", "--removed-import-routes", "gone",
+        "--task-duration", "1-2", "--removed-import-routes", "gone", "--dedupe-imports",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -81,6 +81,7 @@ def test_python_dash_m_serves_with_a_key_and_saves_on_sigint(tmp_path: Path) -> 
         assert created.status_code == 201
         config = httpx.get(base + "/_emulator/config").json()
         assert config["task_duration_s"] == [1.0, 2.0] and config["removed_import_routes"] == "gone"
+        assert config["dedupe_imports"] is True  # off unless asked for (test_dedupe_is_off_by_default)
         gone = httpx.post(f"{datasets}/{created.json()['id']}/imports/from-explorer", json={})
         assert gone.status_code == 404 and gone.json()["detail"]["error_code"] is None
     finally:

@@ -166,7 +166,8 @@ def test_view_is_pure_and_observe_settles_once() -> None:
 
 
 def test_settle_all_handles_many_tasks_and_skips_removed_ones() -> None:
-    world, clock = make_world(task_duration_s="1-3", random_seed=1)
+    # Dedupe on: every task imports the same origin, so one record shows that each settled task wrote at most once.
+    world, clock = make_world(task_duration_s="1-3", random_seed=1, dedupe_imports=True)
     tasks = [create_task(world, dataset_id="d1", kind="file", plan=planned(1), requested=1) for _ in range(50)]
     world.remove_task(tasks[0].id)
     clock.advance(2)
@@ -179,6 +180,16 @@ def test_settle_all_handles_many_tasks_and_skips_removed_ones() -> None:
     assert all(t.settled for t in tasks[1:]) and not tasks[0].settled
     # Origins o0 repeat across tasks: only the first copy of each is imported.
     assert len(world.records) == 1
+
+
+def test_settle_all_keeps_every_copy_by_default() -> None:
+    world, clock = make_world(task_duration_s=1)
+    tasks = [create_task(world, dataset_id="d1", kind="file", plan=planned(1), requested=1) for _ in range(5)]
+    world.remove_task(tasks[0].id)
+    clock.advance(2)
+    settle_all(world, clock())
+    # Dedupe off: each of the four remaining tasks writes its own copy of origin o0.
+    assert len(world.records) == 4
 
 
 def test_zero_duration_completes_on_first_read() -> None:

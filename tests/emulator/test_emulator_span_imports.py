@@ -103,15 +103,27 @@ def test_a_span_without_mapped_values_is_an_empty_record(emu: EmulatorServer, ap
     assert api.records(dataset_id)["results"][0]["payload"] == {}
 
 
-def test_repeated_spans_are_imported_once(emu: EmulatorServer, api: Api) -> None:
+@pytest.mark.parametrize(
+    ("dedupe", "first_imported", "again_imported", "held"),
+    [
+        pytest.param(False, 2, 2, 4, id="default-off-every-copy-held"),
+        pytest.param(True, 1, 1, 2, id="dedupe-on-each-span-held-once"),
+    ],
+)
+def test_a_repeated_span_is_held_twice_unless_dedupe_is_on(
+    emu: EmulatorServer, api: Api, dedupe: bool, first_imported: int, again_imported: int, held: int
+) -> None:
+    emu.configure(dedupe_imports=dedupe)
     dataset_id = api.create_dataset()
+    # One span twice in one request, then again beside a second span.
     first = api.start_import(dataset_id, "spans", body(refs(DEMO_CHAT_SPANS[0], DEMO_CHAT_SPANS[0])))
     assert finish(emu, api, dataset_id, first["id"])["result"] == {
-        "requested_record_count": 2, "imported_record_count": 1, "skipped_record_count": 1,
+        "requested_record_count": 2, "imported_record_count": first_imported,
+        "skipped_record_count": 2 - first_imported,
     }  # fmt: skip
     again = api.start_import(dataset_id, "spans", body(refs(*DEMO_CHAT_SPANS[:2])))
-    assert finish(emu, api, dataset_id, again["id"])["result"]["imported_record_count"] == 1
-    assert api.records(dataset_id)["count"] == 2
+    assert finish(emu, api, dataset_id, again["id"])["result"]["imported_record_count"] == again_imported
+    assert api.records(dataset_id)["count"] == held
     origins = emu.task_origins()[again["id"]]
     assert origins["kind"] == "spans" and origins["origins"] == [f"span:{t}:{s}" for t, s in DEMO_CHAT_SPANS[:2]]
 

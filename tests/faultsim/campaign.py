@@ -125,7 +125,11 @@ class Run:
                 ]
             }
         )
-        self.emulator.configure(task_list_order=self.plan.task_list_order, random_seed=self.plan.seed)
+        # Dedupe off (the emulator's default, stated here because the checkers count on it): an item imported twice
+        # is two records in its target, which the checkers count.
+        self.emulator.configure(
+            task_list_order=self.plan.task_list_order, random_seed=self.plan.seed, dedupe_imports=False
+        )
         with httpx.Client(
             base_url=self.emulator.url, headers={"Authorization": f"Bearer {self.emulator.api_key}"}, timeout=10
         ) as client:

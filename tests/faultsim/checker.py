@@ -14,6 +14,8 @@ Invariants (each violation is a kind and a line):
 - ``outcome-disagrees``: a terminal job whose remote task ended otherwise (COMPLETED against FAILED, ...), or a
   job LOST although its task still exists.
 - ``double-import``: more than one remote task imports one request's event (a second import).
+- ``request-record-doubled``: a request's event held more than once in its dataset (the emulator runs with
+  ``dedupe_imports`` off, so a second import that reached the API shows as a second record, whichever task did it).
 - ``orphan-task``: a remote task (not another client's) that no job owns.
 - ``wrong-owner``: a job owns a task that imports another request's event.
 - ``dataset-overfilled``: a dataset with more remote imports started than jobs on it.
@@ -178,6 +180,13 @@ def check(seen: Observation) -> Verdict:
     for message_id, task_ids in sorted(imports_per_request.items()):
         if len(task_ids) > 1:
             violation("double-import", f"{len(task_ids)} remote imports {task_ids} for {history(message_id)}")
+    # The records themselves (datasets the inventory covers): one request, at most one record of its event.
+    for message_id, request in sorted(requests.items()):
+        held = records.get(seen.dataset_ids[request.dataset])
+        found = sum(1 for record in held or [] if record_origin(record) == f"event:{request.event_id}")
+        if found > 1:
+            line = f"event:{request.event_id} {found}x in its dataset: {history(message_id)}"
+            violation("request-record-doubled", line)
     owner = {job["remote_task_id"]: job for job in seen.jobs if job["remote_task_id"]}
     for task_id in sorted(ours):
         if task_id not in owner:

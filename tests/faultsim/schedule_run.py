@@ -100,8 +100,6 @@ class ScheduleDriver:
         events = [event_fixture(event, arriving=False) for event in self.plan.events if event.at_s is None]
         records = [self._record_fixture(record) for record in self.plan.records if record.at_s is None]
         self.emulator.seed({"events": events, "records": records})
-        # A record imported twice must show twice in its target.
-        self.emulator.configure(dedupe_imports=False)
         self.since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=SINCE_AGE_S)
 
     def _record_fixture(self, record: SourceRecord) -> dict[str, Any]:

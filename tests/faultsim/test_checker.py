@@ -221,6 +221,19 @@ def test_schedules_whose_items_are_each_imported_once_pass() -> None:
     assert verdict.figures["schedule_fires"] == 3
 
 
+def test_a_request_s_event_held_twice_in_its_dataset_is_a_doubled_record() -> None:
+    # What a double import leaves with the emulator's dedupe off, even when its second task is not seen.
+    seen = _with_schedules()
+    assert seen.schedules is not None
+    event = seen.plan.requests[0].event_id
+    seen.schedules.records[DATASET] = [
+        {"id": f"r-{n}", "origin": f"event:{event}", "created_at": at(100)} for n in range(2)
+    ]
+    assert check(seen).kinds() == Counter({"request-record-doubled": 1})
+    seen.schedules.records[DATASET].pop()
+    assert check(seen).ok
+
+
 def test_an_item_imported_twice_is_a_doubled_item() -> None:
     seen = _with_schedules()
     _target_record(seen, "event:e1")

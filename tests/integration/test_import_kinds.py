@@ -109,6 +109,8 @@ def test_every_kind_completes_with_records_in_the_target(
 
     records = list(api.iter_records(target.id))
     sources = Counter(str(record.source) for record in records)
+    # No two imports here share an origin, so these counts hold whether the emulator's dedupe_imports is off (its
+    # default, as here) or on.
     # campaign (2 events) + explorer (3 events) come from the explorer; 3 file lines; 1 conversation; 2 copies;
     # 2 spans (the third reference names no span).
     assert sources == Counter(

@@ -219,10 +219,14 @@ def finish_run(
             if target is not None:
                 mark_finished(session, target, finish_schedule, now=now)
         session.commit()
-    return FireReport(schedule.name, fire_time_iso(run.fire_time), _OUTCOME_OF_STATUS[status], list(job_ids), message)
+    return FireReport(
+        schedule.name, fire_time_iso(run.fire_time), _OUTCOME_OF_STATUS[status], list(job_ids), message
+    )
 
 
-def _close(row: ScheduleRun, status: RunStatus, *, now: datetime, job_ids: Sequence[str], message: str | None) -> None:
+def _close(
+    row: ScheduleRun, status: RunStatus, *, now: datetime, job_ids: Sequence[str], message: str | None
+) -> None:
     row.status = status
     row.finished_at = now
     row.lease_expires_at = None
@@ -311,7 +315,9 @@ def _follow_campaign_import(
     """What a fire does once the campaign's import was requested: wait for it, finish, or request it again."""
     if job.status == JobStatus.COMPLETED:
         reason = f"campaign {campaign_id} completed and was imported by job {job.id}"
-        return finish_run(ctx, schedule, run, RunStatus.EMPTY, job_ids=[job.id], message=reason, finish_schedule=reason)
+        return finish_run(
+            ctx, schedule, run, RunStatus.EMPTY, job_ids=[job.id], message=reason, finish_schedule=reason
+        )
     if job.status not in TERMINAL_JOB_STATUSES:
         message = f"campaign {campaign_id}: import job {job.id} is {job.status}"
         return finish_run(ctx, schedule, run, RunStatus.WAITING, job_ids=[job.id], message=message)
@@ -473,7 +479,7 @@ def import_new_items(
         row.sampled_out_count = sampled_out
         parts = [note] if note else []
         if window is not None or found or next_copy_page is not None:
-            parts.append(f"{len(new)} new of {len(unique)} found, {len(job_ids)} job(s)")
+            parts.append(f"{len(new)} new of {len(by_key)} found, {len(job_ids)} job(s)")
             if schedule.sample_rate is not None:
                 parts.append(f"{sampled_out} of {len(by_key)} sampled out at rate {schedule.sample_rate:g}")
         if retried.message:

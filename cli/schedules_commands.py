@@ -1,4 +1,4 @@
-"""``dsimport schedules``: add, list, show, pause, resume, remove and run beat schedules now.
+"""``dsimport schedules``: add, list, show, preview, pause, resume, remove and run beat schedules now.
 
 Changes go to the schedules table; a running beat picks them up within ``DSIMPORT_SCHEDULES_REFRESH_S``.
 """
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.common import DATASET, UUID, CommandFailed, open_ledger, settings_or_fail, utcnow
+from cli.common import DATASET, UUID, CommandFailed, api_client, open_ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
 from tasks.names import FIRE_SCHEDULE
@@ -78,6 +78,18 @@ def _target(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--dataset", "dataset_id", type=DATASET, required=True, help="Target dataset id.")(func)
 
 
+def _sample(func: Callable[..., Any]) -> Callable[..., Any]:
+    # A float here, checked in (0, 1] by the schedule spec, so the command line and the file say the same words.
+    return click.option(
+        "--sample",
+        "sample",
+        type=float,
+        default=None,
+        help="Import only this share of the items found, 0 < R <= 1, chosen by a hash of each item's id "
+        "(re-runs and later fires pick the same ones).",
+    )(func)
+
+
 def _chunk_size(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--chunk-size",
@@ -142,7 +154,10 @@ for _command in kind_commands(CommandGroup.SCHEDULE, _target_option, _add_plain)
 @click.option("--filter", "filter_json", default=None, help="Explorer filter as JSON (a condition or an AND/OR group).")
 @_chunk_size
 @click.option("--since", default=None, help="Start of the first window, ISO-8601 (default: now).")
-def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: int, since: str | None) -> None:
+@_sample
+def add_explorer_window(
+    dataset_id: str, filter_json: str | None, chunk_size: int, since: str | None, sample: float | None
+) -> None:
     """Import the explorer events created since the last fire (matching --filter), in chunks; each event once."""
     filters = None
     if filter_json is not None:
@@ -154,7 +169,11 @@ def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: in
             raise click.BadParameter(f"not valid JSON: {str(exc).split(':')[0]}", param_hint="--filter") from None
         except RecursionError:
             raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
-    _add("explorer-window", dataset_id, {"filter": filters, "chunk_size": chunk_size, "since": since})
+    _add(
+        "explorer-window",
+        dataset_id,
+        {"filter": filters, "chunk_size": chunk_size, "since": since, "sample": sample},
+    )
 
 
 @add_group.command("spans-window")
@@ -163,14 +182,20 @@ def add_explorer_window(dataset_id: str, filter_json: str | None, chunk_size: in
 @click.option("--map", "mappings", multiple=True, required=True, help=_SPANS_MAP.help)
 @_chunk_size
 @click.option("--since", default=None, help="Start of the first window, ISO-8601 (default: now).")
+@_sample
 def add_spans_window(
-    dataset_id: str, search: str | None, mappings: tuple[str, ...], chunk_size: int, since: str | None
+    dataset_id: str,
+    search: str | None,
+    mappings: tuple[str, ...],
+    chunk_size: int,
+    since: str | None,
+    sample: float | None,
 ) -> None:
     """Import the telemetry spans found since the last fire (matching --search), in chunks; each span once."""
     _add(
         "spans-window",
         dataset_id,
-        {"search": search, "mapping": list(mappings), "chunk_size": chunk_size, "since": since},
+        {"search": search, "mapping": list(mappings), "chunk_size": chunk_size, "since": since, "sample": sample},
     )
 
 
@@ -212,13 +237,21 @@ def list_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'NAME':24}  {'KIND':18}  {'TIMING':20}  {'STATE':8}  {'LAST FIRE':20}  {'LAST RUN':9}  NEXT FIRE")
+    click.echo(
+        f"{'NAME':24}  {'KIND':18}  {'TIMING':20}  {'STATE':8}  {'SAMPLE':6}  {'LAST FIRE':20}  {'LAST RUN':9}  "
+        "NEXT FIRE"
+    )
     for row in rows:
         last = row["last_run"] or {}
         click.echo(
             f"{row['name']:24}  {row['kind']:18}  {row['timing']:20}  {row['state']:8}  "
-            f"{row['last_fire_at'] or '-':20}  {last.get('status', '-'):9}  {row['next_fire_at'] or '-'}"
+            f"{_rate_text(row['sample_rate']):6}  {row['last_fire_at'] or '-':20}  {last.get('status', '-'):9}  "
+            f"{row['next_fire_at'] or '-'}"
         )
+
+
+def _rate_text(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:g}"
 
 
 @schedules_group.command("show")
@@ -245,8 +278,8 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
-    for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "watermark",
-                "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
+    for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "sample_rate",
+                "watermark", "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
         value = row[key]
         if value is not None:
             click.echo(f"{key:16} {json.dumps(value) if isinstance(value, dict) else value}")
@@ -260,6 +293,49 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         jobs_text = ", ".join(f"{job['id']} {job['status']}" for job in run["jobs"]) or "no job"
         message = f"  ({run['message']})" if run["message"] else ""
         click.echo(f"  {run['fire_time']}  {run['status']:9}  {run['trigger']:6}  {jobs_text}{message}")
+
+
+@schedules_group.command("preview")
+@click.argument("name")
+@click.option("--first", type=click.IntRange(0, 1000), default=10, show_default=True, help="Ids listed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+def preview_command(name: str, first: int, as_json: bool) -> None:
+    """Show what a fire of window schedule NAME would import now (count, first ids, sampled out), importing nothing."""
+    from triggers.schedules.preview import PreviewError, preview_schedule
+
+    settings = settings_or_fail()
+    with open_ledger(settings, read_only=True) as sessions:
+        try:
+            preview = preview_schedule(
+                sessions,
+                lambda: api_client(settings),
+                name,
+                now=utcnow(),
+                settle_lag_s=settings.schedule_settle_lag_s,
+                first=first,
+            )
+        except PreviewError as exc:
+            raise CommandFailed(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(preview.as_dict(), indent=2))
+        return
+    rate = "none (every item)" if preview.sample_rate is None else f"{preview.sample_rate:g}"
+    for label, value in (
+        ("schedule", f"{preview.schedule} ({preview.kind})"),
+        ("window", f"{preview.window_start} .. {preview.window_end}"),
+        ("sample rate", rate),
+        ("offered", preview.offered),
+        ("sampled out", preview.sampled_out),
+        ("already imported", preview.already_imported),
+        ("would import", preview.to_import),
+    ):
+        click.echo(f"{label:17} {value}")
+    shown = len(preview.first_ids)
+    if shown:
+        more = f" (first {shown} of {preview.to_import})" if shown < preview.to_import else ""
+        click.echo(f"ids{more}:")
+        for item_id in preview.first_ids:
+            click.echo(f"  {item_id}")
 
 
 def _require(session: Any, name: str) -> Schedule:

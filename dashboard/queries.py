@@ -128,6 +128,8 @@ class ScheduleRow:
     last_run_status: str | None
     last_run_message: str | None
     next_fire_at: datetime | None
+    sample_rate: float | None = None
+    """Window schedules: the share of the items found that each fire imports (None: all)."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ def schedules(session: Session, *, now: datetime, dataset_id: str | None = None)
                 last_run_status=None if run is None else str(run.status),
                 last_run_message=None if run is None else run.message,
                 next_fire_at=_next_fire(schedule, now),
+                sample_rate=schedule.sample_rate,
             )
         )
     return rows

@@ -347,6 +347,8 @@ class Schedule(Base):
     """Set by a removal that keeps the history: the schedule no longer fires, its runs and items stay."""
     copy_page: Mapped[int | None] = mapped_column(Integer)
     """dataset-copy: the source page the next fire starts reading at (1-based; None: the first)."""
+    sample_rate: Mapped[float | None] = mapped_column(Float)
+    """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
 
     def __repr__(self) -> str:
         timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"
@@ -376,6 +378,11 @@ class ScheduleRun(Base):
     finished_at: Mapped[datetime | None]
     job_ids: Mapped[list[str]] = mapped_column(JSON)
     item_count: Mapped[int | None] = mapped_column(Integer)
+    offered_count: Mapped[int | None] = mapped_column(Integer)
+    """Window and copy fires: the distinct items the search or listing offered (before sampling and the
+    imported-items check); None for runs before this was recorded and for kinds without items."""
+    sampled_out_count: Mapped[int | None] = mapped_column(Integer)
+    """How many of the offered items the schedule's sample rate left out (0 without a rate)."""
     window_start: Mapped[datetime | None]
     window_end: Mapped[datetime | None]
     message: Mapped[str | None] = mapped_column(Text)

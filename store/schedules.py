@@ -115,6 +115,8 @@ class ScheduleDefinition:
     every_s: int | None = None
     start: datetime | None = None
     paused: bool = False
+    sample_rate: float | None = None
+    """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
 
     def same_as(self, schedule: Schedule) -> bool:
         """True when ``schedule`` already stores this definition (state such as pause is not compared)."""
@@ -125,6 +127,7 @@ class ScheduleDefinition:
             and schedule.params == self.params
             and schedule.cron == self.cron
             and schedule.every_s == self.every_s
+            and schedule.sample_rate == self.sample_rate
         )
 
 
@@ -181,6 +184,7 @@ def create_schedule(
         import_kind=definition.import_kind,
         dataset_id=definition.dataset_id,
         params=dict(definition.params),
+        sample_rate=definition.sample_rate,
         cron=definition.cron,
         every_s=definition.every_s,
         paused=definition.paused,
@@ -384,6 +388,7 @@ def _update(schedule: Schedule, definition: ScheduleDefinition, *, now: datetime
     schedule.import_kind = definition.import_kind
     schedule.dataset_id = definition.dataset_id
     schedule.params = dict(definition.params)
+    schedule.sample_rate = definition.sample_rate
     schedule.cron = definition.cron
     schedule.every_s = definition.every_s
     if kind_changed:

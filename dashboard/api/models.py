@@ -164,6 +164,10 @@ class ScheduleRunOut(_Answer):
     started_at: str | None
     finished_at: str | None
     items: int | None
+    offered: int | None = Field(
+        description="Distinct items the fire's search or listing offered (window and copy kinds)."
+    )
+    sampled_out: int | None = Field(description="How many of the offered items the schedule's sample rate left out.")
     window_start: str | None
     window_end: str | None
     message: str | None
@@ -182,6 +186,9 @@ class ScheduleOut(_Answer):
     source: str = Field(description="cli (the command line or this API) or file (the schedules file).")
     dataset_id: str
     params: dict[str, Any]
+    sample_rate: float | None = Field(
+        description="Window schedules: the share of the items found that each fire imports; null imports all."
+    )
     watermark: str | None
     last_fire_at: str | None
     next_fire_at: str | None

@@ -171,6 +171,23 @@ def test_schedules_with_last_and_next_fire(client: httpx.Client, session_factory
     assert held is not None and "paused" in held.group(0) and "—" in held.group(0)
 
 
+def test_a_sampled_window_schedule_shows_its_rate(client: httpx.Client, session_factory: sessionmaker[Session]) -> None:
+    with session_factory() as session:
+        for name, options in (("tenth", {"sample": 0.1}), ("every-event", {})):
+            definition = build_definition(
+                name, kind="explorer-window", dataset="c596c123-a5dc-5c3d-874e-a0637431a226", every="10m",
+                options=options,
+            )
+            create_schedule(session, definition, source=ScheduleSource.CLI, now=NOW - timedelta(hours=1))
+        session.commit()
+    html = client.get("/", headers=auth_header()).text
+    tenth = re.search(r'<tr data-schedule="tenth">.*?</tr>', html, re.S)
+    every_event = re.search(r'<tr data-schedule="every-event">.*?</tr>', html, re.S)
+    assert tenth is not None and every_event is not None
+    assert "sample 0.1" in tenth.group(0)
+    assert "sample" not in every_event.group(0)
+
+
 def test_dead_letters_are_listed_with_reason_and_body(
     client: httpx.Client, session_factory: sessionmaker[Session]
 ) -> None:

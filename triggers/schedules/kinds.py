@@ -18,6 +18,9 @@
   end of the listing the next fire starts again at page 1, so records that moved between pages (deletions, a
   different order) are seen by a later pass; the imported list keeps each record to one copy.
 
+With a sample rate (window schedules), only the items :mod:`triggers.schedules.sampling` keeps are requested;
+the run records how many items it was offered and how many the rate left out.
+
 - spans-window: explorer-window's twin for telemetry spans (:mod:`triggers.schedules.spans_window`), through
   :func:`import_new_items` too.
 
@@ -58,6 +61,7 @@ from store.schedule_runs import lock_run
 from store.schedules import add_items, advance_watermark, imported_item_ids, mark_finished
 from triggers.schedules.chunk_retries import CHUNK_RETRIES, RetryConflictError, retry_failed_chunks, retry_key
 from triggers.schedules.fire_times import fire_time_iso
+from triggers.schedules.sampling import sample
 
 __all__ = [
     "COPY_PAGES_PER_FIRE",
@@ -74,6 +78,8 @@ __all__ = [
     "run_dataset_copy",
     "run_explorer_window",
     "run_plain",
+    "search_explorer_window",
+    "window_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,6 +162,7 @@ class ScheduleSnapshot:
     watermark: datetime | None
     created_at: datetime
     copy_page: int | None
+    sample_rate: float | None = None
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleSnapshot:
@@ -169,6 +176,7 @@ class ScheduleSnapshot:
             watermark=schedule.watermark,
             created_at=schedule.created_at,
             copy_page=schedule.copy_page,
+            sample_rate=schedule.sample_rate,
         )
 
     @property
@@ -332,16 +340,27 @@ def _follow_campaign_import(
     return finish_run(ctx, schedule, run, RunStatus.SUBMITTED, job_ids=[requested], message=message)
 
 
+def window_of(schedule: ScheduleSnapshot, fire_time: datetime, settle_lag_s: float) -> tuple[datetime, datetime]:
+    """The window a window schedule's fire at ``fire_time`` searches: from the watermark to the settle lag."""
+    return schedule.watermark or schedule.created_at, fire_time - timedelta(seconds=settle_lag_s)
+
+
+def search_explorer_window(
+    client: DatasetsClient, schedule: ScheduleSnapshot, window: tuple[datetime, datetime]
+) -> list[str]:
+    """The ids of the events created in ``window`` that match the schedule's filter, as the search answers them."""
+    start, end = window
+    return client.search_event_ids(time_window_filter(start, end, extra=schedule.params.get("filter")))
+
+
 def run_explorer_window(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
-    start = schedule.watermark or schedule.created_at
-    end = run.fire_time - timedelta(seconds=ctx.settle_lag_s)
+    start, end = window_of(schedule, run.fire_time, ctx.settle_lag_s)
     if end <= start:
         # Nothing to search yet, but failed chunks of earlier fires are still retried.
         message = f"window ending {fire_time_iso(end)} already covered up to {fire_time_iso(start)}"
         return import_new_items(ctx, schedule, run, [], chunk_size=1, window=None, note=message)
-    extra = schedule.params.get("filter")
     with ctx.client_factory() as client:
-        found = client.search_event_ids(time_window_filter(start, end, extra=extra))
+        found = search_explorer_window(client, schedule, (start, end))
     return import_new_items(
         ctx, schedule, run, found, chunk_size=int(schedule.params["chunk_size"]), window=(start, end)
     )
@@ -403,7 +422,9 @@ def import_new_items(
     by_key: dict[str, Any] = {}
     for item in found:
         by_key.setdefault(item_field.shape.item_key(item), item)
-    unique = list(by_key)  # each item once, in the order found
+    # Each item once, in the order found; sampled before the imported-items check, so what a fire leaves out
+    # depends on the item alone, never on what earlier fires took.
+    unique, sampled_out = sample(list(by_key), schedule.sample_rate)
     with ctx.session_factory() as session:
         row = lock_run(session, run.run_id, owner=run.owner)
         if row is None:
@@ -454,9 +475,13 @@ def import_new_items(
         if next_copy_page is not None:
             target.copy_page = next_copy_page
         row.item_count = len(new)
+        row.offered_count = len(by_key)
+        row.sampled_out_count = sampled_out
         parts = [note] if note else []
         if window is not None or found or next_copy_page is not None:
-            parts.append(f"{len(new)} new of {len(unique)} found, {len(job_ids)} job(s)")
+            parts.append(f"{len(new)} new of {len(by_key)} found, {len(job_ids)} job(s)")
+            if schedule.sample_rate is not None:
+                parts.append(f"{sampled_out} of {len(by_key)} sampled out at rate {schedule.sample_rate:g}")
         if retried.message:
             parts.append(retried.message)
         message = "; ".join(parts)

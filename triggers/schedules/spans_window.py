@@ -17,9 +17,10 @@ them to one import.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
+from api_client import DatasetsClient
 from triggers.schedules.fire_times import fire_time_iso
 from triggers.schedules.kinds import (
     FireContext,
@@ -28,36 +29,44 @@ from triggers.schedules.kinds import (
     ScheduleRunError,
     ScheduleSnapshot,
     import_new_items,
+    window_of,
 )
 
-__all__ = ["SPANS_PAGE_SIZE", "run_spans_window"]
+__all__ = ["SPANS_PAGE_SIZE", "run_spans_window", "search_spans_window"]
 
 SPANS_PAGE_SIZE = 100
 """Spans asked for per search request."""
 
 
-def run_spans_window(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
-    start = schedule.watermark or schedule.created_at
-    end = run.fire_time - timedelta(seconds=ctx.settle_lag_s)
-    if end <= start:
-        # Nothing to search yet, but failed chunks of earlier fires are still retried.
-        message = f"window ending {fire_time_iso(end)} already covered up to {fire_time_iso(start)}"
-        return import_new_items(ctx, schedule, run, [], chunk_size=1, window=None, note=message)
+def search_spans_window(
+    client: DatasetsClient, schedule: ScheduleSnapshot, window: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    """The spans found in ``window`` by the schedule's search, as span references, every page walked."""
+    start, end = window
     search = schedule.params.get("search")
     found: list[dict[str, Any]] = []
     seen_cursors: set[str] = set()
     cursor: str | None = None
+    while True:
+        page = client.search_spans(search, from_=start, to=end, page_size=SPANS_PAGE_SIZE, cursor=cursor)
+        found.extend({"trace_id": span.trace_id, "span_id": span.span_id} for span in page.results)
+        if not page.results or not page.cursor:
+            return found
+        if page.cursor in seen_cursors:
+            # A server that hands out a cursor twice would be walked forever; nothing is recorded.
+            raise ScheduleRunError(f"the spans search returned cursor {page.cursor!r} twice")
+        seen_cursors.add(page.cursor)
+        cursor = page.cursor
+
+
+def run_spans_window(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> FireReport:
+    start, end = window_of(schedule, run.fire_time, ctx.settle_lag_s)
+    if end <= start:
+        # Nothing to search yet, but failed chunks of earlier fires are still retried.
+        message = f"window ending {fire_time_iso(end)} already covered up to {fire_time_iso(start)}"
+        return import_new_items(ctx, schedule, run, [], chunk_size=1, window=None, note=message)
     with ctx.client_factory() as client:
-        while True:
-            page = client.search_spans(search, from_=start, to=end, page_size=SPANS_PAGE_SIZE, cursor=cursor)
-            found.extend({"trace_id": span.trace_id, "span_id": span.span_id} for span in page.results)
-            if not page.results or not page.cursor:
-                break
-            if page.cursor in seen_cursors:
-                # A server that hands out a cursor twice would be walked forever; nothing is recorded.
-                raise ScheduleRunError(f"the spans search returned cursor {page.cursor!r} twice")
-            seen_cursors.add(page.cursor)
-            cursor = page.cursor
+        found = search_spans_window(client, schedule, (start, end))
     return import_new_items(
         ctx,
         schedule,

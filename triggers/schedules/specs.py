@@ -8,10 +8,13 @@ an import kind         plain: the same import on every fire; its body fields are
                        kind's entry (:mod:`import_kinds`): ``campaign``, ``events``, ``file_id``,
                        ``conversations``, ``records``, ...
 ``explorer-window``    events created since the watermark matching ``filter``, in chunks of ``chunk_size``;
-                       the first window starts at ``since`` (default: when the schedule is created)
+                       the first window starts at ``since`` (default: when the schedule is created); with
+                       ``sample`` (a rate in (0, 1]) only that share of the events, chosen by a hash of each
+                       event id (:mod:`triggers.schedules.sampling`)
 ``spans-window``       telemetry spans found since the watermark (matching the search expression ``search``),
                        imported with the mapping contract ``mapping`` in chunks of ``chunk_size``; the first
-                       window starts at ``since`` (default: when the schedule is created)
+                       window starts at ``since`` (default: when the schedule is created); ``sample`` as
+                       explorer-window's, by a hash of each span's ``trace_id:span_id``
 ``campaign-when-done`` wait for campaign ``campaign`` to be COMPLETED, import it once, then stop
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
@@ -35,6 +38,7 @@ from store.models import ImportKind, ScheduleKind
 from store.schedules import ScheduleDefinition
 from triggers.schedules.chunk_sizes import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from triggers.schedules.fire_times import InvalidTiming, Timing
+from triggers.schedules.sampling import InvalidSampleRate, check_sample_rate
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -63,12 +67,12 @@ _KINDS: dict[str, tuple[ScheduleKind, ImportKind, frozenset[str]]] = {
     "explorer-window": (
         ScheduleKind.EXPLORER_WINDOW,
         ImportKind.EXPLORER,
-        frozenset({"filter", "chunk_size", "since"}),
+        frozenset({"filter", "chunk_size", "since", "sample"}),
     ),
     "spans-window": (
         ScheduleKind.SPANS_WINDOW,
         ImportKind.SPANS,
-        frozenset({"search", "mapping", "chunk_size", "since"}),
+        frozenset({"search", "mapping", "chunk_size", "since", "sample"}),
     ),
     "campaign-when-done": (ScheduleKind.CAMPAIGN_WHEN_DONE, ImportKind.CAMPAIGN, frozenset({"campaign"})),
     "dataset-copy": (ScheduleKind.DATASET_COPY, ImportKind.DATASET, frozenset({"from_dataset", "chunk_size"})),
@@ -276,6 +280,10 @@ def build_definition(
             params = validate_params(import_kind, params)
         except InvalidImportRequest as exc:
             raise InvalidSchedule(str(exc)) from None
+    try:
+        sample_rate = check_sample_rate(given.get("sample"))
+    except InvalidSampleRate as exc:
+        raise InvalidSchedule(str(exc)) from None
     return ScheduleDefinition(
         name=name,
         kind=schedule_kind,
@@ -286,6 +294,7 @@ def build_definition(
         every_s=timing.every_s,
         start=_since(given.get("since")),
         paused=bool(paused),
+        sample_rate=sample_rate,
     )
 
 

@@ -51,8 +51,9 @@ def list_command(status: str | None, kind: str | None, limit: int, as_json: bool
     click.echo(f"{'JOB':36}  {'KIND':10}  {'STATUS':17}  {'PROG':>4}  {'DATASET':36}  CREATED")
     for row in rows:
         progress = "?" if row["progress"] is None else f"{row['progress']}%"
+        status = f"{row['status']} partial" if row["partial"] else row["status"]
         click.echo(
-            f"{row['id']:36}  {row['kind']:10}  {row['status']:17}  {progress:>4}  {row['dataset_id']:36}  "
+            f"{row['id']:36}  {row['kind']:10}  {status:17}  {progress:>4}  {row['dataset_id']:36}  "
             f"{row['created_at']}"
         )
 
@@ -122,6 +123,9 @@ def job_to_dict(job: ImportJob) -> dict[str, Any]:
         "requested_count": job.requested_count,
         "imported_count": job.imported_count,
         "skipped_count": job.skipped_count,
+        "duplicates_skipped": job.duplicates_skipped,
+        "sampled_out": job.sampled_out,
+        "partial": job.partial,
         "attempts": job.attempts,
         "poll_count": job.poll_count,
         "last_error": job.last_error,

@@ -120,6 +120,7 @@ def dashboard_command(host: str | None, port: int | None) -> None:
             username=user,
             password=password,
             refresh_s=settings.dashboard_refresh_s,
+            watermark_lag_alert_s=settings.watermark_lag_alert_s,
             metrics_redis_url=redis_py_url(settings.broker_url),
             api_base_url=settings.api_base_url,
             api_key=None if api_key is None else api_key.get_secret_value(),

@@ -225,33 +225,44 @@ def list_command(as_json: bool) -> None:
     """List schedules with their last and next fire."""
     from store.schedule_runs import jobs_of_runs, last_run
     from store.schedules import list_schedules
+    from triggers.schedules.lag import is_lagging
     from triggers.schedules.views import schedule_to_dict
 
     now = utcnow()
-    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+    settings = settings_or_fail()
+    with open_ledger(settings, read_only=True) as sessions, sessions() as session:
         rows = []
         for schedule in list_schedules(session):
             latest = last_run(session, schedule.id)
             jobs = jobs_of_runs(session, [latest] if latest else [])
-            rows.append(schedule_to_dict(schedule, latest, jobs, now=now))
+            row = schedule_to_dict(schedule, latest, jobs, now=now)
+            row["lagging"] = is_lagging(row["watermark_lag_s"], settings.watermark_lag_alert_s)
+            rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(
         f"{'NAME':24}  {'KIND':18}  {'TIMING':20}  {'STATE':8}  {'SAMPLE':6}  {'LAST FIRE':20}  {'LAST RUN':9}  "
-        "NEXT FIRE"
+        f"{'NEXT FIRE':20}  WATERMARK LAG"
     )
     for row in rows:
         last = row["last_run"] or {}
         click.echo(
             f"{row['name']:24}  {row['kind']:18}  {row['timing']:20}  {row['state']:8}  "
             f"{_rate_text(row['sample_rate']):6}  {row['last_fire_at'] or '-':20}  {last.get('status', '-'):9}  "
-            f"{row['next_fire_at'] or '-'}"
+            f"{row['next_fire_at'] or '-':20}  {_lag_text(row)}"
         )
 
 
 def _rate_text(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:g}"
+
+
+def _lag_text(row: dict[str, Any]) -> str:
+    lag_s = row["watermark_lag_s"]
+    if lag_s is None:
+        return "-"
+    return f"{lag_s:.0f}s LAGGING" if row["lagging"] else f"{lag_s:.0f}s"
 
 
 @schedules_group.command("show")

@@ -154,7 +154,7 @@ class _Pages:
         with self.sessions() as session:
             listing = self._listing(session, query, names, "/", None)
             by_status = queries.counts_by_status(session)
-            schedules = queries.schedules(session, now=self.now())
+            schedules = queries.schedules(session, now=self.now(), lag_alert_s=self.config.watermark_lag_alert_s)
             letters, letters_waiting = queries.dead_letters(session)
         return self._page(
             request,
@@ -183,7 +183,9 @@ class _Pages:
         with self.sessions() as session:
             listing = self._listing(session, query, names, path, dataset_id)
             by_status = queries.counts_by_status(session, dataset_id=dataset_id)
-            schedules = queries.schedules(session, now=self.now(), dataset_id=dataset_id)
+            schedules = queries.schedules(
+                session, now=self.now(), dataset_id=dataset_id, lag_alert_s=self.config.watermark_lag_alert_s
+            )
         return self._page(
             request,
             "dataset.html",
@@ -212,9 +214,9 @@ class _Pages:
 
     def metrics(self, request: Request) -> Response:
         now = self.now()
-        return Response(render(self._ledger_numbers(), self._worker_metrics(), now=now), media_type=CONTENT_TYPE)
+        return Response(render(self._ledger_numbers(now), self._worker_metrics(), now=now), media_type=CONTENT_TYPE)
 
-    def _ledger_numbers(self) -> LedgerNumbers | None:
+    def _ledger_numbers(self, now: datetime) -> LedgerNumbers | None:
         try:
             with self.sessions() as session:
                 return LedgerNumbers(
@@ -223,6 +225,9 @@ class _Pages:
                     dead_letters_waiting=count_dead_letters(session, include_retried=False),
                     schedules=_schedule_states(session),
                     webhook_deliveries=delivery_counts(session),
+                    partial_jobs=queries.partial_counts_by_kind(session),
+                    watermark_lags=queries.watermark_lags(session, now=now),
+                    watermark_lag_alert_s=self.config.watermark_lag_alert_s,
                 )
         except Exception as exc:  # an unreachable or broken ledger is reported by the up gauge, not a 500
             log.warning("metrics: cannot read the ledger: %s", exc)

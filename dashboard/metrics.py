@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from jobs.metrics import POLL_BUCKETS_S, WorkerMetrics
+from triggers.schedules.lag import is_lagging
 
 __all__ = ["CONTENT_TYPE", "LedgerNumbers", "render"]
 
@@ -33,6 +34,11 @@ class LedgerNumbers:
     dead_letters_waiting: int = 0
     schedules: dict[str, int] = field(default_factory=dict)
     webhook_deliveries: dict[str, int] = field(default_factory=dict)
+    partial_jobs: dict[str, int] = field(default_factory=dict)
+    """Completed jobs that imported fewer records than they requested, by kind."""
+    watermark_lags: dict[str, float] = field(default_factory=dict)
+    """Seconds each window schedule's watermark trails the clock, by schedule name."""
+    watermark_lag_alert_s: float = 0.0
 
 
 class _Families(Collector):
@@ -85,6 +91,38 @@ def _ledger_families(ledger: LedgerNumbers | None, now: datetime) -> Iterator[Me
     for status, count in sorted(ledger.webhook_deliveries.items()):
         deliveries.add_metric([status], float(count))
     yield deliveries
+    yield from _outcome_families(ledger)
+
+
+def _outcome_families(ledger: LedgerNumbers) -> Iterator[Metric]:
+    partial = GaugeMetricFamily(
+        "dsimport_jobs_partial",
+        "Completed import jobs that imported fewer records than they requested (the API skipped some), by kind.",
+        labels=["kind"],
+    )
+    for kind, count in sorted(ledger.partial_jobs.items()):
+        partial.add_metric([kind], float(count))
+    yield partial
+    lag = GaugeMetricFamily(
+        "dsimport_schedule_watermark_lag_seconds",
+        "How far a window schedule's watermark trails the clock (now - watermark), by schedule.",
+        labels=["schedule"],
+    )
+    lagging = GaugeMetricFamily(
+        "dsimport_schedule_watermark_lagging",
+        "1 when a window schedule's watermark lag is past DSIMPORT_WATERMARK_LAG_ALERT_S, by schedule.",
+        labels=["schedule"],
+    )
+    for name, seconds in sorted(ledger.watermark_lags.items()):
+        lag.add_metric([name], seconds)
+        lagging.add_metric([name], 1.0 if is_lagging(seconds, ledger.watermark_lag_alert_s) else 0.0)
+    yield lag
+    yield lagging
+    yield GaugeMetricFamily(
+        "dsimport_schedule_watermark_lag_alert_seconds",
+        "The watermark lag past which a schedule counts as lagging (0: never).",
+        value=ledger.watermark_lag_alert_s,
+    )
 
 
 def _worker_families(worker: WorkerMetrics | None) -> Iterator[Metric]:

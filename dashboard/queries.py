@@ -18,6 +18,7 @@ from store.models import ImportJob, ImportKind, JobStatus, Schedule
 from store.schedule_runs import last_run
 from store.schedules import list_schedules
 from triggers.schedules.fire_times import InvalidTiming
+from triggers.schedules.lag import is_lagging, watermark_lag_s
 from triggers.schedules.specs import definition_timing
 
 from .paging import Cursor, JobFilters, read_page
@@ -35,7 +36,9 @@ __all__ = [
     "job_detail",
     "job_page",
     "oldest_due_poll",
+    "partial_counts_by_kind",
     "schedules",
+    "watermark_lags",
 ]
 
 # How much of a dead letter's body the page shows.
@@ -53,6 +56,7 @@ class JobRow:
     finished_at: datetime | None
     outcome: str
     terminal: bool
+    partial: bool
 
     @classmethod
     def of(cls, job: ImportJob) -> JobRow:
@@ -66,6 +70,7 @@ class JobRow:
             finished_at=job.finished_at,
             outcome=_outcome(job),
             terminal=job.is_terminal,
+            partial=job.partial,
         )
 
 
@@ -77,6 +82,10 @@ def _outcome(job: ImportJob) -> str:
             parts.append(f"{job.imported_count} imported")
         if job.skipped_count:
             parts.append(f"{job.skipped_count} skipped")
+        if job.duplicates_skipped:
+            parts.append(f"{job.duplicates_skipped} duplicates left out")
+        if job.sampled_out:
+            parts.append(f"{job.sampled_out} sampled out")
         return ", ".join(parts) or (job.message or "completed")
     if job.is_terminal:
         return job.message or job.last_error or job.error_code or str(job.status).lower()
@@ -109,6 +118,8 @@ class JobDetail:
     requested_count: int | None
     imported_count: int | None
     skipped_count: int | None
+    duplicates_skipped: int | None
+    sampled_out: int | None
     message: str | None
     error_code: str | None
     last_error: str | None
@@ -128,6 +139,9 @@ class ScheduleRow:
     last_run_status: str | None
     last_run_message: str | None
     next_fire_at: datetime | None
+    watermark: datetime | None
+    watermark_lag_s: float | None
+    lagging: bool
     sample_rate: float | None = None
     """Window schedules: the share of the items found that each fire imports (None: all)."""
 
@@ -188,6 +202,8 @@ def job_detail(session: Session, job_id: str) -> JobDetail | None:
         requested_count=job.requested_count,
         imported_count=job.imported_count,
         skipped_count=job.skipped_count,
+        duplicates_skipped=job.duplicates_skipped,
+        sampled_out=job.sampled_out,
         message=job.message,
         error_code=job.error_code,
         last_error=job.last_error,
@@ -203,6 +219,29 @@ def counts_by_status_and_kind(session: Session) -> dict[tuple[str, str], int]:
     for status, kind, count in session.execute(query):
         counts[(str(status), str(kind))] = int(count)
     return counts
+
+
+def partial_counts_by_kind(session: Session) -> dict[str, int]:
+    """How many completed jobs per kind imported fewer records than they requested; every kind present."""
+    counts = {str(kind): 0 for kind in ImportKind}
+    query = (
+        select(ImportJob.kind, func.count())
+        .where(ImportJob.status == JobStatus.COMPLETED, ImportJob.partial.is_(True))
+        .group_by(ImportJob.kind)
+    )
+    for kind, count in session.execute(query):
+        counts[str(kind)] = int(count)
+    return counts
+
+
+def watermark_lags(session: Session, *, now: datetime) -> dict[str, float]:
+    """The watermark lag in seconds of each window schedule that has one, by schedule name."""
+    lags = {}
+    for schedule in list_schedules(session):
+        lag_s = watermark_lag_s(schedule, now)
+        if lag_s is not None:
+            lags[schedule.name] = lag_s
+    return lags
 
 
 def counts_by_status(session: Session, *, dataset_id: str | None = None) -> dict[str, int]:
@@ -228,14 +267,17 @@ def oldest_due_poll(session: Session) -> datetime | None:
     )
 
 
-def schedules(session: Session, *, now: datetime, dataset_id: str | None = None) -> list[ScheduleRow]:
+def schedules(
+    session: Session, *, now: datetime, dataset_id: str | None = None, lag_alert_s: float = 0.0
+) -> list[ScheduleRow]:
     """Every schedule (of one dataset, or of all) with its last fire and (when it may fire) the next one, computed
-    as beat computes it."""
+    as beat computes it, and its watermark lag, flagged past ``lag_alert_s`` (0: never)."""
     rows = []
     for schedule in list_schedules(session):
         if dataset_id is not None and schedule.dataset_id != dataset_id:
             continue
         run = last_run(session, schedule.id)
+        lag_s = watermark_lag_s(schedule, now)
         rows.append(
             ScheduleRow(
                 name=schedule.name,
@@ -249,6 +291,9 @@ def schedules(session: Session, *, now: datetime, dataset_id: str | None = None)
                 last_run_message=None if run is None else run.message,
                 next_fire_at=_next_fire(schedule, now),
                 sample_rate=schedule.sample_rate,
+                watermark=schedule.watermark,
+                watermark_lag_s=lag_s,
+                lagging=is_lagging(lag_s, lag_alert_s),
             )
         )
     return rows

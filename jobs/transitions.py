@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from api_client import ApiError, DatasetImportTask, NotFoundError, RouteNotFoundError
+from jobs.outcomes import mark_ending, record_result
 from jobs.poll_backoff import PollPolicy, next_poll
 from jobs.poll_forecast import ProgressTrack, next_poll_after
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, ImportKind, JobEvent, JobStatus
@@ -130,15 +131,13 @@ def _apply_task(
     job.progress, job.progress_at, job.progress_rate = after.progress, after.since, after.rate
     if task.message is not None:
         job.message = task.message
-    if task.result is not None:
-        job.requested_count = task.result.requested_record_count
-        job.imported_count = task.result.imported_record_count
-        job.skipped_count = task.result.skipped_record_count
+    record_result(job, task)
     job.last_error = None
 
     terminal = remote_to_job_status(status)
     if terminal is not None:
         job.remote_ended_at = task.updated_at
+        mark_ending(job, terminal)
         apply_transition(job, terminal, now=now, progress=job.progress, message=task.message)
         job.next_poll_at = None
         applied.finished = True
@@ -247,10 +246,8 @@ def accepted(
     terminal = remote_to_job_status(str(task.status))
     if terminal is not None:
         job.remote_ended_at = task.updated_at
-        if task.result is not None:
-            job.requested_count = task.result.requested_record_count
-            job.imported_count = task.result.imported_record_count
-            job.skipped_count = task.result.skipped_record_count
+        record_result(job, task)
+        mark_ending(job, terminal)
         apply_transition(job, terminal, now=now, progress=task.progress, message=task.message)
         job.next_poll_at = None
         return terminal

@@ -33,12 +33,22 @@ def slack_text(event: dict[str, Any], link: str | None) -> str:
     if job.get("schedule"):
         details.append(f"schedule `{job['schedule']}`")
     if job.get("imported_count") is not None:
-        details.append(f"{job['imported_count']} records imported")
+        details.append(_imported_phrase(job))
     lines.append(", ".join(details))
     problem = job.get("error") or (job.get("message") if job.get("status") != "COMPLETED" else None)
     if problem:
         lines.append(f"> {problem}")
     return "\n".join(lines)
+
+
+def _imported_phrase(job: dict[str, Any]) -> str:
+    """"12 records imported", or for a partial import "8 of 12 records imported (partial, 4 skipped by the API)"."""
+    imported = job["imported_count"]
+    if not job.get("partial"):
+        return f"{imported} records imported"
+    skipped = job.get("skipped_count")
+    by_api = f", {skipped} skipped by the API" if skipped else ""
+    return f"{imported} of {job.get('requested_count')} records imported (partial{by_api})"
 
 
 def render_body(format: WebhookFormat, event: dict[str, Any], *, jobs_page_url: str | None = None) -> bytes:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -162,6 +163,12 @@ class ImportJob(Base):
     requested_count: Mapped[int | None] = mapped_column(Integer)
     imported_count: Mapped[int | None] = mapped_column(Integer)
     skipped_count: Mapped[int | None] = mapped_column(Integer)
+    # Our own counts, beside the API's: items left out before submitting because the target held them already, and
+    # items a schedule's sample rate left out (None: not counted for this job).
+    duplicates_skipped: Mapped[int | None] = mapped_column(Integer)
+    sampled_out: Mapped[int | None] = mapped_column(Integer)
+    # Ended COMPLETED having imported fewer records than it requested (see jobs.outcomes.is_partial).
+    partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     poll_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     dashboard_host: str = Field(default="127.0.0.1", description="Interface the jobs page listens on.")
     dashboard_port: int = Field(default=8080, ge=0, le=65535)
     dashboard_refresh_s: int = Field(default=5, ge=1, le=3600, description="How often the jobs page reloads.")
+    watermark_lag_alert_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A window schedule whose watermark trails the clock by more is flagged as lagging (0: never).",
+    )
 
     # Import requests as messages on a Redis Stream (see triggers.messages.stream_consumer).
     stream_enabled: bool = Field(default=True, description="Run the stream consumer inside each worker.")

@@ -86,6 +86,9 @@ class JobOut(_Answer):
     requested_count: int | None
     imported_count: int | None
     skipped_count: int | None
+    duplicates_skipped: int | None
+    sampled_out: int | None
+    partial: bool
     attempts: int
     created_at: datetime
     submitted_at: datetime | None
@@ -117,6 +120,9 @@ class JobOut(_Answer):
             "requested_count": job.requested_count,
             "imported_count": job.imported_count,
             "skipped_count": job.skipped_count,
+            "duplicates_skipped": job.duplicates_skipped,
+            "sampled_out": job.sampled_out,
+            "partial": job.partial,
             "attempts": job.attempts,
             "created_at": job.created_at,
             "submitted_at": job.submitted_at,
@@ -190,6 +196,9 @@ class ScheduleOut(_Answer):
         description="Window schedules: the share of the items found that each fire imports; null imports all."
     )
     watermark: str | None
+    watermark_lag_s: float | None = Field(
+        description="Seconds the watermark of a window schedule trails the clock (null: the schedule keeps none)."
+    )
     last_fire_at: str | None
     next_fire_at: str | None
     finished_at: str | None

@@ -46,7 +46,7 @@ LEDGER_TABLES = {
     "schedule_runs",
     "schedule_items",
 }
-HEAD = "0011"
+HEAD = "0012"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from store.models import ImportJob, Schedule, ScheduleKind, ScheduleRun
 from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
+from triggers.schedules.lag import watermark_lag_s
 from triggers.schedules.specs import definition_timing
 
 __all__ = ["public_kind", "run_to_dict", "schedule_to_dict"]
@@ -60,6 +61,7 @@ def schedule_to_dict(
         "params": schedule.params,
         "sample_rate": schedule.sample_rate,
         "watermark": _iso(schedule.watermark),
+        "watermark_lag_s": _rounded(watermark_lag_s(schedule, now.astimezone(UTC))),
         "last_fire_at": _iso(schedule.last_fire_at),
         "next_fire_at": _next_fire(schedule, now.astimezone(UTC)),
         "finished_at": _iso(schedule.finished_at),
@@ -67,6 +69,10 @@ def schedule_to_dict(
         "created_at": _iso(schedule.created_at),
         "last_run": None if latest is None else run_to_dict(latest, jobs),
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 def run_to_dict(run: ScheduleRun, jobs: dict[str, ImportJob]) -> dict[str, Any]:

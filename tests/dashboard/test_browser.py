@@ -38,6 +38,7 @@ from cli.local_stack.launcher import free_port
 from cli.main import main
 from tests.fixtures.chromium import Chromium
 from tests.fixtures.redis_db import flushed_redis
+from tests.fixtures.up_process import running_up
 
 from ..stack.procs import alive, descendants
 from .conftest import TEST_REDIS_URL
@@ -103,16 +104,7 @@ def stack(tmp_path: Path, broker: str) -> Iterator[RunningStack]:
         }
     )
     output = tmp_path / "up.out"
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli", "up"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "press Ctrl-C to stop" not in output.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dsimport up did not start:\n{output.read_text(errors='replace')}")
-            time.sleep(0.2)
+    with running_up(env, output, cwd=REPO) as process:
         text = output.read_text()
         match = re.search(r"jobs page  (http://127\.0\.0\.1:\d+/)  \(user admin  password (\S+)\)", text)
         assert match is not None, text
@@ -123,14 +115,6 @@ def stack(tmp_path: Path, broker: str) -> Iterator[RunningStack]:
         # The CLI (import, check) reaches the same broker and ledger through the home folder.
         cli_env = {**env, "DSIMPORT_UI_PASSWORD": password}
         yield RunningStack(process, home, cli_env, output, match.group(1), flower.group(1), password)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture

@@ -119,6 +119,7 @@ class AsyncDatasetsClient:
     search_spans = AsyncCall(src.search_spans)
     fetch_event = AsyncCall(src.fetch_event)
     upload_file = AsyncCall(src.upload_file)
+    download_file = AsyncCall(src.download_file)
     fetch_conversation = AsyncCall(src.fetch_conversation)
     fetch_conversation_messages = AsyncCall(src.fetch_conversation_messages)
 

@@ -112,6 +112,7 @@ class DatasetsClient:
     search_spans = SyncCall(src.search_spans)
     fetch_event = SyncCall(src.fetch_event)
     upload_file = SyncCall(src.upload_file)
+    download_file = SyncCall(src.download_file)
     fetch_conversation = SyncCall(src.fetch_conversation)
     fetch_conversation_messages = SyncCall(src.fetch_conversation_messages)
 

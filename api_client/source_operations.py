@@ -15,7 +15,7 @@ from .filters import iso_utc
 from .models import Page
 from .operations import page_query
 from .pagination import PageWalk
-from .responses import JsonBody
+from .responses import JsonBody, RawBody
 from .source_models import (
     Campaign,
     ChatCompletionEvent,
@@ -28,6 +28,7 @@ from .source_models import (
 from .spec import Endpoint, RequestSpec
 
 __all__ = [
+    "DOWNLOAD_FILE",
     "FETCH_CAMPAIGN",
     "FETCH_CAMPAIGN_STATUS",
     "FETCH_CONVERSATION",
@@ -37,6 +38,7 @@ __all__ = [
     "SEARCH_EVENT_IDS",
     "SEARCH_SPANS",
     "UPLOAD_FILE",
+    "download_file",
     "fetch_campaign",
     "fetch_campaign_status",
     "fetch_conversation",
@@ -75,6 +77,7 @@ SEARCH_EVENT_IDS: Final = Endpoint(
 FETCH_EVENT: Final = Endpoint(
     "fetch_event", "GET", _EVENTS + "/{event_id}", 200, JsonBody(TypeAdapter(ChatCompletionEvent))
 )
+DOWNLOAD_FILE: Final = Endpoint("download_file", "GET", "/v1/files/{file_id}/content", 200, RawBody())
 UPLOAD_FILE: Final = Endpoint("upload_file", "POST", "/v1/files", 200, JsonBody(TypeAdapter(FileObject)), creates=True)
 FETCH_CONVERSATION: Final = Endpoint(
     "fetch_conversation", "GET", _CONVERSATION, 200, JsonBody(TypeAdapter(Conversation))
@@ -161,6 +164,11 @@ def upload_file(file_name: str, content: bytes, *, purpose: str | None = None) -
     # The SDK labels the part application/octet-stream whatever the file name.
     part = (file_name, bytes(content), "application/octet-stream")
     return UPLOAD_FILE.request(form=tuple(form), files=(("file", part),))
+
+
+def download_file(file_id: str) -> RequestSpec[bytes]:
+    """The bytes of an uploaded file (the Files API's ``GET /v1/files/{file_id}/content``)."""
+    return DOWNLOAD_FILE.request({"file_id": file_id})
 
 
 def fetch_conversation(conversation_id: str) -> RequestSpec[Conversation]:

@@ -70,6 +70,8 @@ class ImportRequest:
     params: Mapping[str, Any]
     origin: str
     idempotency_key: str | None = None
+    skip_existing: bool = False
+    """Leave out, before the POST, the items the target dataset already holds (:mod:`jobs.skip_existing`)."""
 
 
 def request_import(
@@ -83,9 +85,10 @@ def request_import(
     deadline_s: float,
     send: Callable[[str], None],
     idempotency_key: str | None = None,
+    skip_existing: bool = False,
 ) -> ImportRequested:
     """Write (or find) the job for this request, then ask a worker to submit it."""
-    request = ImportRequest(kind, dataset_id, params, origin, idempotency_key)
+    request = ImportRequest(kind, dataset_id, params, origin, idempotency_key, skip_existing)
     return request_imports(
         session_factory, [request], now=now, deadline_s=deadline_s, send=lambda job_ids: send(job_ids[0])
     )[0]
@@ -123,6 +126,7 @@ def request_imports(
                 origin=request.origin,
                 deadline_at=now + timedelta(seconds=deadline_s),
                 now=now,
+                skip_existing=request.skip_existing,
             )
             results.append(ImportRequested(job_id=job.id, created=created, status=str(job.status)))
         session.commit()

@@ -31,6 +31,8 @@ class JobTuning:
     job_deadline_s: float = 6 * 3600.0
     stuck_remote_status_s: float = 1800.0
     stale_pending_s: float = 60.0
+    # --skip-existing: a dataset's index older than this is read again from the API's record list first.
+    skip_existing_refresh_s: float = 600.0
     # The overall bound on one submit POST; below the lease, so its answer is recorded before recovery may act.
     post_deadline_s: float = 10.0
     schedule_settle_lag_s: float = 120.0

@@ -72,6 +72,8 @@ class SubmitOutcome(enum.StrEnum):
     # Claimed in a batch but not sent (an earlier POST of its dataset got no acceptance, or time ran out):
     # PENDING again, its claim undone (see jobs.submit_batch).
     HANDED_BACK = "handed_back"
+    # --skip-existing found every item in the target already: COMPLETED without a POST (see jobs.skip_existing).
+    NOTHING_NEW = "nothing_new"
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def may_have_arrived(exc: ApiError) -> bool:
     return False
 
 
-def _is_retryable(exc: ApiError) -> bool:
+def is_retryable(exc: ApiError) -> bool:
     if isinstance(exc, (ServerError, RateLimitedError, TransportError)):
         return True
     return exc.status_code == 408
@@ -291,7 +293,7 @@ def failure_writer(claim: SubmitClaim, exc: ApiError, final_attempt: bool) -> Wr
                 "job %s: submit outcome unknown (%s); recovery will check", job_id, reason, extra={"job_id": job_id}
             )
             return SubmitResult(SubmitOutcome.AMBIGUOUS, job_id, reason)
-        if _is_retryable(exc):
+        if is_retryable(exc):
             if final_attempt:
                 transitions.gave_up(job, exc, now=at)
                 return SubmitResult(SubmitOutcome.FAILED, job_id, reason, finished=True)

@@ -51,6 +51,7 @@ def create_job(
     origin: str,
     deadline_at: datetime | None,
     now: datetime,
+    skip_existing: bool = False,
 ) -> tuple[ImportJob, bool]:
     """Create a PENDING job, or return the job that already has ``idempotency_key``.
 
@@ -72,6 +73,7 @@ def create_job(
         attempts=0,
         poll_count=0,
         deadline_at=deadline_at,
+        skip_existing=skip_existing,
         created_at=now,
         updated_at=now,
     )

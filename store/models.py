@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -37,6 +38,8 @@ __all__ = [
     "WINDOW_SCHEDULE_KINDS",
     "ApiToken",
     "Base",
+    "DatasetIndexState",
+    "DatasetItemKey",
     "DeadLetter",
     "ImportJob",
     "ImportKind",
@@ -166,6 +169,10 @@ class ImportJob(Base):
     # Our own counts, beside the API's: items left out before submitting because the target held them already, and
     # items a schedule's sample rate left out (None: not counted for this job).
     duplicates_skipped: Mapped[int | None] = mapped_column(Integer)
+    skip_existing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Before the POST, leave out the items the target dataset already holds (:mod:`jobs.skip_existing`)."""
+    deduped_at: Mapped[datetime | None]
+    """When that check was done and the params cut to what is new: the POST sends these params, every retry too."""
     sampled_out: Mapped[int | None] = mapped_column(Integer)
     # Ended COMPLETED having imported fewer records than it requested (see jobs.outcomes.is_partial).
     partial: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -355,6 +362,8 @@ class Schedule(Base):
     copy_page: Mapped[int | None] = mapped_column(Integer)
     """dataset-copy: the source page the next fire starts reading at (1-based; None: the first)."""
     sample_rate: Mapped[float | None] = mapped_column(Float)
+    skip_existing: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    """Its jobs leave out the items the target dataset already holds (on unless the schedule says otherwise)."""
     """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
 
     def __repr__(self) -> str:
@@ -423,6 +432,39 @@ class ScheduleItem(Base):
 
     def __repr__(self) -> str:
         return f"ScheduleItem(schedule_id={self.schedule_id!r}, item_id={self.item_id!r}, job_id={self.job_id!r})"
+
+
+class DatasetItemKey(Base):
+    """One key (:mod:`import_kinds.item_keys`) of an item a dataset holds, or will hold once ``job_id`` completes.
+
+    Written two ways: from the API's record list (``job_id`` None: the record is there), and by a job that leaves
+    out duplicates before its POST (``job_id`` set: the item is on its way). A key of a job that failed does not
+    count; a later listing of the dataset says what it really holds.
+    """
+
+    __tablename__ = "dataset_item_keys"
+
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    seen_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return f"DatasetItemKey(dataset_id={self.dataset_id!r}, item_key={self.item_key!r}, job_id={self.job_id!r})"
+
+
+class DatasetIndexState(Base):
+    """One row per dataset whose keys are indexed: when its record list was last read, and the row that
+    serialises the checks of its jobs (locked while a job picks what is new)."""
+
+    __tablename__ = "dataset_index_state"
+
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    refreshed_at: Mapped[datetime | None]
+    record_count: Mapped[int | None] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"DatasetIndexState(dataset_id={self.dataset_id!r}, refreshed_at={self.refreshed_at!r})"
 
 
 class TokenScope(StrEnum):

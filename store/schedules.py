@@ -117,6 +117,8 @@ class ScheduleDefinition:
     paused: bool = False
     sample_rate: float | None = None
     """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
+    skip_existing: bool = True
+    """Its jobs leave out what the target dataset holds already (:mod:`jobs.skip_existing`)."""
 
     def same_as(self, schedule: Schedule) -> bool:
         """True when ``schedule`` already stores this definition (state such as pause is not compared)."""
@@ -128,6 +130,7 @@ class ScheduleDefinition:
             and schedule.cron == self.cron
             and schedule.every_s == self.every_s
             and schedule.sample_rate == self.sample_rate
+            and schedule.skip_existing == self.skip_existing
         )
 
 
@@ -185,6 +188,7 @@ def create_schedule(
         dataset_id=definition.dataset_id,
         params=dict(definition.params),
         sample_rate=definition.sample_rate,
+        skip_existing=definition.skip_existing,
         cron=definition.cron,
         every_s=definition.every_s,
         paused=definition.paused,
@@ -389,6 +393,7 @@ def _update(schedule: Schedule, definition: ScheduleDefinition, *, now: datetime
     schedule.dataset_id = definition.dataset_id
     schedule.params = dict(definition.params)
     schedule.sample_rate = definition.sample_rate
+    schedule.skip_existing = definition.skip_existing
     schedule.cron = definition.cron
     schedule.every_s = definition.every_s
     if kind_changed:

@@ -5,6 +5,8 @@ Allowed transitions (anything not listed is refused with :class:`InvalidTransiti
     PENDING     -> SUBMITTING                  a worker takes the job and sends the request
                 -> EXPIRED                     the deadline passed before it was sent
                 -> CANCELLED_LOCALLY           a user stopped it before it was sent
+                -> COMPLETED                   ``--skip-existing`` found every item in the dataset: nothing to send
+                -> FAILED                      ``--skip-existing`` could not read what to check, to the last try
     SUBMITTING  -> RUNNING                     the API accepted; the remote task id is known
                 -> COMPLETED, FAILED, CANCELED,
                    TERMINATED, TIMED_OUT       the API accepted and the task it returned had already ended
@@ -58,7 +60,7 @@ _REMOTE_ENDINGS = frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELED, _S.TERMINATED
 
 ALLOWED_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = MappingProxyType(
     {
-        _S.PENDING: frozenset({_S.SUBMITTING, _S.EXPIRED, _S.CANCELLED_LOCALLY}),
+        _S.PENDING: frozenset({_S.SUBMITTING, _S.EXPIRED, _S.CANCELLED_LOCALLY, _S.COMPLETED, _S.FAILED}),
         _S.SUBMITTING: frozenset(
             {_S.RUNNING, _S.PENDING, _S.REJECTED, _S.EXPIRED, _S.CANCELLED_LOCALLY} | _REMOTE_ENDINGS
         ),

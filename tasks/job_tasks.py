@@ -28,6 +28,7 @@ from jobs import metrics
 from jobs.poll_loop import run_poll_rounds
 from jobs.recover import recover as run_recovery
 from jobs.runtime import Runtime, get_runtime
+from jobs.skip_existing import check_before_submit, jobs_to_check
 from jobs.submit import SubmitOutcome, SubmitResult, submit_job
 from jobs.submit_batch import submit_jobs
 from store.clock import LedgerClock
@@ -109,8 +110,16 @@ def send_finalize(finished: list[tuple[str, str]]) -> None:
 def submit(self: Task, job_id: str) -> dict[str, Any]:
     runtime = get_runtime()
     tuning = runtime.tuning
+    final_attempt = self.request.retries >= tuning.submit_max_retries
     with runtime.client_factory() as client:
-        result = submit_job(
+        result = check_before_submit(
+            job_id,
+            session_factory=runtime.session_factory,
+            client=client,
+            now=utcnow,
+            refresh_after_s=tuning.skip_existing_refresh_s,
+            final_attempt=final_attempt,
+        ) or submit_job(
             job_id,
             session_factory=runtime.session_factory,
             client=client,
@@ -118,7 +127,7 @@ def submit(self: Task, job_id: str) -> dict[str, Any]:
             now=utcnow,
             policy=runtime.poll_policy,
             lease_s=tuning.lease_s,
-            final_attempt=self.request.retries >= tuning.submit_max_retries,
+            final_attempt=final_attempt,
             post_deadline_s=tuning.post_deadline_s,
         )
     if result.outcome == SubmitOutcome.DEFERRED:
@@ -174,9 +183,22 @@ def submit_batch(self: Task, job_ids: list[str]) -> dict[str, Any]:
         return malformed
     runtime = get_runtime()
     tuning = runtime.tuning
+    checked: list[SubmitResult] = []
     with runtime.client_factory() as client:
-        results = submit_jobs(
-            job_ids,
+        for job_id in jobs_to_check(runtime.session_factory, job_ids):
+            early = check_before_submit(
+                job_id,
+                session_factory=runtime.session_factory,
+                client=client,
+                now=utcnow,
+                refresh_after_s=tuning.skip_existing_refresh_s,
+                final_attempt=tuning.submit_max_retries <= 0,
+            )
+            if early is not None:
+                checked.append(early)
+        done = {result.job_id for result in checked}
+        results = checked + submit_jobs(
+            [job_id for job_id in job_ids if job_id not in done],
             session_factory=runtime.session_factory,
             client=client,
             owner=worker_identity(),

@@ -28,6 +28,7 @@ def job_tuning(settings: Settings) -> JobTuning:
         job_deadline_s=settings.job_deadline_s,
         stuck_remote_status_s=settings.stuck_remote_status_s,
         stale_pending_s=settings.stale_pending_s,
+        skip_existing_refresh_s=settings.skip_existing_refresh_s,
         post_deadline_s=settings.api_timeout_s,
         schedule_settle_lag_s=settings.schedule_settle_lag_s,
         clock_offset_s=settings.clock_offset_s,

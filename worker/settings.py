@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     stuck_remote_status_s: float = Field(default=1800.0, gt=0, description="Flag a job UNKNOWN this long.")
     recovery_interval_s: float = Field(default=30.0, gt=0)
     stale_pending_s: float = Field(default=60.0, gt=0, description="A PENDING job this old is re-sent.")
+    skip_existing_refresh_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="--skip-existing reads a dataset's whole record list again when its index is this old.",
+    )
 
     schedules_file: Path | None = Field(
         default=None, description="TOML file of beat schedules, synced into the schedules table by beat."

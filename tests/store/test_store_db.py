@@ -45,8 +45,10 @@ LEDGER_TABLES = {
     "schedules",
     "schedule_runs",
     "schedule_items",
+    "dataset_item_keys",
+    "dataset_index_state",
 }
-HEAD = "0012"
+HEAD = "0013"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -24,7 +24,8 @@ REMOTE_ENDINGS = {S.COMPLETED, S.FAILED, S.CANCELED, S.TERMINATED, S.TIMED_OUT}
 
 # Written out independently of the implementation: this is the specification the table must match.
 EXPECTED: dict[JobStatus, set[JobStatus]] = {
-    S.PENDING: {S.SUBMITTING, S.EXPIRED, S.CANCELLED_LOCALLY},
+    # COMPLETED and FAILED without a POST: --skip-existing found nothing new, or could not check.
+    S.PENDING: {S.SUBMITTING, S.EXPIRED, S.CANCELLED_LOCALLY, S.COMPLETED, S.FAILED},
     S.SUBMITTING: {S.RUNNING, S.PENDING, S.REJECTED, S.EXPIRED, S.CANCELLED_LOCALLY} | REMOTE_ENDINGS,
     S.RUNNING: {S.LOST, S.EXPIRED, S.CANCELLED_LOCALLY} | REMOTE_ENDINGS,
 }

@@ -117,7 +117,8 @@ def _retry_job(
     spec = spec_of(import_kind)
     wanted = set(chunk.item_ids)
     items = [item for item in spec.items_of(failed.params) if _item_key(spec, item) in wanted]
-    if len(items) != len(wanted):
+    # A job cut by --skip-existing lists only the items its dataset did not hold: the others need no retry.
+    if len(items) != len(wanted) and (failed.deduped_at is None or not items):
         raise RetryConflictError(f"job {failed.id} does not list the {len(wanted)} item(s) recorded for it")
     job, created = create_job(
         session,
@@ -128,8 +129,11 @@ def _retry_job(
         origin=origin,
         deadline_at=now + timedelta(seconds=deadline_s),
         now=now,
+        skip_existing=failed.skip_existing,
     )
-    if not created and sorted(_item_key(spec, item) for item in spec.items_of(job.params)) != sorted(wanted):
+    asked = sorted(_item_key(spec, item) for item in items)
+    held = sorted(_item_key(spec, item) for item in spec.items_of(job.params))
+    if not created and job.deduped_at is None and held != asked:
         raise RetryConflictError(f"idempotency key {job.idempotency_key} is taken by job {job.id} with other items")
     return job
 

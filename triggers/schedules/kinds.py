@@ -163,6 +163,7 @@ class ScheduleSnapshot:
     created_at: datetime
     copy_page: int | None
     sample_rate: float | None = None
+    skip_existing: bool = True
 
     @classmethod
     def of(cls, schedule: Schedule) -> ScheduleSnapshot:
@@ -177,6 +178,7 @@ class ScheduleSnapshot:
             created_at=schedule.created_at,
             copy_page=schedule.copy_page,
             sample_rate=schedule.sample_rate,
+            skip_existing=schedule.skip_existing,
         )
 
     @property
@@ -250,6 +252,7 @@ def run_plain(ctx: FireContext, schedule: ScheduleSnapshot, run: RunRef) -> Fire
         deadline_s=ctx.deadline_s,
         send=ctx.send,
         idempotency_key=_key(schedule, run),
+        skip_existing=schedule.skip_existing,
     )
     message = None if requested.created else f"job existed already ({requested.status})"
     return finish_run(ctx, schedule, run, RunStatus.SUBMITTED, job_ids=[requested.job_id], message=message)
@@ -300,6 +303,7 @@ def _request_campaign(ctx: FireContext, schedule: ScheduleSnapshot, campaign_id:
         deadline_s=ctx.deadline_s,
         send=ctx.send,
         idempotency_key=key,
+        skip_existing=schedule.skip_existing,
     ).job_id
 
 
@@ -460,6 +464,7 @@ def import_new_items(
                 origin=schedule.origin,
                 deadline_at=now + timedelta(seconds=ctx.deadline_s),
                 now=now,
+                skip_existing=schedule.skip_existing,
             )
             if not created:
                 # Only possible when a schedule was removed and re-added under the same name and fired at the same

@@ -78,6 +78,8 @@ _KINDS: dict[str, tuple[ScheduleKind, ImportKind, frozenset[str]]] = {
     "dataset-copy": (ScheduleKind.DATASET_COPY, ImportKind.DATASET, frozenset({"from_dataset", "chunk_size"})),
 }
 KIND_NAMES: tuple[str, ...] = tuple(_KINDS)
+# Options every kind takes: ``skip_existing`` (default true) leaves out what the target dataset holds already.
+_COMMON_OPTIONS = frozenset({"skip_existing"})
 
 
 class InvalidSchedule(ValueError):
@@ -260,6 +262,7 @@ def build_definition(
     if kind not in _KINDS:
         raise InvalidSchedule(f"unknown schedule kind {kind!r}: use one of {', '.join(KIND_NAMES)}")
     schedule_kind, import_kind, accepted = _KINDS[kind]
+    accepted = accepted | _COMMON_OPTIONS
     given = {key: value for key, value in (options or {}).items() if value is not None}
     unknown = sorted(set(given) - accepted)
     if unknown:
@@ -284,6 +287,9 @@ def build_definition(
         sample_rate = check_sample_rate(given.get("sample"))
     except InvalidSampleRate as exc:
         raise InvalidSchedule(str(exc)) from None
+    skip_existing = given.get("skip_existing", True)
+    if not isinstance(skip_existing, bool):
+        raise InvalidSchedule(f"skip_existing must be true or false, not {skip_existing!r}")
     return ScheduleDefinition(
         name=name,
         kind=schedule_kind,
@@ -295,6 +301,7 @@ def build_definition(
         start=_since(given.get("since")),
         paused=bool(paused),
         sample_rate=sample_rate,
+        skip_existing=skip_existing,
     )
 
 

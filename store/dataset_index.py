@@ -1,0 +1,148 @@
+"""The per-dataset index of item keys that ``--skip-existing`` checks (see :mod:`import_kinds.item_keys`).
+
+A key is *held* by a dataset when the API listed a record with it (``job_id`` None), or when one of our jobs
+claimed it before its POST and has not ended in a way that certainly imported nothing (:data:`NOT_IMPORTED`).
+Reading the whole record list again (:func:`replace_listed`) is what corrects the index for everything else: a
+record a user deleted, a job that failed halfway, an import made by another tool.
+
+Every change of one dataset's keys by a job happens under :func:`lock_dataset`, so two jobs never both claim a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import DatasetIndexState, DatasetItemKey, ImportJob, JobStatus
+
+__all__ = [
+    "NOT_IMPORTED",
+    "claim_keys",
+    "held_keys",
+    "index_state",
+    "lock_dataset",
+    "replace_listed",
+]
+
+# A job ended so: its items were certainly not imported by it (as for a schedule's failed chunks). A cancelled
+# import may have run remotely, so it keeps its keys until a listing says otherwise.
+NOT_IMPORTED = frozenset({JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT, JobStatus.LOST})
+_BATCH = 500
+
+
+def _batches(keys: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(keys), _BATCH):
+        yield keys[start : start + _BATCH]
+
+
+def index_state(session: Session, dataset_id: str) -> DatasetIndexState | None:
+    return session.get(DatasetIndexState, dataset_id)
+
+
+def lock_dataset(session: Session, dataset_id: str) -> DatasetIndexState:
+    """The dataset's state row, created if missing and locked until the caller's transaction ends."""
+    state = session.get(DatasetIndexState, dataset_id, with_for_update=True, populate_existing=True)
+    if state is not None:
+        return state
+    try:
+        with session.begin_nested():
+            session.add(DatasetIndexState(dataset_id=dataset_id))
+    except IntegrityError:
+        pass  # another transaction created it first: lock that one
+    state = session.get(DatasetIndexState, dataset_id, with_for_update=True, populate_existing=True)
+    assert state is not None
+    return state
+
+
+def held_keys(session: Session, dataset_id: str, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` the dataset holds (listed, or claimed by a job not ended in :data:`NOT_IMPORTED`)."""
+    held: set[str] = set()
+    for batch in _batches(list(dict.fromkeys(keys))):
+        rows = session.execute(
+            select(DatasetItemKey.item_key)
+            .outerjoin(ImportJob, ImportJob.id == DatasetItemKey.job_id)
+            .where(
+                DatasetItemKey.dataset_id == dataset_id,
+                DatasetItemKey.item_key.in_(batch),
+                or_(DatasetItemKey.job_id.is_(None), ImportJob.status.not_in(NOT_IMPORTED), ImportJob.id.is_(None)),
+            )
+        ).scalars()
+        held.update(rows)
+    return held
+
+
+def claim_keys(session: Session, dataset_id: str, keys: Sequence[str], *, job_id: str, now: datetime) -> None:
+    """Record that ``job_id`` brings ``keys`` to the dataset (a key left by a failed job is taken over)."""
+    unique = list(dict.fromkeys(keys))
+    for batch in _batches(unique):
+        existing = set(
+            session.execute(
+                select(DatasetItemKey.item_key).where(
+                    DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(batch)
+                )
+            ).scalars()
+        )
+        if existing:
+            session.execute(
+                update(DatasetItemKey)
+                .where(DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(existing))
+                .values(job_id=job_id, seen_at=now)
+            )
+        session.add_all(
+            DatasetItemKey(dataset_id=dataset_id, item_key=key, job_id=job_id, seen_at=now)
+            for key in batch
+            if key not in existing
+        )
+    session.flush()
+
+
+def replace_listed(
+    session: Session, dataset_id: str, listed: set[str], *, listing_started: datetime, record_count: int
+) -> None:
+    """Make the index say what a complete listing of the dataset, begun at ``listing_started``, found.
+
+    Listed keys are marked held by the dataset itself. Keys not listed are dropped when nothing still brings
+    them: a listed key gone since (a deleted record), or a key of a job that ended before the listing began. Keys
+    of jobs still running, or ended after the listing began, are kept: the listing may have passed before their
+    records were written. The caller holds :func:`lock_dataset`.
+    """
+    current = dict(
+        session.execute(
+            select(DatasetItemKey.item_key, DatasetItemKey.job_id).where(DatasetItemKey.dataset_id == dataset_id)
+        ).tuples()
+    )
+    job_ids = sorted({job_id for job_id in current.values() if job_id is not None})
+    ended_before: set[str] = set()
+    for batch in _batches(job_ids):
+        ended_before.update(
+            session.execute(
+                select(ImportJob.id).where(
+                    ImportJob.id.in_(batch), ImportJob.finished_at.is_not(None), ImportJob.finished_at < listing_started
+                )
+            ).scalars()
+        )
+    gone = [key for key, job_id in current.items() if key not in listed and (job_id is None or job_id in ended_before)]
+    for batch in _batches(gone):
+        session.execute(
+            delete(DatasetItemKey).where(DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(batch))
+        )
+    confirm = [key for key in listed if key in current and current[key] is not None]
+    for batch in _batches(confirm):
+        session.execute(
+            update(DatasetItemKey)
+            .where(DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(batch))
+            .values(job_id=None, seen_at=listing_started)
+        )
+    session.add_all(
+        DatasetItemKey(dataset_id=dataset_id, item_key=key, job_id=None, seen_at=listing_started)
+        for key in listed
+        if key not in current
+    )
+    state = lock_dataset(session, dataset_id)
+    state.refreshed_at = listing_started
+    state.record_count = record_count
+    session.flush()

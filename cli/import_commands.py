@@ -27,6 +27,12 @@ def _common() -> list[click.Parameter]:
             help="Idempotency key: a second request with the same key returns the same job.",
         ),
         click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
+        click.Option(
+            ["--skip-existing"],
+            is_flag=True,
+            help="Leave out, before importing, the items the dataset already holds (same payload, or the same "
+            "event, conversation or span); the job counts them as duplicates skipped.",
+        ),
     ]
 
 
@@ -38,7 +44,15 @@ def import_group() -> None:
 def _import(spec: ImportKindSpec, values: dict[str, Any]) -> None:
     settings = lazy_settings()
     params = source_params(spec, values, settings)
-    _run(ImportKind(spec.name), values["dataset_id"], params, values["idempotency_key"], values["wait"], settings)
+    _run(
+        ImportKind(spec.name),
+        values["dataset_id"],
+        params,
+        values["idempotency_key"],
+        values["wait"],
+        settings,
+        skip_existing=values["skip_existing"],
+    )
 
 
 for _command in kind_commands(CommandGroup.IMPORT, _common, _import):
@@ -52,6 +66,8 @@ def _run(
     idempotency_key: str | None,
     wait: bool,
     lazy: Callable[[], Settings],
+    *,
+    skip_existing: bool = False,
 ) -> None:
     from jobs.request_import import InvalidImportRequest, check_idempotency_key, request_import, validate_params
     from store.errors import StoreError
@@ -84,6 +100,7 @@ def _run(
                 deadline_s=settings.job_deadline_s,
                 send=send,
                 idempotency_key=idempotency_key,
+                skip_existing=skip_existing,
             )
         except InvalidImportRequest as exc:
             raise click.UsageError(str(exc)) from None

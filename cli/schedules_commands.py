@@ -66,7 +66,14 @@ class _AddGroup(click.Group):
 @click.option("--cron", default=None, help='Cron expression, in UTC (e.g. "0 * * * *").')
 @click.option("--every", default=None, help="Period aligned to the epoch: 30s, 10m, 1h30m, 1d.")
 @click.option("--paused", is_flag=True, help="Create the schedule paused.")
-def add_group(name: str, cron: str | None, every: str | None, paused: bool) -> None:
+@click.option(
+    "--skip-existing/--no-skip-existing",
+    default=True,
+    show_default=True,
+    help="Leave out the items the target dataset already holds (by payload, or by the event, conversation or span "
+    "a record came from).",
+)
+def add_group(name: str, cron: str | None, every: str | None, paused: bool, skip_existing: bool) -> None:
     """Add schedule NAME, firing on --cron or --every, of KIND (the kinds take the options of `dsimport import`)."""
 
 
@@ -119,7 +126,7 @@ def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
             dataset=dataset_id,
             cron=params["cron"],
             every=params["every"],
-            options=options,
+            options={**options, "skip_existing": params["skip_existing"]},
             paused=params["paused"],
         )
     except InvalidSchedule as exc:
@@ -290,6 +297,7 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         click.echo(json.dumps(row, indent=2))
         return
     for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "sample_rate",
+                "skip_existing",
                 "watermark", "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
         value = row[key]
         if value is not None:

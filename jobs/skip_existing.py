@@ -304,6 +304,8 @@ def _write(
     else:
         note = f"none of the {offered} items is in the dataset yet"
     job.duplicates_skipped = skipped
+    if (new_kind, new_params) != (job.kind, job.params):
+        job.original_request = {"kind": str(job.kind), "params": dict(job.params)}
     job.kind, job.params = new_kind, new_params
     claim_keys(session, job.dataset_id, plan.kept_keys, job_id=job.id, now=at)
     new_event(job, job.status, job.status, now=at, progress=job.progress, message=note)

@@ -172,6 +172,8 @@ class ImportJob(Base):
     skip_existing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Before the POST, leave out the items the target dataset already holds (:mod:`jobs.skip_existing`)."""
     deduped_at: Mapped[datetime | None]
+    original_request: Mapped[dict[str, Any] | None]
+    """``{"kind", "params"}`` as requested, kept when that check cut the job (a repeated request is compared to it)."""
     """When that check was done and the params cut to what is new: the POST sends these params, every retry too."""
     sampled_out: Mapped[int | None] = mapped_column(Integer)
     # Ended COMPLETED having imported fewer records than it requested (see jobs.outcomes.is_partial).

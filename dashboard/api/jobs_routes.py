@@ -35,8 +35,15 @@ def _job_id(call: Call) -> str:
 
 def _same_request(job: ImportJob, message: ImportRequestMessage) -> bool:
     kind = ImportKind(message.kind)
-    return job.kind == kind and job.dataset_id == str(message.dataset_id) and job.params == validate_params(
-        kind, message.params()
+    # A job cut by --skip-existing keeps what was asked beside what it sends.
+    asked_kind, asked_params = job.kind, job.params
+    if job.original_request is not None:
+        asked_kind, asked_params = ImportKind(job.original_request["kind"]), job.original_request["params"]
+    return (
+        asked_kind == kind
+        and job.dataset_id == str(message.dataset_id)
+        and asked_params == validate_params(kind, message.params())
+        and job.skip_existing == message.skip_existing
     )
 
 

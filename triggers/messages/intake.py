@@ -240,6 +240,7 @@ class Intake:
             deadline_s=self.deadline_s,
             send=self.send,
             idempotency_key=wanted.idempotency_key,
+            skip_existing=wanted.skip_existing,
         )
         return _created(request, requested)
 
@@ -252,6 +253,7 @@ class Intake:
             origin=origin,
             # Without the message's own key (a mutation run only) each delivery gets a fresh one: a duplicate job.
             idempotency_key=idempotency_key(message.id) if guarantees.enabled("message-key") else None,
+            skip_existing=message.skip_existing,
         )
 
     def dead_letter(

@@ -80,6 +80,10 @@ class ImportRequest(BaseModel):
     id: MessageId = Field(description="Chosen by the producer; the same id twice is one import.")
     dataset_id: DatasetRef = Field(description="Dataset to import into: its UUID or its slug.")
     kind: str
+    skip_existing: bool = Field(
+        default=False,
+        description="Leave out, before importing, the items the target dataset already holds (by payload or origin).",
+    )
 
     def params(self) -> dict[str, Any]:
         """The import's body fields, as the ledger stores them."""

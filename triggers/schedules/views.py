@@ -60,6 +60,7 @@ def schedule_to_dict(
         "dataset_id": schedule.dataset_id,
         "params": schedule.params,
         "sample_rate": schedule.sample_rate,
+        "skip_existing": schedule.skip_existing,
         "watermark": _iso(schedule.watermark),
         "watermark_lag_s": _rounded(watermark_lag_s(schedule, now.astimezone(UTC))),
         "last_fire_at": _iso(schedule.last_fire_at),

@@ -43,6 +43,7 @@ def upgrade() -> None:
     with op.batch_alter_table("import_jobs") as batch:
         batch.add_column(sa.Column("skip_existing", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("deduped_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("original_request", sa.JSON(), nullable=True))
     with op.batch_alter_table("schedules") as batch:
         batch.add_column(sa.Column("skip_existing", sa.Boolean(), nullable=False, server_default=sa.true()))
 
@@ -51,6 +52,7 @@ def downgrade() -> None:
     with op.batch_alter_table("schedules") as batch:
         batch.drop_column("skip_existing")
     with op.batch_alter_table("import_jobs") as batch:
+        batch.drop_column("original_request")
         batch.drop_column("deduped_at")
         batch.drop_column("skip_existing")
     op.drop_table("dataset_index_state")

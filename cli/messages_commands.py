@@ -56,6 +56,11 @@ def _send_options() -> list[click.Parameter]:
             help="Message id (the idempotency key): a second message with the same id is one import. Default: new.",
         ),
         click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
+        click.Option(
+            ["--skip-existing"],
+            is_flag=True,
+            help="Ask the worker to leave out the items the dataset already holds (the message's skip_existing).",
+        ),
     ]
 
 
@@ -67,6 +72,8 @@ def send_group() -> None:
 def _send_kind(spec: ImportKindSpec, values: dict[str, Any]) -> None:
     settings = lazy_settings()
     source = source_params(spec, values, settings)
+    if values["skip_existing"]:
+        source = {**source, "skip_existing": True}
     _send(spec.name, values["dataset_id"], source, values["message_id"], values["wait"], settings())
 
 

@@ -113,7 +113,7 @@ def replace_listed(
     current = dict(
         session.execute(
             select(DatasetItemKey.item_key, DatasetItemKey.job_id).where(DatasetItemKey.dataset_id == dataset_id)
-        ).tuples()
+        ).tuples().all()
     )
     job_ids = sorted({job_id for job_id in current.values() if job_id is not None})
     ended_before: set[str] = set()

@@ -43,6 +43,7 @@ from import_kinds import MAX_IDS, spec_of
 from import_kinds.item_keys import origin_key, payload_key, read_jsonl_lines, record_keys
 from jobs.outcomes import mark_ending
 from jobs.submit import SubmitOutcome, SubmitResult, is_retryable
+from store import guarantees
 from store.dataset_index import claim_keys, held_keys, index_state, lock_dataset, replace_listed
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition, new_event
@@ -204,7 +205,7 @@ def skip_existing_before_submit(
             if job is None or job.deduped_at is not None or job.status != JobStatus.PENDING:
                 return None
             lock_dataset(session, dataset_id)
-            if held_keys(session, dataset_id, plan.kept_keys):
+            if guarantees.enabled("skip-existing-lock") and held_keys(session, dataset_id, plan.kept_keys):
                 session.rollback()
                 continue  # another job claimed some of these meanwhile: plan again
             outcome = _write(session, job, plan, len(items), new_kind, new_params, at=now())

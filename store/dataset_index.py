@@ -110,11 +110,12 @@ def replace_listed(
     of jobs still running, or ended after the listing began, are kept: the listing may have passed before their
     records were written. The caller holds :func:`lock_dataset`.
     """
-    current = dict(
-        session.execute(
+    current: dict[str, str | None] = {
+        key: job_id
+        for key, job_id in session.execute(
             select(DatasetItemKey.item_key, DatasetItemKey.job_id).where(DatasetItemKey.dataset_id == dataset_id)
-        ).tuples().all()
-    )
+        )
+    }
     job_ids = sorted({job_id for job_id in current.values() if job_id is not None})
     ended_before: set[str] = set()
     for batch in _batches(job_ids):

@@ -16,6 +16,8 @@ The names, and the mechanism each one removes:
 - ``ack-after-commit``: a stream entry is acknowledged only after its job row is committed.
 - ``database-clock``: leases are granted and compared at the database's time, and tasks stamp due times with it
   (``store.clock``), not at each host's own.
+- ``skip-existing-lock``: a ``--skip-existing`` job checks its planned items again, under the dataset's index lock,
+  before it claims them (``jobs.skip_existing``), so two jobs of one dataset never both take an item.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import os
 ENV_VAR = "DSIMPORT_TEST_DISABLE_GUARANTEES"
 
 KNOWN = frozenset(
-    {"adoption", "ambiguous-5xx", "lease-check", "unique-run", "message-key", "ack-after-commit", "database-clock"}
+    {
+        "adoption",
+        "ambiguous-5xx",
+        "lease-check",
+        "unique-run",
+        "message-key",
+        "ack-after-commit",
+        "database-clock",
+        "skip-existing-lock",
+    }
 )
 
 

@@ -319,7 +319,8 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
 @click.option("--first", type=click.IntRange(0, 1000), default=10, show_default=True, help="Ids listed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
 def preview_command(name: str, first: int, as_json: bool) -> None:
-    """Show what a fire of window schedule NAME would import now (count, first ids, sampled out), importing nothing."""
+    """Show what a fire of window schedule NAME would import now (count, first ids, sampled out, duplicates the
+    target holds already), importing nothing."""
     from triggers.schedules.preview import PreviewError, preview_schedule
 
     settings = settings_or_fail()
@@ -332,6 +333,7 @@ def preview_command(name: str, first: int, as_json: bool) -> None:
                 now=utcnow(),
                 settle_lag_s=settings.schedule_settle_lag_s,
                 first=first,
+                index_max_age_s=settings.skip_existing_refresh_s,
             )
         except PreviewError as exc:
             raise CommandFailed(str(exc)) from None
@@ -346,6 +348,7 @@ def preview_command(name: str, first: int, as_json: bool) -> None:
         ("offered", preview.offered),
         ("sampled out", preview.sampled_out),
         ("already imported", preview.already_imported),
+        ("duplicates", "not checked (skip_existing off)" if preview.duplicates is None else preview.duplicates),
         ("would import", preview.to_import),
     ):
         click.echo(f"{label:17} {value}")

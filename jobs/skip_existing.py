@@ -48,7 +48,14 @@ from store.dataset_index import claim_keys, held_keys, index_state, lock_dataset
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition, new_event
 
-__all__ = ["SkipOutcome", "check_before_submit", "jobs_to_check", "refresh_index", "skip_existing_before_submit"]
+__all__ = [
+    "SkipOutcome",
+    "check_before_submit",
+    "held_now",
+    "jobs_to_check",
+    "refresh_index",
+    "skip_existing_before_submit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +176,34 @@ def refresh_index(
         session.commit()
     log.info("dataset %s: index read from %d records", dataset_id, count)
     return True
+
+
+def held_now(
+    session_factory: sessionmaker[Session],
+    client: DatasetsClient,
+    dataset_id: str,
+    keys: list[str],
+    *,
+    now: datetime,
+    max_age_s: float,
+) -> set[str]:
+    """Those of ``keys`` a job checked now would leave out, read without writing (for previews and dry runs): the
+    index, and the record list itself when the index is older than ``max_age_s``."""
+    with session_factory() as session:
+        held = held_keys(session, dataset_id, keys)
+        state = index_state(session, dataset_id)
+        fresh = state is not None and state.refreshed_at is not None
+        fresh = fresh and now - state.refreshed_at < timedelta(seconds=max_age_s)  # type: ignore[union-attr,operator]
+    if not fresh:
+        wanted = set(keys)
+        try:
+            for record in client.iter_records(dataset_id):
+                held.update(wanted.intersection(record_keys(record.payload_dict(), record.properties)))
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            # No such dataset: it holds nothing (the jobs themselves would be refused).
+    return held
 
 
 def skip_existing_before_submit(

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api_client import DatasetsClient
 from import_kinds import spec_of
+from import_kinds.item_keys import origin_key
+from jobs.skip_existing import held_now
 from store.models import ScheduleKind
 from store.schedules import get_schedule, imported_item_ids
 from triggers.schedules.fire_times import fire_time_iso
@@ -56,6 +58,8 @@ class SchedulePreview:
     sampled_out: int
     already_imported: int
     """Items of the sample this schedule imported before (a fire skips them)."""
+    duplicates: int | None
+    """Items the target dataset holds already, which the fire's jobs would leave out (None: ``skip_existing`` off)."""
     to_import: int
     first_ids: list[str]
 
@@ -71,6 +75,7 @@ def preview_schedule(
     now: datetime,
     settle_lag_s: float,
     first: int = FIRST_IDS,
+    index_max_age_s: float = 600.0,
 ) -> SchedulePreview:
     """What the fire of window schedule ``name`` at ``now`` would import. Reads only.
 
@@ -97,11 +102,24 @@ def preview_schedule(
             found = search(client, schedule, (start, end))
     item_field = spec_of(schedule.import_kind).item_field
     assert item_field is not None
-    keys = list(dict.fromkeys(item_field.shape.item_key(item) for item in found))
+    by_key: dict[str, Any] = {}
+    for item in found:
+        by_key.setdefault(item_field.shape.item_key(item), item)
+    keys = list(by_key)
     kept, sampled_out = sample(keys, schedule.sample_rate)
     with session_factory() as session:
         already = imported_item_ids(session, schedule.id, kept)
     new = [key for key in kept if key not in already]
+    duplicates: int | None = None
+    if schedule.skip_existing:
+        origins = {key: origin_key(str(schedule.import_kind), by_key[key]) for key in new}
+        wanted = [origin for origin in origins.values() if origin is not None]
+        with client_factory() as client:
+            held = held_now(
+                session_factory, client, schedule.dataset_id, wanted, now=now, max_age_s=index_max_age_s
+            ) if wanted else set()  # fmt: skip
+        new = [key for key in new if origins[key] not in held]
+        duplicates = len(origins) - len(new)
     return SchedulePreview(
         schedule=schedule.name,
         kind=str(schedule.kind),
@@ -111,6 +129,7 @@ def preview_schedule(
         offered=len(keys),
         sampled_out=sampled_out,
         already_imported=len(already),
+        duplicates=duplicates,
         to_import=len(new),
         first_ids=new[:first],
     )

@@ -226,6 +226,7 @@ class _Pages:
                     schedules=_schedule_states(session),
                     webhook_deliveries=delivery_counts(session),
                     partial_jobs=queries.partial_counts_by_kind(session),
+                    duplicates_skipped=queries.duplicates_skipped_by_kind(session),
                     watermark_lags=queries.watermark_lags(session, now=now),
                     watermark_lag_alert_s=self.config.watermark_lag_alert_s,
                 )

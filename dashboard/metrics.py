@@ -35,6 +35,7 @@ class LedgerNumbers:
     schedules: dict[str, int] = field(default_factory=dict)
     webhook_deliveries: dict[str, int] = field(default_factory=dict)
     partial_jobs: dict[str, int] = field(default_factory=dict)
+    duplicates_skipped: dict[str, int] = field(default_factory=dict)
     """Completed jobs that imported fewer records than they requested, by kind."""
     watermark_lags: dict[str, float] = field(default_factory=dict)
     """Seconds each window schedule's watermark trails the clock, by schedule name."""
@@ -103,6 +104,14 @@ def _outcome_families(ledger: LedgerNumbers) -> Iterator[Metric]:
     for kind, count in sorted(ledger.partial_jobs.items()):
         partial.add_metric([kind], float(count))
     yield partial
+    duplicates = GaugeMetricFamily(
+        "dsimport_duplicates_skipped",
+        "Items --skip-existing left out because the target held them already, over the jobs kept, by kind.",
+        labels=["kind"],
+    )
+    for kind, count in sorted(ledger.duplicates_skipped.items()):
+        duplicates.add_metric([kind], float(count))
+    yield duplicates
     lag = GaugeMetricFamily(
         "dsimport_schedule_watermark_lag_seconds",
         "How far a window schedule's watermark trails the clock (now - watermark), by schedule.",

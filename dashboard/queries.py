@@ -33,6 +33,7 @@ __all__ = [
     "counts_by_status",
     "counts_by_status_and_kind",
     "dead_letters",
+    "duplicates_skipped_by_kind",
     "job_detail",
     "job_page",
     "oldest_due_poll",
@@ -231,6 +232,19 @@ def partial_counts_by_kind(session: Session) -> dict[str, int]:
     )
     for kind, count in session.execute(query):
         counts[str(kind)] = int(count)
+    return counts
+
+
+def duplicates_skipped_by_kind(session: Session) -> dict[str, int]:
+    """How many items ``--skip-existing`` left out, summed over the jobs the ledger keeps, per kind; every kind."""
+    counts = {str(kind): 0 for kind in ImportKind}
+    query = (
+        select(ImportJob.kind, func.sum(ImportJob.duplicates_skipped))
+        .where(ImportJob.duplicates_skipped > 0)
+        .group_by(ImportJob.kind)
+    )
+    for kind, total in session.execute(query):
+        counts[str(kind)] = int(total or 0)
     return counts
 
 

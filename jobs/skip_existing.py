@@ -24,6 +24,9 @@ Why this cannot double an item, and what could make it false:
 - *A process killed between two writes*: the cut, the claim and ``deduped_at`` commit together before the job can
   be claimed for its POST; killed earlier, the next delivery plans again (an upload made then is left unused).
 - *A retry of the POST*: it sends the params stored by the cut; the check never runs twice for one job.
+- *The job that brings an item fails after another job trusted it*: a job never skips items that a job still
+  active brings; it waits for that job to end (a fresh submit message every :data:`WAIT_FOR_CLAIM_S`, holding no
+  worker), then skips them if it completed, or imports them if it failed.
 - *Records written by another tool, or deleted by a user*: seen at the next listing of the dataset.
 """
 
@@ -44,7 +47,7 @@ from import_kinds.item_keys import origin_key, payload_key, read_jsonl_lines, re
 from jobs.outcomes import mark_ending
 from jobs.submit import SubmitOutcome, SubmitResult, is_retryable
 from store import guarantees
-from store.dataset_index import claim_keys, held_keys, index_state, lock_dataset, replace_listed
+from store.dataset_index import claim_keys, held_keys, index_state, key_states, lock_dataset, replace_listed
 from store.models import ImportJob, ImportKind, JobStatus
 from store.state_machine import apply_transition, new_event
 
@@ -60,6 +63,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PLAN_ATTEMPTS = 5
+WAIT_FOR_CLAIM_S = 3.0
+"""How long a job whose items another active job brings waits before it looks again (a fresh submit message)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class SkipOutcome:
     ended: bool
     """Nothing was new: the job ended COMPLETED without a POST."""
     note: str
+    waiting_on: str | None = None
+    """Another job still active brings some of the same items: nothing was decided, ask again once it ends."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,25 @@ def check_before_submit(
             log.warning("job %s: checking for duplicates failed (%s)", job_id, exc, extra={"job_id": job_id})
             return SubmitResult(SubmitOutcome.RETRY, job_id, f"checking for duplicates: {exc}", exc.retry_after_s)
         return _give_up(session_factory, job_id, exc, now)
+    if outcome is not None and outcome.waiting_on is not None:
+        _note_wait(session_factory, job_id, outcome.note, until=now() + timedelta(seconds=WAIT_FOR_CLAIM_S))
+        return SubmitResult(SubmitOutcome.DEFERRED, job_id, outcome.note, retry_after_s=WAIT_FOR_CLAIM_S)
     if outcome is None or not outcome.ended:
         return None
     return SubmitResult(SubmitOutcome.NOTHING_NEW, job_id, outcome.note, finished=True)
+
+
+def _note_wait(session_factory: sessionmaker[Session], job_id: str, note: str, *, until: datetime) -> None:
+    """Say on the job why it waits, and until when: the recovery sweep leaves a PENDING job alone until then (its
+    next look is already scheduled), so a long wait is one chain of messages, not one more per sweep."""
+    with session_factory() as session:
+        job = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
+        if job is None or job.status != JobStatus.PENDING or job.deduped_at is not None:
+            return
+        job.message = note
+        job.submit_not_before = until
+        job.updated_at = until - timedelta(seconds=WAIT_FOR_CLAIM_S)
+        session.commit()
 
 
 def _give_up(
@@ -222,6 +245,8 @@ def skip_existing_before_submit(
         job = session.get(ImportJob, job_id)
         if job is None or not job.skip_existing or job.deduped_at is not None or job.status != JobStatus.PENDING:
             return None
+        if job.deadline_at is not None and now() >= job.deadline_at:
+            return None  # the submit expires it, as any job past its deadline
         kind, dataset_id, params = ImportKind(job.kind), job.dataset_id, dict(job.params)
     try:
         refresh_index(session_factory, client, dataset_id, now=now, max_age_s=refresh_after_s)
@@ -230,19 +255,24 @@ def skip_existing_before_submit(
         if exc.status_code != 404:
             raise
         return _send_unchanged(session_factory, job_id, f"could not read what to check for duplicates ({exc})", now)
+    keys = [item.key for item in items if item.key is not None]
     for _ in range(_PLAN_ATTEMPTS):
         with session_factory() as session:
-            held = held_keys(session, dataset_id, [item.key for item in items if item.key is not None])
-        plan = _plan(items, held)
+            states = key_states(session, dataset_id, keys)
+        if states.in_flight:
+            return _waiting(job_id, states.in_flight)
+        plan = _plan(items, states.held)
         new_kind, new_params = _cut(client, kind, params, plan, len(items))
         with session_factory() as session:
             job = session.get(ImportJob, job_id, with_for_update=True, populate_existing=True)
             if job is None or job.deduped_at is not None or job.status != JobStatus.PENDING:
                 return None
             lock_dataset(session, dataset_id)
-            if guarantees.enabled("skip-existing-lock") and held_keys(session, dataset_id, plan.kept_keys):
-                session.rollback()
-                continue  # another job claimed some of these meanwhile: plan again
+            if guarantees.enabled("skip-existing-lock"):
+                again = key_states(session, dataset_id, plan.kept_keys)
+                if again.held or again.in_flight:
+                    session.rollback()
+                    continue  # another job claimed some of these meanwhile: plan again
             outcome = _write(session, job, plan, len(items), new_kind, new_params, at=now())
             session.commit()
         log.info("job %s: %s", job_id, outcome.note, extra={"job_id": job_id})
@@ -255,6 +285,15 @@ class _Contended(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+def _waiting(job_id: str, in_flight: dict[str, str]) -> SkipOutcome:
+    others = sorted(set(in_flight.values()))
+    note = f"{len(in_flight)} of its items are on their way with job {others[0]}"
+    if len(others) > 1:
+        note += f" and {len(others) - 1} other(s)"
+    note += ": waiting for it to end before deciding (skipped now, they would be lost if it failed)"
+    return SkipOutcome(job_id, 0, 0, False, note, waiting_on=others[0])
 
 
 def _read_items(client: DatasetsClient, kind: ImportKind, params: dict[str, Any]) -> list[_Item]:

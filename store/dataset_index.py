@@ -1,9 +1,17 @@
 """The per-dataset index of item keys that ``--skip-existing`` checks (see :mod:`import_kinds.item_keys`).
 
-A key is *held* by a dataset when the API listed a record with it (``job_id`` None), or when one of our jobs
-claimed it before its POST and has not ended in a way that certainly imported nothing (:data:`NOT_IMPORTED`).
-Reading the whole record list again (:func:`replace_listed`) is what corrects the index for everything else: a
-record a user deleted, a job that failed halfway, an import made by another tool.
+A key is written when the API lists a record with it (``job_id`` None: the dataset holds it) or when one of our jobs
+claims it before its POST. What a claim means follows the claiming job (:func:`key_states`):
+
+- *held*: listed; or claimed by a job that ended COMPLETED, or ended after it may have imported (CANCELED,
+  TERMINATED, and EXPIRED or locally cancelled after its POST had started);
+- *in flight*: claimed by a job still PENDING, SUBMITTING or RUNNING. A second job wanting the key waits for the
+  first to end rather than skip it: skipping now would lose the item if the first then failed;
+- *free*: claimed by a job that certainly imported nothing (FAILED, REJECTED, TIMED_OUT, LOST, or EXPIRED or
+  cancelled before its POST). The key is taken over by the next claim.
+
+Reading the whole record list again (:func:`replace_listed`) corrects the index for everything else: a record a user
+deleted, a job that failed halfway, an import made by another tool.
 
 Every change of one dataset's keys by a job happens under :func:`lock_dataset`, so two jobs never both claim a key.
 """
@@ -11,26 +19,30 @@ Every change of one dataset's keys by a job happens under :func:`lock_dataset`, 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import DatasetIndexState, DatasetItemKey, ImportJob, JobStatus
+from store.models import ACTIVE_JOB_STATUSES, DatasetIndexState, DatasetItemKey, ImportJob, JobStatus
 
 __all__ = [
     "NOT_IMPORTED",
+    "KeyStates",
     "claim_keys",
     "held_keys",
     "index_state",
+    "key_states",
     "lock_dataset",
     "replace_listed",
 ]
 
-# A job ended so: its items were certainly not imported by it (as for a schedule's failed chunks). A cancelled
-# import may have run remotely, so it keeps its keys until a listing says otherwise.
+# A job ended so: its items were certainly not imported by it (as for a schedule's failed chunks).
 NOT_IMPORTED = frozenset({JobStatus.FAILED, JobStatus.REJECTED, JobStatus.TIMED_OUT, JobStatus.LOST})
+# Ended so, a job imported nothing if its POST never started.
+_NOT_IMPORTED_UNLESS_SENT = frozenset({JobStatus.EXPIRED, JobStatus.CANCELLED_LOCALLY})
 _BATCH = 500
 
 
@@ -58,21 +70,39 @@ def lock_dataset(session: Session, dataset_id: str) -> DatasetIndexState:
     return state
 
 
-def held_keys(session: Session, dataset_id: str, keys: Sequence[str]) -> set[str]:
-    """Those of ``keys`` the dataset holds (listed, or claimed by a job not ended in :data:`NOT_IMPORTED`)."""
-    held: set[str] = set()
+@dataclass
+class KeyStates:
+    """Which of some keys a dataset holds, and which are on their way with a job still active (by job id)."""
+
+    held: set[str] = field(default_factory=set)
+    in_flight: dict[str, str] = field(default_factory=dict)
+
+
+def key_states(session: Session, dataset_id: str, keys: Sequence[str]) -> KeyStates:
+    """What the index says of ``keys`` (see the module): held, in flight, or (absent from both) free."""
+    states = KeyStates()
     for batch in _batches(list(dict.fromkeys(keys))):
         rows = session.execute(
-            select(DatasetItemKey.item_key)
+            select(DatasetItemKey.item_key, DatasetItemKey.job_id, ImportJob.status, ImportJob.submit_started_at)
             .outerjoin(ImportJob, ImportJob.id == DatasetItemKey.job_id)
-            .where(
-                DatasetItemKey.dataset_id == dataset_id,
-                DatasetItemKey.item_key.in_(batch),
-                or_(DatasetItemKey.job_id.is_(None), ImportJob.status.not_in(NOT_IMPORTED), ImportJob.id.is_(None)),
-            )
-        ).scalars()
-        held.update(rows)
-    return held
+            .where(DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(batch))
+        )
+        for key, job_id, status, sent_at in rows:
+            if job_id is None or status is None:  # listed, or claimed by a job pruned since (it ended long ago)
+                states.held.add(key)
+            elif status in ACTIVE_JOB_STATUSES:
+                states.in_flight[key] = job_id
+            elif status in NOT_IMPORTED or (status in _NOT_IMPORTED_UNLESS_SENT and sent_at is None):
+                continue
+            else:
+                states.held.add(key)
+    return states
+
+
+def held_keys(session: Session, dataset_id: str, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` the dataset holds or a job still active brings (for previews: either is left out)."""
+    states = key_states(session, dataset_id, keys)
+    return states.held | set(states.in_flight)
 
 
 def claim_keys(session: Session, dataset_id: str, keys: Sequence[str], *, job_id: str, now: datetime) -> None:

@@ -38,8 +38,6 @@ __all__ = [
     "WINDOW_SCHEDULE_KINDS",
     "ApiToken",
     "Base",
-    "DatasetIndexState",
-    "DatasetItemKey",
     "DeadLetter",
     "ImportJob",
     "ImportKind",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.main import main
@@ -152,7 +152,12 @@ def test_jobs_show_and_list_say_partial(
     assert "partial" not in lines[ended.whole]
 
 
-def test_the_jobs_page_and_metrics_show_partial(ended: Ended, database_url: str) -> None:
+def test_the_jobs_page_and_metrics_show_partial(
+    ended: Ended, database_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as session:
+        session.execute(update(ImportJob).where(ImportJob.id == ended.whole).values(duplicates_skipped=4))
+        session.commit()
     config = DashboardConfig(database_url=database_url, username=USER, password=PASSWORD)
     with serve(build_app(config, now=lambda: T0 + timedelta(minutes=1))) as client:
         index = client.get("/", headers=auth_header()).text
@@ -169,7 +174,9 @@ def test_the_jobs_page_and_metrics_show_partial(ended: Ended, database_url: str)
         (s.name, s.labels.get("kind")): s.value
         for family in text_string_to_metric_families(scrape)
         for s in family.samples
-        if s.name == "dsimport_jobs_partial"
+        if s.name in ("dsimport_jobs_partial", "dsimport_duplicates_skipped")
     }
     assert samples[("dsimport_jobs_partial", "spans")] == 1.0
     assert samples[("dsimport_jobs_partial", "explorer")] == 0.0
+    assert samples[("dsimport_duplicates_skipped", "explorer")] == 4.0
+    assert samples[("dsimport_duplicates_skipped", "file")] == 0.0

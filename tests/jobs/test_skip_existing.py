@@ -69,6 +69,15 @@ def _read(ledger: sessionmaker[Session], job_id: str) -> ImportJob:
         return job
 
 
+def _end(ledger: sessionmaker[Session], job_id: str, status: JobStatus) -> None:
+    with ledger() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        job.status = status
+        job.finished_at = _now()
+        session.commit()
+
+
 @pytest.fixture
 def client(emulator: EmulatorServer) -> Iterator[DatasetsClient]:
     with DatasetsClient(emulator.api_key, base_url=emulator.url) as api:
@@ -98,8 +107,12 @@ def test_a_job_that_loses_the_race_while_uploading_plans_again_and_takes_no_line
             return super().upload_file(*args, **kwargs)
 
     with RacingClient(emulator.api_key, base_url=emulator.url) as racing:
-        outcome = _check(ledger, racing, second)
-    assert RacingClient.raced and outcome is not None
+        waiting = _check(ledger, racing, second)
+        # Under the lock it finds lines 1 and 2 on their way with the first job: it decides nothing yet.
+        assert RacingClient.raced and waiting is not None and waiting.waiting_on == first
+        assert _read(ledger, second).deduped_at is None
+        _end(ledger, first, JobStatus.COMPLETED)
+        assert _check(ledger, racing, second) is not None
 
     second_job = _read(ledger, second)
     sent = client.download_file(second_job.params["file_id"])
@@ -108,6 +121,23 @@ def test_a_job_that_loses_the_race_while_uploading_plans_again_and_takes_no_line
     with ledger() as session:
         keys = [payload_key(_line(n)) for n in range(4)]
         assert held_keys(session, target, keys) == set(keys)
+
+
+def test_a_job_waits_for_the_job_bringing_its_items_and_imports_them_if_that_one_failed(
+    ledger: sessionmaker[Session], client: DatasetsClient
+) -> None:
+    target = client.create_dataset("target", "a failed claim").id
+    first = _job(ledger, ImportKind.EXPLORER, target, {"completion_event_ids": ["e1", "e2"]})
+    second = _job(ledger, ImportKind.EXPLORER, target, {"completion_event_ids": ["e2", "e3"]})
+    assert not _check(ledger, client, first).ended
+    kwargs: dict[str, Any] = {"session_factory": ledger, "client": client, "now": _now, "refresh_after_s": 600}
+    deferred = check_before_submit(second, final_attempt=False, **kwargs)
+    assert deferred is not None and deferred.outcome is SubmitOutcome.DEFERRED and deferred.retry_after_s
+    waiting = _read(ledger, second)
+    assert waiting.submit_not_before is not None and first in (waiting.message or "")
+    _end(ledger, first, JobStatus.FAILED)
+    assert check_before_submit(second, final_attempt=False, **kwargs) is None, "go on to the POST"
+    assert _read(ledger, second).params == {"completion_event_ids": ["e2", "e3"]}, "e2 is not lost"
 
 
 def test_a_record_deleted_from_the_dataset_can_be_imported_again_after_the_list_is_read(
@@ -140,6 +170,7 @@ def test_a_campaign_partly_held_becomes_an_import_of_its_other_events(
     target = client.create_dataset("target", "half of a campaign").id
     explorer = _job(ledger, ImportKind.EXPLORER, target, {"completion_event_ids": events[:2]})
     assert not _check(ledger, client, explorer).ended
+    _end(ledger, explorer, JobStatus.COMPLETED)
     job_id = _job(ledger, ImportKind.CAMPAIGN, target, {"campaign_id": campaign})
     outcome = _check(ledger, client, job_id)
     job = _read(ledger, job_id)

@@ -87,6 +87,7 @@ class JobOut(_Answer):
     imported_count: int | None
     skipped_count: int | None
     duplicates_skipped: int | None
+    skip_existing: bool
     sampled_out: int | None
     partial: bool
     attempts: int
@@ -121,6 +122,7 @@ class JobOut(_Answer):
             "imported_count": job.imported_count,
             "skipped_count": job.skipped_count,
             "duplicates_skipped": job.duplicates_skipped,
+            "skip_existing": job.skip_existing,
             "sampled_out": job.sampled_out,
             "partial": job.partial,
             "attempts": job.attempts,
@@ -194,6 +196,9 @@ class ScheduleOut(_Answer):
     params: dict[str, Any]
     sample_rate: float | None = Field(
         description="Window schedules: the share of the items found that each fire imports; null imports all."
+    )
+    skip_existing: bool = Field(
+        description="Its jobs leave out the items the target dataset holds already (by payload or origin)."
     )
     watermark: str | None
     watermark_lag_s: float | None = Field(

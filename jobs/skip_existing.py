@@ -41,9 +41,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api_client import ApiError, DatasetsClient
+from api_client import ApiError, DatasetsClient, is_terminal
 from import_kinds import MAX_IDS, spec_of
 from import_kinds.item_keys import origin_key, payload_key, read_jsonl_lines, record_keys
+from jobs import own_creators
 from jobs.outcomes import mark_ending
 from jobs.submit import SubmitOutcome, SubmitResult, is_retryable
 from store import guarantees
@@ -63,6 +64,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PLAN_ATTEMPTS = 5
+# A re-check after a cut submit looks at this many of the dataset's tasks for one still running that no job tracks.
+_TASKS_LOOKED_AT = 2000
 WAIT_FOR_CLAIM_S = 3.0
 """How long a job whose items another active job brings waits before it looks again (a fresh submit message)."""
 
@@ -248,8 +251,14 @@ def skip_existing_before_submit(
         if job.deadline_at is not None and now() >= job.deadline_at:
             return None  # the submit expires it, as any job past its deadline
         kind, dataset_id, params = ImportKind(job.kind), job.dataset_id, dict(job.params)
+        # Checked again after a submit was cut and recovery found no task for it (see transitions.not_found).
+        again = job.attempts > 0
     try:
-        refresh_index(session_factory, client, dataset_id, now=now, max_age_s=refresh_after_s)
+        if again:
+            running = _untracked_running_task(session_factory, client, dataset_id)
+            if running is not None:
+                return _waiting_for_task(job_id, running)
+        refresh_index(session_factory, client, dataset_id, now=now, max_age_s=0 if again else refresh_after_s)
         items = _read_items(client, kind, params)
     except ApiError as exc:
         if exc.status_code != 404:
@@ -258,7 +267,7 @@ def skip_existing_before_submit(
     keys = [item.key for item in items if item.key is not None]
     for _ in range(_PLAN_ATTEMPTS):
         with session_factory() as session:
-            states = key_states(session, dataset_id, keys)
+            states = key_states(session, dataset_id, keys, ignore_job=job_id)
         if states.in_flight:
             return _waiting(job_id, states.in_flight)
         plan = _plan(items, states.held)
@@ -269,8 +278,8 @@ def skip_existing_before_submit(
                 return None
             lock_dataset(session, dataset_id)
             if guarantees.enabled("skip-existing-lock"):
-                again = key_states(session, dataset_id, plan.kept_keys)
-                if again.held or again.in_flight:
+                recheck = key_states(session, dataset_id, plan.kept_keys, ignore_job=job_id)
+                if recheck.held or recheck.in_flight:
                     session.rollback()
                     continue  # another job claimed some of these meanwhile: plan again
             outcome = _write(session, job, plan, len(items), new_kind, new_params, at=now())
@@ -285,6 +294,30 @@ class _Contended(ApiError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+def _untracked_running_task(
+    session_factory: sessionmaker[Session], client: DatasetsClient, dataset_id: str
+) -> str | None:
+    """A remote import of ours on the dataset, still running, that no job tracks: an interrupted submit's task that
+    recovery could not pair. Its records may be the ones this job is about to ask for again."""
+    ours = own_creators.learn(session_factory, client)
+    running = [
+        task.id
+        for _, task in zip(range(_TASKS_LOOKED_AT), client.iter_tasks(dataset_id), strict=False)
+        if not is_terminal(task.status) and (not ours or task.creator_id in ours)
+    ]
+    if not running:
+        return None
+    with session_factory() as session:
+        tracked = set(session.scalars(select(ImportJob.remote_task_id).where(ImportJob.remote_task_id.in_(running))))
+    return next((task_id for task_id in running if task_id not in tracked), None)
+
+
+def _waiting_for_task(job_id: str, task_id: str) -> SkipOutcome:
+    note = (f"remote task {task_id} of ours on this dataset is still running and no job tracks it (a cut submit's, "
+            "perhaps this job's own): waiting for it to end before checking again")  # fmt: skip
+    return SkipOutcome(job_id, 0, 0, False, note, waiting_on=task_id)
 
 
 def _waiting(job_id: str, in_flight: dict[str, str]) -> SkipOutcome:
@@ -360,7 +393,7 @@ def _write(
 ) -> SkipOutcome:
     job.deduped_at = at
     if not plan.kept:
-        job.duplicates_skipped = plan.skipped
+        job.duplicates_skipped = plan.skipped + (job.duplicates_skipped or 0)
         job.requested_count = job.imported_count = 0
         note = f"all {offered} items are in dataset {job.dataset_id} already: nothing sent"
         job.message = note
@@ -368,7 +401,7 @@ def _write(
         apply_transition(job, JobStatus.COMPLETED, now=at, message=note)
         return SkipOutcome(job.id, offered, plan.skipped, True, note)
     whole_campaign = job.kind == ImportKind.CAMPAIGN and new_kind == ImportKind.CAMPAIGN and plan.skipped > 0
-    skipped = 0 if whole_campaign else plan.skipped
+    skipped = (0 if whole_campaign else plan.skipped) + (job.duplicates_skipped or 0)
     if whole_campaign:
         note = f"{plan.skipped} of {offered} selected events are held already, but the {len(plan.kept)} others are "
         note += f"too many to name (limit {MAX_IDS}): the campaign is imported whole"
@@ -379,7 +412,7 @@ def _write(
     else:
         note = f"none of the {offered} items is in the dataset yet"
     job.duplicates_skipped = skipped
-    if (new_kind, new_params) != (job.kind, job.params):
+    if (new_kind, new_params) != (job.kind, job.params) and job.original_request is None:
         job.original_request = {"kind": str(job.kind), "params": dict(job.params)}
     job.kind, job.params = new_kind, new_params
     claim_keys(session, job.dataset_id, plan.kept_keys, job_id=job.id, now=at)

@@ -331,6 +331,10 @@ def not_found(job: ImportJob, *, now: datetime, max_attempts: int, note: str | N
     apply_transition(job, JobStatus.PENDING, now=now, message=message)
     if note:
         job.last_error = note
+    if job.skip_existing:
+        # Its items may have arrived after all (the recovery's pairing is a guess when several submits of one
+        # dataset were cut at once): they are checked again, from a fresh record list, before the next POST.
+        job.deduped_at = None
     return JobStatus.PENDING
 
 

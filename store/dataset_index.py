@@ -78,8 +78,11 @@ class KeyStates:
     in_flight: dict[str, str] = field(default_factory=dict)
 
 
-def key_states(session: Session, dataset_id: str, keys: Sequence[str]) -> KeyStates:
-    """What the index says of ``keys`` (see the module): held, in flight, or (absent from both) free."""
+def key_states(
+    session: Session, dataset_id: str, keys: Sequence[str], *, ignore_job: str | None = None
+) -> KeyStates:
+    """What the index says of ``keys`` (see the module): held, in flight, or (absent from both) free. The claims of
+    ``ignore_job`` count as free: a job checking again is not waiting for itself."""
     states = KeyStates()
     for batch in _batches(list(dict.fromkeys(keys))):
         rows = session.execute(
@@ -88,6 +91,8 @@ def key_states(session: Session, dataset_id: str, keys: Sequence[str]) -> KeySta
             .where(DatasetItemKey.dataset_id == dataset_id, DatasetItemKey.item_key.in_(batch))
         )
         for key, job_id, status, sent_at in rows:
+            if job_id is not None and job_id == ignore_job:
+                continue
             if job_id is None or status is None:  # listed, or claimed by a job pruned since (it ended long ago)
                 states.held.add(key)
             elif status in ACTIVE_JOB_STATUSES:

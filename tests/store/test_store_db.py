@@ -45,8 +45,9 @@ LEDGER_TABLES = {
     "schedules",
     "schedule_runs",
     "schedule_items",
+    "schedule_backfills",
 }
-HEAD = "0012"
+HEAD = "0013"
 
 
 def test_head_is_the_newest_revision() -> None:

@@ -457,13 +457,22 @@ def backfill_command(name: str, since: str, until: str, step: str, wait_s: float
     from triggers.schedules.fire_times import InvalidTiming, parse_every
     from triggers.schedules.views import backfill_to_dict
 
-    settings = settings_or_fail()
     now = utcnow()
     try:
         step_s = parse_every(step)
-        start, end = parse_moment(since, now=now), parse_moment(until, now=now)
-    except (BackfillError, InvalidTiming) as exc:
-        raise CommandFailed(f"--step {step!r}: {exc}" if isinstance(exc, InvalidTiming) else str(exc)) from None
+    except InvalidTiming as exc:
+        raise click.BadParameter(str(exc), param_hint="--step") from None
+    try:
+        start = parse_moment(since, now=now)
+    except BackfillError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        end = parse_moment(until, now=now)
+    except BackfillError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
+    if start >= end:
+        raise click.UsageError(f"--since {since!r} must be before --until {until!r}")
+    settings = settings_or_fail()
     with open_ledger(settings) as sessions, sessions() as session:
         try:
             started = request_backfill(

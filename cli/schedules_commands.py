@@ -483,6 +483,7 @@ def backfill_command(name: str, since: str, until: str, step: str, wait_s: float
             raise CommandFailed(str(exc)) from None
         session.commit()
         row = backfill_to_dict(started.backfill)
+    verb = "started" if started.created else "resumed" if row["status"] == "RUNNING" else "found"
     if row["status"] == "RUNNING":
         _send_backfill(settings, row["id"])
     if wait_s is not None:
@@ -490,7 +491,6 @@ def backfill_command(name: str, since: str, until: str, step: str, wait_s: float
     if as_json:
         click.echo(json.dumps({**row, "created": started.created}, indent=2))
     else:
-        verb = "started" if started.created else "resumed" if row["status"] == "RUNNING" else "found"
         click.echo(f"{name}: backfill {row['id']} {verb}: {_backfill_text(row)}")
         if row["status"] == "RUNNING":
             click.echo(f"follow it with: dsimport schedules show {name}")

@@ -6,6 +6,10 @@ the second finds the row and does nothing, or, when the row is still STARTED and
 died), takes it over under a new owner token. Every write a run makes at the end is conditional on that token
 (:func:`lock_run`), so a task that was taken over cannot commit anything: at most one owner ever finishes a run.
 
+A backfill's chunk is a run too, claimed the same way (:func:`claim_chunk_run`), unique on (backfill, chunk start)
+rather than (schedule, fire time): two partial unique indexes keep the two apart. A chunk whose run ended FAILED
+recorded nothing and is claimed again under the same row.
+
 The unique index is the guarantee named ``unique-run`` (:mod:`store.guarantees`): a test build that switches it
 off inserts a second row for the same fire (its stored fire time moved by a few microseconds, as if no index
 guarded it), so a duplicate fire proceeds; the guarantee's tests must then fail.

@@ -271,7 +271,7 @@ def _lag_text(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(name: str, run_count: int, as_json: bool) -> None:
     """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
-    from store.schedule_backfills import list_backfills
+    from store.schedule_backfills import backfill_totals, list_backfills
     from store.schedule_items import item_counts
     from store.schedule_runs import jobs_of_runs, list_runs
     from triggers.schedules.views import backfill_to_dict, run_to_dict, schedule_to_dict
@@ -287,7 +287,10 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         row["items"] = {"imported": counts.total, "retried": counts.retried, "given_up": counts.given_up}
         row["copy_page"] = schedule.copy_page
         row["source_file"] = schedule.source_file
-        row["backfills"] = [backfill_to_dict(backfill) for backfill in list_backfills(session, schedule.id)]
+        row["backfills"] = [
+            backfill_to_dict(backfill, backfill_totals(session, backfill.id))
+            for backfill in list_backfills(session, schedule.id)
+        ]
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
@@ -453,6 +456,7 @@ def run_now_command(name: str) -> None:
 def backfill_command(name: str, since: str, until: str, step: str, wait_s: float | None, as_json: bool) -> None:
     """Import what window schedule NAME would have imported from --since to --until, chunk by chunk, through the
     workers; each item once, the live watermark untouched. The same command again resumes it."""
+    from store.schedule_backfills import backfill_totals
     from triggers.schedules.backfill import BackfillError, parse_moment, request_backfill
     from triggers.schedules.fire_times import InvalidTiming, parse_every
     from triggers.schedules.views import backfill_to_dict
@@ -477,12 +481,12 @@ def backfill_command(name: str, since: str, until: str, step: str, wait_s: float
         try:
             started = request_backfill(
                 session, name, since=start, until=end, step_s=step_s, now=now,
-                settle_lag_s=settings.schedule_settle_lag_s,
+                settle_lag_s=settings.schedule_settle_lag_s, prune_older_than_s=settings.prune_older_than_s,
             )  # fmt: skip
         except BackfillError as exc:
             raise CommandFailed(str(exc)) from None
         session.commit()
-        row = backfill_to_dict(started.backfill)
+        row = backfill_to_dict(started.backfill, backfill_totals(session, started.backfill.id))
     verb = "started" if started.created else "resumed" if row["status"] == "RUNNING" else "found"
     if row["status"] == "RUNNING":
         _send_backfill(settings, row["id"])
@@ -515,6 +519,7 @@ def _wait_for_backfill(settings: Settings, backfill_id: int, wait_s: float) -> d
     import time
 
     from store.models import BackfillStatus, ScheduleBackfill
+    from store.schedule_backfills import backfill_totals
     from triggers.schedules.views import backfill_to_dict
 
     deadline = time.monotonic() + wait_s
@@ -524,7 +529,7 @@ def _wait_for_backfill(settings: Settings, backfill_id: int, wait_s: float) -> d
                 backfill = session.get(ScheduleBackfill, backfill_id)
                 if backfill is None:
                     raise CommandFailed(f"backfill {backfill_id} is gone (its schedule was forgotten?)")
-                row = backfill_to_dict(backfill)
+                row = backfill_to_dict(backfill, backfill_totals(session, backfill_id))
             if backfill.status != BackfillStatus.RUNNING or time.monotonic() >= deadline:
                 return row
             time.sleep(0.5)
@@ -534,7 +539,8 @@ def _backfill_text(row: dict[str, Any]) -> str:
     message = f"  ({row['message']})" if row["message"] else ""
     return (
         f"{row['since']} .. {row['until']} by {row['step_s']}s, {row['chunks_done']}/{row['chunks']} chunks, "
-        f"{row['status']}{message}"
+        f"{row['status']}: {row['offered']} offered, {row['sampled_out']} sampled out, {row['requested']} requested "
+        f"in {row['jobs']} job(s){message}"
     )
 
 

@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import BackfillStatus, Schedule, ScheduleBackfill
+from store.models import BackfillStatus, Schedule, ScheduleBackfill, ScheduleRun
 
 __all__ = [
     "BackfillStart",
+    "BackfillTotals",
+    "backfill_totals",
     "chunk_count",
     "chunk_of",
     "chunks_done",
@@ -152,4 +154,29 @@ def stale_backfills(session: Session, *, not_moved_since: datetime, limit: int =
             .order_by(ScheduleBackfill.id)
             .limit(limit)
         )
+    )
+
+
+@dataclass(frozen=True)
+class BackfillTotals:
+    """What a backfill's chunk runs add up to: items offered by the searches, left out by the sample, requested
+    (new to the schedule), and the jobs requesting them (retries of failed chunks included)."""
+
+    offered: int = 0
+    sampled_out: int = 0
+    requested: int = 0
+    jobs: int = 0
+
+
+def backfill_totals(session: Session, backfill_id: int) -> BackfillTotals:
+    """The sums over the backfill's chunk runs (those still in the ledger)."""
+    rows = session.execute(
+        select(ScheduleRun.offered_count, ScheduleRun.sampled_out_count, ScheduleRun.item_count, ScheduleRun.job_ids)
+        .where(ScheduleRun.backfill_id == backfill_id)
+    ).all()  # fmt: skip
+    return BackfillTotals(
+        offered=sum(offered or 0 for offered, _, _, _ in rows),
+        sampled_out=sum(sampled or 0 for _, sampled, _, _ in rows),
+        requested=sum(items or 0 for _, _, items, _ in rows),
+        jobs=sum(len(job_ids or []) for _, _, _, job_ids in rows),
     )

@@ -311,6 +311,11 @@ def test_a_range_must_be_ordered_past_and_of_bounded_chunks(harness: Harness) ->
         backfill(harness, "win", at(-HOUR), at(1))
     with harness.sessions() as session, pytest.raises(BackfillError, match="settle lag of 60s"):
         request_backfill(session, "win", since=at(-HOUR), until=at(-30), step_s=60, now=NOW, settle_lag_s=60)
+    with harness.sessions() as session, pytest.raises(BackfillError, match="the retention cutoff"):
+        request_backfill(
+            session, "win", since=at(-3 * 86400), until=at(-HOUR), step_s=HOUR, now=NOW, settle_lag_s=0,
+            prune_older_than_s=2 * 86400,
+        )  # fmt: skip
     with pytest.raises(BackfillError, match="10001 chunks of 1s: at most 10000"):
         backfill(harness, "win", at(-10_001), NOW, step_s=1)
 

@@ -162,6 +162,8 @@ def test_a_backfill_overlapping_a_live_fire_imports_each_event_once_and_leaves_t
     assert code == 0, err + stack.logs()
     done = json.loads(out)
     assert (done["status"], done["chunks_done"], done["chunks"], done["created"]) == ("DONE", 5, 5, True)
+    # 9 events in the range, 4 of them imported by the fire already: 5 requested, in chunks of 2.
+    assert (done["offered"], done["sampled_out"], done["requested"], done["jobs"]) == (9, 0, 5, 3)
     all_jobs_done(ledger, stack)
 
     assert origins(emulator, target) == Counter({f"event:{name}": 1 for name in events})

@@ -130,11 +130,14 @@ def request_backfill(
     step_s: int,
     now: datetime,
     settle_lag_s: float,
+    prune_older_than_s: float = 0.0,
 ) -> BackfillStart:
     """Check the request and start the backfill, or find the one already asked for with this range and step.
 
     ``until`` may not be later than ``now`` less the settle lag: events more recent may not be searchable yet,
-    and the live fires import them anyway. The caller commits.
+    and the live fires import them anyway. With retention on (``prune_older_than_s``), ``since`` may not be earlier
+    than its cutoff: the ids a window schedule imported before then may have been pruned from its imported list
+    (:mod:`store.retention`), and a backfill there would import those items again. The caller commits.
 
     :raises BackfillError: what is wrong with the request, in one line.
     """
@@ -154,6 +157,14 @@ def request_backfill(
             f"--until {fire_time_iso(until)} is later than {fire_time_iso(latest)} (now less the settle lag of "
             f"{settle_lag_s:g}s): items that recent may not be searchable yet; the schedule's fires import them"
         )
+    if prune_older_than_s > 0:
+        horizon = (now - timedelta(seconds=prune_older_than_s)).astimezone(UTC).replace(microsecond=0)
+        if since < horizon:
+            raise BackfillError(
+                f"--since {fire_time_iso(since)} is earlier than {fire_time_iso(horizon)}, the retention cutoff "
+                f"(DSIMPORT_PRUNE_OLDER_THAN_S={prune_older_than_s:g}): the ids imported before it may have been "
+                "pruned, and a backfill there could import them again"
+            )
     chunks = -int(-(until - since).total_seconds() // step_s)
     if chunks > MAX_CHUNKS:
         raise BackfillError(f"{chunks} chunks of {step_s}s: at most {MAX_CHUNKS}; use a larger --step")

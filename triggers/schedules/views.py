@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.models import ImportJob, Schedule, ScheduleBackfill, ScheduleKind, ScheduleRun
-from store.schedule_backfills import chunk_count, chunks_done
+from store.schedule_backfills import BackfillTotals, chunk_count, chunks_done
 from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
 from triggers.schedules.lag import watermark_lag_s
 from triggers.schedules.specs import definition_timing
@@ -100,7 +100,8 @@ def _job_summary(job_id: str, job: ImportJob | None) -> dict[str, Any]:
     return {"id": job.id, "status": str(job.status), "progress": job.progress, "imported": job.imported_count}
 
 
-def backfill_to_dict(backfill: ScheduleBackfill) -> dict[str, Any]:
+def backfill_to_dict(backfill: ScheduleBackfill, totals: BackfillTotals | None = None) -> dict[str, Any]:
+    totals = totals or BackfillTotals()
     return {
         "id": backfill.id,
         "since": _iso(backfill.since),
@@ -113,4 +114,8 @@ def backfill_to_dict(backfill: ScheduleBackfill) -> dict[str, Any]:
         "created_at": _iso(backfill.created_at),
         "finished_at": _iso(backfill.finished_at),
         "message": backfill.message,
+        "offered": totals.offered,
+        "sampled_out": totals.sampled_out,
+        "requested": totals.requested,
+        "jobs": totals.jobs,
     }

@@ -69,9 +69,10 @@ def run_backfill(self: Task, backfill_id: int) -> dict[str, Any]:
         # Sent before this message is acknowledged: a crash in between leaves two messages, and the chunk claims
         # keep the second from importing anything twice.
         run_backfill.apply_async(args=[backfill_id])
-    elif report.outcome == BackfillOutcome.FAILED:
+    elif report.outcome == BackfillOutcome.FAILED and self.request.retries < _MAX_BACKFILL_RETRIES:
         raise self.retry(countdown=_BACKFILL_FAILED_RETRY_S * random.uniform(1.0, 1.2))
-    # BUSY: another task holds the chunk; if it died, the resume sweep sends this backfill again after its lease.
+    # Still FAILED after the retries (the API is down for longer), or BUSY (another task holds the chunk): the
+    # resume sweep sends the backfill again once no task has moved it for two leases.
     return {
         "backfill_id": backfill_id,
         "outcome": str(report.outcome),

@@ -1,4 +1,4 @@
-"""``dsimport schedules``: add, list, show, preview, pause, resume, remove and run beat schedules now.
+"""``dsimport schedules``: add, list, show, preview, pause, resume, remove, run beat schedules now, and backfill.
 
 Changes go to the schedules table; a running beat picks them up within ``DSIMPORT_SCHEDULES_REFRESH_S``.
 """
@@ -14,7 +14,7 @@ import click
 from cli.common import DATASET, UUID, CommandFailed, api_client, open_ledger, settings_or_fail, utcnow
 from cli.kind_options import kind_commands, schedule_options
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
-from tasks.names import FIRE_SCHEDULE
+from tasks.names import FIRE_SCHEDULE, RUN_BACKFILL
 from triggers.schedules.chunk_sizes import MAX_CHUNK_SIZE
 
 # The ledger, the schedule specs and Celery are imported by the commands that use them: the help loads none.
@@ -278,9 +278,10 @@ def _lag_text(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def show_command(name: str, run_count: int, as_json: bool) -> None:
     """Show one schedule: definition, state, next fire, and its latest runs with their jobs' outcomes."""
+    from store.schedule_backfills import backfill_totals, list_backfills
     from store.schedule_items import item_counts
     from store.schedule_runs import jobs_of_runs, list_runs
-    from triggers.schedules.views import run_to_dict, schedule_to_dict
+    from triggers.schedules.views import backfill_to_dict, run_to_dict, schedule_to_dict
 
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
@@ -293,6 +294,10 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         row["items"] = {"imported": counts.total, "retried": counts.retried, "given_up": counts.given_up}
         row["copy_page"] = schedule.copy_page
         row["source_file"] = schedule.source_file
+        row["backfills"] = [
+            backfill_to_dict(backfill, backfill_totals(session, backfill.id))
+            for backfill in list_backfills(session, schedule.id)
+        ]
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
@@ -307,11 +312,15 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         # Given-up items failed their chunk's last retry: the schedule will not request them again.
         click.echo(f"{'items':16} {items['imported']} requested, {items['retried']} retried, "
                    f"{items['given_up']} given up")  # fmt: skip
+    if row["backfills"]:
+        click.echo("backfills (latest first):")
+        for backfill in row["backfills"]:
+            click.echo(f"  {backfill['id']}  {_backfill_text(backfill)}")
     click.echo("runs (latest first):" if row["runs"] else "runs: none yet")
     for run in row["runs"]:
         jobs_text = ", ".join(f"{job['id']} {job['status']}" for job in run["jobs"]) or "no job"
         message = f"  ({run['message']})" if run["message"] else ""
-        click.echo(f"  {run['fire_time']}  {run['status']:9}  {run['trigger']:6}  {jobs_text}{message}")
+        click.echo(f"  {run['fire_time']}  {run['status']:9}  {run['trigger']:8}  {jobs_text}{message}")
 
 
 @schedules_group.command("preview")
@@ -443,6 +452,107 @@ def run_now_command(name: str) -> None:
     finally:
         app.close()
     click.echo(f"{name}: fire {fire_time} sent")
+
+
+@schedules_group.command("backfill")
+@click.argument("name")
+@click.option("--since", required=True, help="Start of the range: ISO-8601 (UTC when no offset) or e.g. '2d ago'.")
+@click.option(
+    "--until", required=True, help="End of the range (excluded), as --since; not after now less the settle lag."
+)
+@click.option("--step", default="1h", show_default=True, help="Length of one chunk: 30m, 1h, 1d.")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Wait up to this many seconds for the backfill to finish, then print a summary.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of lines.")
+def backfill_command(name: str, since: str, until: str, step: str, wait_s: float | None, as_json: bool) -> None:
+    """Import what window schedule NAME would have imported from --since to --until, chunk by chunk, through the
+    workers; each item once, the live watermark untouched. The same command again resumes it."""
+    from store.schedule_backfills import backfill_totals
+    from triggers.schedules.backfill import BackfillError, parse_moment, request_backfill
+    from triggers.schedules.fire_times import InvalidTiming, parse_every
+    from triggers.schedules.views import backfill_to_dict
+
+    now = utcnow()
+    try:
+        step_s = parse_every(step)
+    except InvalidTiming as exc:
+        raise click.BadParameter(str(exc), param_hint="--step") from None
+    try:
+        start = parse_moment(since, now=now)
+    except BackfillError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        end = parse_moment(until, now=now)
+    except BackfillError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
+    if start >= end:
+        raise click.UsageError(f"--since {since!r} must be before --until {until!r}")
+    settings = settings_or_fail()
+    with open_ledger(settings) as sessions, sessions() as session:
+        try:
+            started = request_backfill(
+                session, name, since=start, until=end, step_s=step_s, now=now,
+                settle_lag_s=settings.schedule_settle_lag_s, prune_older_than_s=settings.prune_older_than_s,
+            )  # fmt: skip
+        except BackfillError as exc:
+            raise CommandFailed(str(exc)) from None
+        session.commit()
+        row = backfill_to_dict(started.backfill, backfill_totals(session, started.backfill.id))
+    verb = "started" if started.created else "resumed" if row["status"] == "RUNNING" else "found"
+    if row["status"] == "RUNNING":
+        _send_backfill(settings, row["id"])
+    if wait_s is not None:
+        row = _wait_for_backfill(settings, row["id"], wait_s)
+    if as_json:
+        click.echo(json.dumps({**row, "created": started.created}, indent=2))
+    else:
+        click.echo(f"{name}: backfill {row['id']} {verb}: {_backfill_text(row)}")
+        if row["status"] == "RUNNING":
+            click.echo(f"follow it with: dsimport schedules show {name}")
+    if wait_s is not None and row["status"] != "DONE":
+        raise CommandFailed(f"backfill {row['id']} is not done after {wait_s:g}s ({row['status']})")
+
+
+def _send_backfill(settings: Settings, backfill_id: int) -> None:
+    from worker.celery_app import sender_app
+
+    app = sender_app(settings)
+    try:
+        app.send_task(RUN_BACKFILL, args=[backfill_id])
+    except Exception as exc:  # kombu raises its own errors when the broker cannot be reached
+        # Recorded already: the workers' resume sweep sends it once the broker is back.
+        click.echo(f"backfill {backfill_id} recorded but not sent ({exc}); the workers will start it", err=True)
+    finally:
+        app.close()
+
+
+def _wait_for_backfill(settings: Settings, backfill_id: int, wait_s: float) -> dict[str, Any]:
+    import time
+
+    from store.models import BackfillStatus, ScheduleBackfill
+    from store.schedule_backfills import backfill_totals
+    from triggers.schedules.views import backfill_to_dict
+
+    deadline = time.monotonic() + wait_s
+    with open_ledger(settings, read_only=True) as sessions:
+        while True:
+            with sessions() as session:
+                backfill = session.get(ScheduleBackfill, backfill_id)
+                if backfill is None:
+                    raise CommandFailed(f"backfill {backfill_id} is gone (its schedule was forgotten?)")
+                row = backfill_to_dict(backfill, backfill_totals(session, backfill_id))
+            if backfill.status != BackfillStatus.RUNNING or time.monotonic() >= deadline:
+                return row
+            time.sleep(0.5)
+
+
+def _backfill_text(row: dict[str, Any]) -> str:
+    message = f"  ({row['message']})" if row["message"] else ""
+    return (
+        f"{row['since']} .. {row['until']} by {row['step_s']}s, {row['chunks_done']}/{row['chunks']} chunks, "
+        f"{row['status']}: {row['offered']} offered, {row['sampled_out']} sampled out, {row['requested']} requested "
+        f"in {row['jobs']} job(s){message}"
+    )
 
 
 @schedules_group.command("sync")

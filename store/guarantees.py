@@ -11,7 +11,8 @@ The names, and the mechanism each one removes:
 - ``adoption``: recovery looks for the remote task an interrupted submit may have started before sending again;
 - ``ambiguous-5xx``: a 500/502/504 answer to a POST is treated as "may have arrived" (goes through adoption);
 - ``lease-check``: every write after a network call is conditional on the job's status, lease owner and version;
-- ``unique-run``: a schedule fire inserts a run row unique on (schedule, fire time) before it imports anything;
+- ``unique-run``: a schedule fire inserts a run row unique on (schedule, fire time) before it imports anything (a
+  backfill's chunk, one unique on (backfill, chunk start));
 - ``message-key``: a queue message's ``id`` is the job's idempotency key;
 - ``ack-after-commit``: a stream entry is acknowledged only after its job row is committed.
 - ``database-clock``: leases are granted and compared at the database's time, and tasks stamp due times with it

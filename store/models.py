@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -37,6 +38,7 @@ __all__ = [
     "TERMINAL_JOB_STATUSES",
     "WINDOW_SCHEDULE_KINDS",
     "ApiToken",
+    "BackfillStatus",
     "Base",
     "DeadLetter",
     "ImportJob",
@@ -45,6 +47,7 @@ __all__ = [
     "JobStatus",
     "RunStatus",
     "Schedule",
+    "ScheduleBackfill",
     "ScheduleItem",
     "ScheduleKind",
     "ScheduleRun",
@@ -376,7 +379,10 @@ class Schedule(Base):
 
 class ScheduleRun(Base):
     """One fire of a schedule. Unique on (schedule, fire time): the firing task inserts it first, and a second
-    task for the same fire (two beats, a redelivered message) finds it and does nothing."""
+    task for the same fire (two beats, a redelivered message) finds it and does nothing.
+
+    A backfill's chunk is a run too (trigger ``backfill``, ``backfill_id`` set, its fire time the chunk's start):
+    unique on (backfill, fire time) instead, so a chunk never takes the place of a live fire at the same time."""
 
     __tablename__ = "schedule_runs"
 
@@ -402,13 +408,73 @@ class ScheduleRun(Base):
     window_start: Mapped[datetime | None]
     window_end: Mapped[datetime | None]
     message: Mapped[str | None] = mapped_column(Text)
+    backfill_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_backfills.id", ondelete="CASCADE"))
+    """The backfill this run is a chunk of; None for a fire (beat or manual)."""
 
-    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+    # Two partial unique indexes, the exactly-once guard of a fire and of a backfill chunk (written as text so
+    # SQLite and PostgreSQL get the same predicate).
+    __table_args__ = (
+        Index(
+            "uq_schedule_runs_fire",
+            "schedule_id",
+            "fire_time",
+            unique=True,
+            sqlite_where=text("backfill_id IS NULL"),
+            postgresql_where=text("backfill_id IS NULL"),
+        ),
+        Index(
+            "uq_schedule_runs_backfill_chunk",
+            "backfill_id",
+            "fire_time",
+            unique=True,
+            sqlite_where=text("backfill_id IS NOT NULL"),
+            postgresql_where=text("backfill_id IS NOT NULL"),
+        ),
+    )
 
     def __repr__(self) -> str:
         return (
             f"ScheduleRun(schedule_id={self.schedule_id!r}, fire_time={self.fire_time.isoformat()}, "
             f"status={self.status!s}, jobs={len(self.job_ids or [])})"
+        )
+
+
+class BackfillStatus(StrEnum):
+    """Where a backfill is: chunks left to import, all imported, or stopped (its schedule is gone)."""
+
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    STOPPED = "STOPPED"
+
+
+class ScheduleBackfill(Base):
+    """A window schedule's import of a past range ``[since, until)``, one chunk of ``step_s`` at a time.
+
+    ``cursor`` is the start of the next chunk to import (``until`` once every chunk is done). Each chunk is a
+    :class:`ScheduleRun` of this backfill; the schedule's watermark is never moved by one.
+    """
+
+    __tablename__ = "schedule_backfills"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), index=True)
+    since: Mapped[datetime]
+    until: Mapped[datetime]
+    step_s: Mapped[int] = mapped_column(Integer)
+    cursor: Mapped[datetime]
+    status: Mapped[BackfillStatus] = mapped_column(_str_enum(BackfillStatus))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    """Moved by every chunk: a RUNNING backfill not moved for a while has lost its task and is sent again."""
+    finished_at: Mapped[datetime | None]
+    message: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScheduleBackfill(id={self.id!r}, schedule_id={self.schedule_id!r}, since={self.since.isoformat()}, "
+            f"until={self.until.isoformat()}, cursor={self.cursor.isoformat()}, status={self.status!s})"
         )
 
 

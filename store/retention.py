@@ -11,7 +11,8 @@ What goes, once older than the cutoff (``now - older_than``):
 - **schedule items** of schedules that no longer exist (a removed schedule keeps its row, and so its items, unless
   it was forgotten), and items of window schedules (explorer-window, spans-window) added before the cutoff and more
   than :data:`ITEM_WATERMARK_MARGIN` before the schedule's watermark: windows start at the watermark, so such an
-  event or span is never searched again and its id protects nothing. Dataset-copy items are kept
+  event or span is never searched again by a fire and its id protects nothing (a backfill may search there: one
+  reaching back past the cutoff of ``DSIMPORT_PRUNE_OLDER_THAN_S`` is refused). Dataset-copy items are kept
   for as long as the schedule exists: each fire lists the whole source dataset, and a record whose id was
   forgotten would be copied a second time.
 - **webhook deliveries** delivered or given up before the cutoff, with their attempts. A pending one is never

@@ -6,6 +6,10 @@ the second finds the row and does nothing, or, when the row is still STARTED and
 died), takes it over under a new owner token. Every write a run makes at the end is conditional on that token
 (:func:`lock_run`), so a task that was taken over cannot commit anything: at most one owner ever finishes a run.
 
+A backfill's chunk is a run too, claimed the same way (:func:`claim_chunk_run`), unique on (backfill, chunk start)
+rather than (schedule, fire time): two partial unique indexes keep the two apart. A chunk whose run ended FAILED
+recorded nothing and is claimed again under the same row.
+
 The unique index is the guarantee named ``unique-run`` (:mod:`store.guarantees`): a test build that switches it
 off inserts a second row for the same fire (its stored fire time moved by a few microseconds, as if no index
 guarded it), so a duplicate fire proceeds; the guarantee's tests must then fail.
@@ -28,6 +32,7 @@ from store.models import ImportJob, RunStatus, Schedule, ScheduleRun
 
 __all__ = [
     "RunClaim",
+    "claim_chunk_run",
     "claim_run",
     "jobs_of_runs",
     "last_run",
@@ -81,15 +86,63 @@ def claim_run(
         started_at=now,
         job_ids=[],
     )
+    claim = _insert_or_take_over(session, run, now=now, lease_s=lease_s)
+    if claim.run is not None and (schedule.last_fire_at is None or schedule.last_fire_at < fire_time):
+        schedule.last_fire_at = fire_time
+    return claim
+
+
+def claim_chunk_run(
+    session: Session,
+    schedule_id: str,
+    backfill_id: int,
+    chunk_start: datetime,
+    *,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+) -> RunClaim:
+    """Insert the run row of a backfill's chunk starting at ``chunk_start``, or take it over when it is STARTED
+    with its lease run out, or FAILED (a failed chunk recorded nothing, so it is carried out again under the same
+    row and keys). A finished chunk (SUBMITTED, EMPTY) comes back in ``existing``. The caller commits.
+
+    Unlike a fire, a chunk leaves the schedule's ``last_fire_at`` alone: beat's fire times are not the chunk's.
+    """
+    run = ScheduleRun(
+        schedule_id=schedule_id,
+        backfill_id=backfill_id,
+        fire_time=chunk_start,
+        trigger="backfill",
+        status=RunStatus.STARTED,
+        owner=owner,
+        attempts=1,
+        lease_expires_at=ledger_now(session, now) + timedelta(seconds=lease_s),
+        started_at=now,
+        job_ids=[],
+    )
+    return _insert_or_take_over(session, run, now=now, lease_s=lease_s, retake_failed=True)
+
+
+def _insert_or_take_over(
+    session: Session, run: ScheduleRun, *, now: datetime, lease_s: float, retake_failed: bool = False
+) -> RunClaim:
     try:
         with session.begin_nested():
             session.add(run)
     except IntegrityError:
         if guarantees.enabled("unique-run"):
-            return _take_over(session, schedule.id, fire_time, owner=owner, now=now, lease_s=lease_s)
+            assert run.owner is not None
+            return _take_over(
+                session,
+                run.schedule_id,
+                run.fire_time,
+                backfill_id=run.backfill_id,
+                owner=run.owner,
+                now=now,
+                lease_s=lease_s,
+                retake_failed=retake_failed,
+            )
         run = _unguarded_duplicate(session, run)
-    if schedule.last_fire_at is None or schedule.last_fire_at < fire_time:
-        schedule.last_fire_at = fire_time
     return RunClaim(run=run, existing=None)
 
 
@@ -98,6 +151,7 @@ def _unguarded_duplicate(session: Session, run: ScheduleRun) -> ScheduleRun:
     for offset_us in range(1, 1000):
         duplicate = ScheduleRun(
             schedule_id=run.schedule_id,
+            backfill_id=run.backfill_id,
             fire_time=run.fire_time + timedelta(microseconds=offset_us),
             trigger=run.trigger,
             status=run.status,
@@ -117,22 +171,35 @@ def _unguarded_duplicate(session: Session, run: ScheduleRun) -> ScheduleRun:
 
 
 def _take_over(
-    session: Session, schedule_id: str, fire_time: datetime, *, owner: str, now: datetime, lease_s: float
+    session: Session,
+    schedule_id: str,
+    fire_time: datetime,
+    *,
+    backfill_id: int | None,
+    owner: str,
+    now: datetime,
+    lease_s: float,
+    retake_failed: bool,
 ) -> RunClaim:
     at = ledger_now(session, now)
+    same_run = (
+        ScheduleRun.schedule_id == schedule_id,
+        ScheduleRun.fire_time == fire_time,
+        ScheduleRun.backfill_id.is_(None) if backfill_id is None else ScheduleRun.backfill_id == backfill_id,
+    )
+    abandoned = (ScheduleRun.status == RunStatus.STARTED) & (ScheduleRun.lease_expires_at <= at)
+    if retake_failed:
+        abandoned = abandoned | (ScheduleRun.status == RunStatus.FAILED)
     stmt = (
         update(ScheduleRun)
-        .where(
-            ScheduleRun.schedule_id == schedule_id,
-            ScheduleRun.fire_time == fire_time,
-            ScheduleRun.status == RunStatus.STARTED,
-            ScheduleRun.lease_expires_at <= at,
-        )
+        .where(*same_run, abandoned)
         .values(
             owner=owner,
+            status=RunStatus.STARTED,
             attempts=ScheduleRun.attempts + 1,
             lease_expires_at=at + timedelta(seconds=lease_s),
             started_at=now,
+            finished_at=None,
         )
         .returning(ScheduleRun)
         .execution_options(populate_existing=True)
@@ -141,9 +208,7 @@ def _take_over(
     if taken is not None:
         return RunClaim(run=taken, existing=None, taken_over=True)
     existing = session.scalars(
-        select(ScheduleRun)
-        .where(ScheduleRun.schedule_id == schedule_id, ScheduleRun.fire_time == fire_time)
-        .execution_options(populate_existing=True)
+        select(ScheduleRun).where(*same_run).execution_options(populate_existing=True)
     ).one_or_none()
     return RunClaim(run=None, existing=existing)
 

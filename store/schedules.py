@@ -34,6 +34,7 @@ from store.models import (
     WINDOW_SCHEDULE_KINDS,
     ImportKind,
     Schedule,
+    ScheduleBackfill,
     ScheduleItem,
     ScheduleKind,
     ScheduleRun,
@@ -303,6 +304,7 @@ def _delete(session: Session, schedule: Schedule) -> None:
     # waits instead of deadlocking.
     session.execute(delete(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id))
     session.execute(delete(ScheduleItem).where(ScheduleItem.schedule_id == schedule.id))
+    session.execute(delete(ScheduleBackfill).where(ScheduleBackfill.schedule_id == schedule.id))
     session.delete(schedule)
     session.flush()
 

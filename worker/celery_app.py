@@ -87,6 +87,12 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "schedule": settings.recovery_interval_s,
             "options": {"expires": settings.recovery_interval_s},
         },
+        # Backfills whose task died (or whose message was lost) are sent again; one query when none is running.
+        "resume-backfills": {
+            "task": "dsimport.resume_backfills",
+            "schedule": settings.recovery_interval_s,
+            "options": {"expires": settings.recovery_interval_s},
+        },
     }
     if settings.webhook_tick_s > 0:
         # The webhook outbox's deliverer; a run that finds nothing due costs one query.

@@ -179,6 +179,7 @@ class ScheduleRunOut(_Answer):
     window_start: str | None
     window_end: str | None
     message: str | None
+    backfill_id: int | None = Field(description="The backfill this run is a chunk of; null for a fire.")
     jobs: list[ScheduleRunJob]
 
 

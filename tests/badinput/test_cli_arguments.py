@@ -173,6 +173,12 @@ SEMANTIC: list[tuple[str, list[str], str]] = [
     ("filter nested 100,000 deep", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--filter", "[" * 100_000], "not valid JSON: nested too deeply"),
     ("filter with a 5,000-digit number", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--filter", '{"field": "a", "op": "eq", "value": ' + "9" * 5000 + "}"], "not valid JSON: Exceeds the limit"),
     ("since not a time", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--since", "yesterday"], "since 'yesterday'"),
+    # schedules: backfill
+    ("backfill since not a time", ["schedules", "backfill", "s", "--since", "yesterday", "--until", "1h ago"], "Invalid value for --since: cannot read 'yesterday'"),
+    ("backfill until a bad period", ["schedules", "backfill", "s", "--since", "2h ago", "--until", "1x ago"], "Invalid value for --until"),
+    ("backfill step 0s", ["schedules", "backfill", "s", "--since", "2h ago", "--until", "1h ago", "--step", "0s"], "must be between 1 second and 366 days"),
+    ("backfill since after until", ["schedules", "backfill", "s", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "must be before --until"),
+    ("backfill since equals until", ["schedules", "backfill", "s", "--since", "1h ago", "--until", "1h ago"], "must be before --until"),
     ("dataset kind with both record and source", ["schedules", "add", "s", "--every", "1h", "dataset", "--dataset", UUID_A, "--record", UUID_B, "--from-dataset", UUID_B], "use kind dataset-copy"),
     # import and messages send: contradictions and limits
     ("file import with both path and id", ["import", "file", "--dataset", UUID_A, "--path", "a.jsonl", "--file-id", "f"], "give exactly one of --path and --file-id"),

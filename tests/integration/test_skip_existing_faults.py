@@ -5,7 +5,8 @@ Each seed draws about 24 requests, each an explorer import of a random handful o
 handful of 10 source records, all with ``skip_existing``, some sent twice under one key, all within a second or two
 so that many overlap in flight. The emulator meanwhile loses its answer to one import POST after acting (504),
 refuses others with 429, fails the record listing the check reads with 503 now and then, answers record reads
-slowly, and fails a share of the import tasks it runs. Its ``dedupe_imports`` is off: an item imported twice is two records.
+slowly, and fails a share of the import tasks it runs. Its ``dedupe_imports`` is off: an item imported twice is
+two records.
 
 The checker reads only the emulator's records and the jobs' final statuses and original requests; it shares no
 code with the feature (it names items by the ``event_id`` and ``src`` properties the records carry, never by our

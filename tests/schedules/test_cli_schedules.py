@@ -238,3 +238,53 @@ def test_show_counts_retried_and_given_up_items(capsys: pytest.CaptureFixture[st
     assert "retry 1 of 3" in shown["runs"][0]["message"]
     code, out, _ = run(capsys, "schedules", "show", "mirror")
     assert code == 0 and "3 requested, 2 retried, 0 given up" in out
+
+
+def test_backfill_records_the_backfill_and_sends_it_to_the_workers(
+    capsys: pytest.CaptureFixture[str], broker_url: str
+) -> None:
+    assert run(capsys, "schedules", "add", "win", "--every", "1h", "explorer-window", "--dataset", TARGET,
+               "--since", "2026-01-01T00:00:00Z")[0] == 0  # fmt: skip
+    argv = ["schedules", "backfill", "win", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T06:00:00",
+            "--step", "2h"]  # fmt: skip
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert out.splitlines() == [
+        "win: backfill 1 started: 2026-01-01T00:00:00Z .. 2026-01-01T06:00:00Z by 7200s, 0/3 chunks, RUNNING: "
+        "0 offered, 0 sampled out, 0 requested in 0 job(s)",
+        "follow it with: dsimport schedules show win",
+    ]
+    client = redis.Redis.from_url(broker_url)
+    try:
+        [raw] = client.lrange("dsimport", 0, -1)
+    finally:
+        client.close()
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "dsimport.run_backfill"
+    assert json.loads(base64.b64decode(message["body"]))[0] == [1]
+
+    # The same command again is the same backfill; another step is another one.
+    assert "backfill 1 resumed" in run(capsys, *argv)[1]
+    assert "backfill 2 started" in run(capsys, *argv[:-1], "1h")[1]
+    shown = run_json(capsys, "schedules", "show", "win", "--json")
+    assert [(b["id"], b["chunks"], b["status"]) for b in shown["backfills"]] == [(2, 6, "RUNNING"), (1, 3, "RUNNING")]
+    code, out, _ = run(capsys, "schedules", "show", "win")
+    assert code == 0 and "backfills (latest first):\n  2  2026-01-01T00:00:00Z .. 2026-01-01T06:00:00Z by 3600s" in out
+
+
+def test_backfill_refuses_what_it_cannot_do_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "schedules", "add", "hourly", "--every", "1h", "campaign", "--dataset", TARGET,
+               "--campaign", CAMPAIGN)[0] == 0  # fmt: skip
+    assert run(capsys, "schedules", "add", "win", "--every", "1h", "explorer-window", "--dataset", TARGET)[0] == 0
+    cases = [
+        (["hourly", "--since", "2h ago", "--until", "1h ago"], 1,
+         "schedule 'hourly' is a plain schedule: only window schedules (explorer-window, spans-window)"),
+        (["nope", "--since", "2h ago", "--until", "1h ago"], 1, "no schedule named 'nope'"),
+        (["win", "--since", "2h ago", "--until", "2099-01-01T00:00:00Z"], 1,
+         "--until 2099-01-01T00:00:00Z is later than"),
+        (["win", "--since", "1h ago", "--until", "2h ago"], 2, "--since '1h ago' must be before --until '2h ago'"),
+    ]  # fmt: skip
+    for argv, exit_code, expected in cases:
+        code, _, err = run(capsys, "schedules", "backfill", *argv)
+        assert (code, err.count("\n")) == (exit_code, 1), err
+        assert expected in err

@@ -47,8 +47,9 @@ LEDGER_TABLES = {
     "schedule_items",
     "dataset_item_keys",
     "dataset_index_state",
+    "schedule_backfills",
 }
-HEAD = "0013"
+HEAD = "0014"
 
 
 def test_head_is_the_newest_revision() -> None:

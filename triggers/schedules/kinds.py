@@ -192,10 +192,14 @@ class RunRef:
     owner: str
     fire_time: datetime
     trigger: str
+    backfill_id: int | None = None
+    """Set for a backfill's chunk (its fire time is the chunk's start): its keys name the backfill."""
 
 
 def _key(schedule: ScheduleSnapshot, run: RunRef, suffix: str | None = None) -> str:
-    base = f"{schedule.origin}:{fire_time_iso(run.fire_time)}"
+    # A chunk's keys can never be a fire's, nor another backfill's over the same times.
+    backfill = "" if run.backfill_id is None else f"backfill:{run.backfill_id}:"
+    base = f"{schedule.origin}:{backfill}{fire_time_iso(run.fire_time)}"
     return base if suffix is None else f"{base}:{suffix}"
 
 
@@ -221,14 +225,10 @@ def finish_run(
             if target is not None:
                 mark_finished(session, target, finish_schedule, now=now)
         session.commit()
-    return FireReport(
-        schedule.name, fire_time_iso(run.fire_time), _OUTCOME_OF_STATUS[status], list(job_ids), message
-    )
+    return FireReport(schedule.name, fire_time_iso(run.fire_time), _OUTCOME_OF_STATUS[status], list(job_ids), message)
 
 
-def _close(
-    row: ScheduleRun, status: RunStatus, *, now: datetime, job_ids: Sequence[str], message: str | None
-) -> None:
+def _close(row: ScheduleRun, status: RunStatus, *, now: datetime, job_ids: Sequence[str], message: str | None) -> None:
     row.status = status
     row.finished_at = now
     row.lease_expires_at = None
@@ -319,9 +319,7 @@ def _follow_campaign_import(
     """What a fire does once the campaign's import was requested: wait for it, finish, or request it again."""
     if job.status == JobStatus.COMPLETED:
         reason = f"campaign {campaign_id} completed and was imported by job {job.id}"
-        return finish_run(
-            ctx, schedule, run, RunStatus.EMPTY, job_ids=[job.id], message=reason, finish_schedule=reason
-        )
+        return finish_run(ctx, schedule, run, RunStatus.EMPTY, job_ids=[job.id], message=reason, finish_schedule=reason)
     if job.status not in TERMINAL_JOB_STATUSES:
         message = f"campaign {campaign_id}: import job {job.id} is {job.status}"
         return finish_run(ctx, schedule, run, RunStatus.WAITING, job_ids=[job.id], message=message)
@@ -408,6 +406,7 @@ def import_new_items(
     next_copy_page: int | None = None,
     note: str | None = None,
     fixed_params: Mapping[str, Any] | None = None,
+    moves_watermark: bool = True,
 ) -> FireReport:
     """Retry the failed chunks of earlier fires, then request the items of ``found`` this schedule has not
     imported yet, ``chunk_size`` per job. ``found`` holds items of the import kind's item field (its entry in
@@ -415,8 +414,9 @@ def import_new_items(
     in every chunk (a spans import's mapping contract).
 
     One transaction holds the run's lock and the schedule's lock (so two fires of one schedule never both take
-    the same item), creates every chunk's job, records the items, advances the watermark to the window's end (or
-    the copy's page cursor to ``next_copy_page``) and closes the run. Submit messages are sent after the commit;
+    the same item), creates every chunk's job, records the items, advances the watermark to the window's end
+    (unless ``moves_watermark`` is False: a backfill's chunk records its window on the run only) or the copy's page
+    cursor to ``next_copy_page``, and closes the run. Submit messages are sent after the commit;
     one that fails to go out leaves its job PENDING for the recovery sweep.
     """
     now = ctx.now()
@@ -475,7 +475,8 @@ def import_new_items(
             if job.status == JobStatus.PENDING:
                 to_send.append(job.id)
         if window is not None:
-            advance_watermark(target, window[1], now=now)
+            if moves_watermark:
+                advance_watermark(target, window[1], now=now)
             row.window_start, row.window_end = window
         if next_copy_page is not None:
             target.copy_page = next_copy_page

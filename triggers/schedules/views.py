@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from store.models import ImportJob, Schedule, ScheduleKind, ScheduleRun
+from store.models import ImportJob, Schedule, ScheduleBackfill, ScheduleKind, ScheduleRun
+from store.schedule_backfills import BackfillTotals, chunk_count, chunks_done
 from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
 from triggers.schedules.lag import watermark_lag_s
 from triggers.schedules.specs import definition_timing
 
-__all__ = ["public_kind", "run_to_dict", "schedule_to_dict"]
+__all__ = ["backfill_to_dict", "public_kind", "run_to_dict", "schedule_to_dict"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -89,6 +90,7 @@ def run_to_dict(run: ScheduleRun, jobs: dict[str, ImportJob]) -> dict[str, Any]:
         "window_start": _iso(run.window_start),
         "window_end": _iso(run.window_end),
         "message": run.message,
+        "backfill_id": run.backfill_id,
         "jobs": [_job_summary(job_id, jobs.get(job_id)) for job_id in run.job_ids or []],
     }
 
@@ -97,3 +99,24 @@ def _job_summary(job_id: str, job: ImportJob | None) -> dict[str, Any]:
     if job is None:
         return {"id": job_id, "status": "missing", "progress": None, "imported": None}
     return {"id": job.id, "status": str(job.status), "progress": job.progress, "imported": job.imported_count}
+
+
+def backfill_to_dict(backfill: ScheduleBackfill, totals: BackfillTotals | None = None) -> dict[str, Any]:
+    totals = totals or BackfillTotals()
+    return {
+        "id": backfill.id,
+        "since": _iso(backfill.since),
+        "until": _iso(backfill.until),
+        "step_s": backfill.step_s,
+        "cursor": _iso(backfill.cursor),
+        "chunks_done": chunks_done(backfill),
+        "chunks": chunk_count(backfill),
+        "status": str(backfill.status),
+        "created_at": _iso(backfill.created_at),
+        "finished_at": _iso(backfill.finished_at),
+        "message": backfill.message,
+        "offered": totals.offered,
+        "sampled_out": totals.sampled_out,
+        "requested": totals.requested,
+        "jobs": totals.jobs,
+    }

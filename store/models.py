@@ -356,6 +356,9 @@ class Schedule(Base):
     """dataset-copy: the source page the next fire starts reading at (1-based; None: the first)."""
     sample_rate: Mapped[float | None] = mapped_column(Float)
     """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
+    snapshot_dir: Mapped[str | None] = mapped_column(Text)
+    """An absolute folder: after each completed import the target dataset is exported there (None: no snapshots;
+    see :mod:`store.snapshot_outbox`)."""
 
     def __repr__(self) -> str:
         timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"

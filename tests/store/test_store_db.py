@@ -45,8 +45,10 @@ LEDGER_TABLES = {
     "schedules",
     "schedule_runs",
     "schedule_items",
+    "dataset_snapshots",
+    "snapshot_jobs",
 }
-HEAD = "0012"
+HEAD = "0013"
 
 
 def test_head_is_the_newest_revision() -> None:

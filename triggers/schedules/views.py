@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.models import ImportJob, Schedule, ScheduleKind, ScheduleRun
+from store.snapshot_models import DatasetSnapshot
 from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
 from triggers.schedules.lag import watermark_lag_s
 from triggers.schedules.specs import definition_timing
 
-__all__ = ["public_kind", "run_to_dict", "schedule_to_dict"]
+__all__ = ["public_kind", "run_to_dict", "schedule_to_dict", "snapshot_to_dict"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,3 +97,16 @@ def _job_summary(job_id: str, job: ImportJob | None) -> dict[str, Any]:
     if job is None:
         return {"id": job_id, "status": "missing", "progress": None, "imported": None}
     return {"id": job.id, "status": str(job.status), "progress": job.progress, "imported": job.imported_count}
+
+
+def snapshot_to_dict(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "created_at": snapshot.created_at.astimezone(UTC).isoformat(),
+        "dataset_id": snapshot.dataset_id,
+        "path": snapshot.path,
+        "record_count": snapshot.record_count,
+        "sha256": snapshot.sha256,
+        "bytes": snapshot.bytes,
+        "job_ids": list(snapshot.job_ids),
+    }

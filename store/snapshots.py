@@ -39,13 +39,14 @@ class SnapshotBacklog:
 
 
 def snapshot_backlog(session: Session, schedule_id: str) -> SnapshotBacklog:
-    counts = dict(
-        session.execute(
+    counts: dict[str, int] = {
+        str(status): count
+        for status, count in session.execute(
             select(SnapshotJob.status, func.count())
             .where(SnapshotJob.schedule_id == schedule_id, SnapshotJob.status != SnapshotStatus.TAKEN)
             .group_by(SnapshotJob.status)
-        ).tuples()
-    )
+        )
+    }
     last_error = session.scalars(
         select(SnapshotJob.last_error)
         .where(

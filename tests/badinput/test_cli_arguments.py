@@ -173,6 +173,9 @@ SEMANTIC: list[tuple[str, list[str], str]] = [
     ("filter nested 100,000 deep", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--filter", "[" * 100_000], "not valid JSON: nested too deeply"),
     ("filter with a 5,000-digit number", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--filter", '{"field": "a", "op": "eq", "value": ' + "9" * 5000 + "}"], "not valid JSON: Exceeds the limit"),
     ("since not a time", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--since", "yesterday"], "since 'yesterday'"),
+    ("snapshot folder under a file", ["schedules", "add", "s", "--every", "1h", "--snapshot", "a.jsonl/snaps", "file", "--dataset", UUID_A, "--file-id", "f"], "snapshot: cannot write snapshots to"),
+    ("snapshot folder that is read-only", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--snapshot", "/proc/snaps"], "snapshot: cannot write snapshots to /proc/snaps"),
+    ("snapshot folder empty", ["schedules", "add", "s", "--every", "1h", "--snapshot", "", "campaign", "--dataset", UUID_A, "--campaign", UUID_B], "the snapshot folder is empty"),
     ("dataset kind with both record and source", ["schedules", "add", "s", "--every", "1h", "dataset", "--dataset", UUID_A, "--record", UUID_B, "--from-dataset", UUID_B], "use kind dataset-copy"),
     # import and messages send: contradictions and limits
     ("file import with both path and id", ["import", "file", "--dataset", UUID_A, "--path", "a.jsonl", "--file-id", "f"], "give exactly one of --path and --file-id"),

@@ -10,6 +10,7 @@ COPY emulator ./emulator
 COPY import_kinds ./import_kinds
 COPY jobs ./jobs
 COPY notifications ./notifications
+COPY snapshots ./snapshots
 COPY store ./store
 COPY tasks ./tasks
 COPY triggers ./triggers

@@ -64,18 +64,33 @@ def list_command(status: str | None, kind: str | None, limit: int, as_json: bool
 def show_command(job_id: str, as_json: bool) -> None:
     """Show one job with its history."""
     from store.jobs import get_job, job_events
+    from store.snapshots import snapshot_of_job
 
     with ledger_sessions(settings_or_fail(), read_only=True) as sessions, sessions() as session:
         job = get_job(session, job_id)
         if job is None:
             raise CommandFailed(f"no job {job_id}")
         row = job_to_dict(job)
+        snapshot = snapshot_of_job(session, job_id)
+        if snapshot is not None:
+            # Only a completed job of a schedule that takes snapshots has one.
+            taken = snapshot.snapshot
+            row["snapshot"] = {
+                "status": str(snapshot.status),
+                "attempts": snapshot.attempts,
+                "error": snapshot.last_error,
+                "path": None if taken is None else taken.path,
+                "record_count": None if taken is None else taken.record_count,
+                "sha256": None if taken is None else taken.sha256,
+            }
         row["events"] = [event_to_dict(event) for event in job_events(session, job_id)]
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
     for key, value in row.items():
-        if key != "events":
+        if key == "snapshot":
+            click.echo(f"{key:18} {_snapshot_text(value)}")
+        elif key != "events":
             click.echo(f"{key:18} {'' if value is None else value}")
     click.echo("events:")
     for event in row["events"]:
@@ -84,6 +99,13 @@ def show_command(job_id: str, as_json: bool) -> None:
         click.echo(
             f"  {event['at']}  {event['old_status'] or '-'} -> {event['new_status']}{progress}{message}"
         )
+
+
+def _snapshot_text(snapshot: dict[str, Any]) -> str:
+    if snapshot["path"] is not None:
+        return f"{snapshot['path']} ({snapshot['record_count']} records, sha256 {snapshot['sha256']})"
+    error = f": {snapshot['error']}" if snapshot["error"] else ""
+    return f"{snapshot['status']} after {snapshot['attempts']} attempt(s){error}"
 
 
 @jobs_group.command("cancel")

@@ -1,4 +1,5 @@
-"""``dsimport schedules``: add, list, show, preview, pause, resume, remove, run beat schedules now, and backfill.
+"""``dsimport schedules``: add, list, show, preview, pause, resume, remove, run beat schedules now, backfill; list
+their snapshots.
 
 Changes go to the schedules table; a running beat picks them up within ``DSIMPORT_SCHEDULES_REFRESH_S``.
 """
@@ -73,7 +74,17 @@ class _AddGroup(click.Group):
     help="Leave out the items the target dataset already holds (by payload, or by the event, conversation or span "
     "a record came from).",
 )
-def add_group(name: str, cron: str | None, every: str | None, paused: bool, skip_existing: bool) -> None:
+@click.option(
+    "--snapshot",
+    "snapshot",
+    metavar="DIR",
+    default=None,
+    help="After each completed import, export the target dataset to DIR/<dataset>/<time>-<job>.jsonl and record "
+    "its record count and SHA-256 (`schedules snapshots NAME`). Created if missing; must be writable.",
+)
+def add_group(
+    name: str, cron: str | None, every: str | None, paused: bool, skip_existing: bool, snapshot: str | None
+) -> None:
     """Add schedule NAME, firing on --cron or --every, of KIND (the kinds take the options of `dsimport import`)."""
 
 
@@ -128,6 +139,7 @@ def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
             every=params["every"],
             options={**options, "skip_existing": params["skip_existing"]},
             paused=params["paused"],
+            snapshot=params["snapshot"],
         )
     except InvalidSchedule as exc:
         raise click.UsageError(str(exc)) from None
@@ -140,7 +152,8 @@ def _add(kind: str, dataset_id: str, options: dict[str, Any]) -> None:
         session.commit()
         row = schedule_to_dict(schedule, None, {}, now=now)
     next_fire = row["next_fire_at"] or "-"
-    click.echo(f"{row['name']}: {row['kind']}, {row['timing']}, {row['state']}, next fire {next_fire}")
+    snapshots = f", snapshots to {definition.snapshot_dir}" if definition.snapshot_dir else ""
+    click.echo(f"{row['name']}: {row['kind']}, {row['timing']}, {row['state']}, next fire {next_fire}{snapshots}")
 
 
 def _add_plain(spec: ImportKindSpec, values: dict[str, Any]) -> None:
@@ -281,7 +294,8 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
     from store.schedule_backfills import backfill_totals, list_backfills
     from store.schedule_items import item_counts
     from store.schedule_runs import jobs_of_runs, list_runs
-    from triggers.schedules.views import backfill_to_dict, run_to_dict, schedule_to_dict
+    from store.snapshots import list_snapshots, snapshot_backlog
+    from triggers.schedules.views import backfill_to_dict, run_to_dict, schedule_to_dict, snapshot_to_dict
 
     now = utcnow()
     with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
@@ -298,12 +312,19 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
             backfill_to_dict(backfill, backfill_totals(session, backfill.id))
             for backfill in list_backfills(session, schedule.id)
         ]
+        row["snapshot_dir"] = schedule.snapshot_dir
+        latest_snapshots = list_snapshots(session, schedule.id, limit=_LATEST_SNAPSHOTS)
+        row["snapshots"] = [snapshot_to_dict(snapshot) for snapshot in latest_snapshots]
+        backlog = snapshot_backlog(session, schedule.id)
+        row["snapshots_pending"] = backlog.pending
+        row["snapshots_failed"] = backlog.failed
+        row["snapshot_error"] = backlog.last_error
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
     for key in ("name", "kind", "timing", "state", "source", "source_file", "dataset_id", "params", "sample_rate",
-                "skip_existing",
-                "watermark", "copy_page", "last_fire_at", "next_fire_at", "finished_reason", "created_at"):  # fmt: skip
+                "skip_existing", "snapshot_dir", "watermark", "copy_page", "last_fire_at", "next_fire_at",
+                "finished_reason", "created_at"):  # fmt: skip
         value = row[key]
         if value is not None:
             click.echo(f"{key:16} {json.dumps(value) if isinstance(value, dict) else value}")
@@ -316,11 +337,69 @@ def show_command(name: str, run_count: int, as_json: bool) -> None:
         click.echo("backfills (latest first):")
         for backfill in row["backfills"]:
             click.echo(f"  {backfill['id']}  {_backfill_text(backfill)}")
+    _echo_snapshots(row)
     click.echo("runs (latest first):" if row["runs"] else "runs: none yet")
     for run in row["runs"]:
         jobs_text = ", ".join(f"{job['id']} {job['status']}" for job in run["jobs"]) or "no job"
         message = f"  ({run['message']})" if run["message"] else ""
         click.echo(f"  {run['fire_time']}  {run['status']:9}  {run['trigger']:8}  {jobs_text}{message}")
+
+
+_LATEST_SNAPSHOTS = 3
+
+
+def _echo_snapshots(row: dict[str, Any]) -> None:
+    """The latest snapshots of `schedules show`, and those still owed (pending, given up) with the last error."""
+    if row["snapshot_dir"] is None and not row["snapshots"]:
+        return
+    owed = []
+    if row["snapshots_pending"]:
+        owed.append(f"{row['snapshots_pending']} job(s) waiting")
+    if row["snapshots_failed"]:
+        owed.append(f"{row['snapshots_failed']} job(s) given up")
+    if row["snapshot_error"] and owed:
+        owed.append(f"last error: {row['snapshot_error']}")
+    if owed:
+        click.echo(f"{'snapshots owed':16} {'; '.join(owed)}")
+    if not row["snapshots"]:
+        click.echo("snapshots: none yet")
+        return
+    click.echo("snapshots (latest first; all: `dsimport schedules snapshots NAME`):")
+    for snapshot in row["snapshots"]:
+        click.echo(_snapshot_line(snapshot))
+
+
+def _snapshot_line(snapshot: dict[str, Any]) -> str:
+    return (
+        f"  {snapshot['created_at']}  {snapshot['record_count']:>8} records  sha256 {snapshot['sha256']}  "
+        f"{snapshot['path']}"
+    )
+
+
+@schedules_group.command("snapshots")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of lines.")
+def snapshots_command(name: str, as_json: bool) -> None:
+    """List every snapshot of schedule NAME, newest first: file, record count, SHA-256, the jobs it follows."""
+    from store.snapshots import list_snapshots
+    from triggers.schedules.views import snapshot_to_dict
+
+    with open_ledger(settings_or_fail(), read_only=True) as sessions, sessions() as session:
+        schedule = _require(session, name)
+        rows = [snapshot_to_dict(snapshot) for snapshot in list_snapshots(session, schedule.id)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        hint = "" if schedule.snapshot_dir else " (it takes none: add it with --snapshot)"
+        click.echo(f"{name}: no snapshots{hint}")
+        return
+    click.echo(f"{'CREATED':32}  {'RECORDS':>8}  {'BYTES':>10}  {'SHA256':64}  {'JOBS':4}  PATH")
+    for row in rows:
+        click.echo(
+            f"{row['created_at']:32}  {row['record_count']:>8}  {row['bytes']:>10}  {row['sha256']:64}  "
+            f"{len(row['job_ids']):>4}  {row['path']}"
+        )
 
 
 @schedules_group.command("preview")
@@ -412,7 +491,8 @@ def resume_command(name: str) -> None:
 @click.option(
     "--forget",
     is_flag=True,
-    help="Also delete its run history and imported-id list: re-added, it would import everything again.",
+    help="Also delete its run history, imported-id list and snapshot records (not the snapshot files): re-added, it "
+    "would import everything again.",
 )
 def remove_command(name: str, forget: bool) -> None:
     """Stop a schedule for good, keeping its history and imported-id list (re-adding NAME brings them back).

@@ -368,6 +368,9 @@ class Schedule(Base):
     skip_existing: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     """Its jobs leave out the items the target dataset already holds (on unless the schedule says otherwise)."""
     """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
+    snapshot_dir: Mapped[str | None] = mapped_column(Text)
+    """An absolute folder: after each completed import the target dataset is exported there (None: no snapshots;
+    see :mod:`store.snapshot_outbox`)."""
 
     def __repr__(self) -> str:
         timing = f"cron={self.cron!r}" if self.cron is not None else f"every_s={self.every_s!r}"

@@ -18,6 +18,9 @@ What goes, once older than the cutoff (``now - older_than``):
 - **webhook deliveries** delivered or given up before the cutoff, with their attempts. A pending one is never
   deleted: it is an ending still to be told.
 
+Never deleted: schedule snapshots, their files (the user's) and their rows (``dataset_snapshots``, ``snapshot_jobs``):
+they are the record of which version of a dataset an evaluation ran on, which outlives the jobs it names.
+
 What a deleted job means: its idempotency key is forgotten. A request with the same key (a queue message id, a
 ``--key``) arriving after the prune creates a new job and imports again, so keys are remembered for the retention
 period only. That is why the period has a floor, :data:`MIN_RETENTION_S` (one day), far above every window in

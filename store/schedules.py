@@ -14,7 +14,7 @@ Errors (all :class:`store.errors.StoreError`)::
 Removing a schedule keeps its history by default: the row is marked removed (it no longer fires and is not
 listed), its runs and its imported-item list stay, and adding a schedule of the same name again (on the command
 line or in a schedules file) brings it back with that list, so nothing it imported is imported again. Only
-``forget=True`` deletes the row, its runs and its items.
+``forget=True`` deletes the row, its runs, its items and its snapshots' rows (never their files).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from store.models import (
     ScheduleRun,
     ScheduleSource,
 )
+from store.snapshot_models import DatasetSnapshot, SnapshotJob
 
 __all__ = [
     "FileScheduleError",
@@ -120,6 +121,8 @@ class ScheduleDefinition:
     """Window schedules: the share of the items found that is imported, in (0, 1); None imports every item."""
     skip_existing: bool = True
     """Its jobs leave out what the target dataset holds already (:mod:`jobs.skip_existing`)."""
+    snapshot_dir: str | None = None
+    """An absolute folder the target dataset is exported to after each completed import; None takes no snapshots."""
 
     def same_as(self, schedule: Schedule) -> bool:
         """True when ``schedule`` already stores this definition (state such as pause is not compared)."""
@@ -132,6 +135,7 @@ class ScheduleDefinition:
             and schedule.every_s == self.every_s
             and schedule.sample_rate == self.sample_rate
             and schedule.skip_existing == self.skip_existing
+            and schedule.snapshot_dir == self.snapshot_dir
         )
 
 
@@ -190,6 +194,7 @@ def create_schedule(
         params=dict(definition.params),
         sample_rate=definition.sample_rate,
         skip_existing=definition.skip_existing,
+        snapshot_dir=definition.snapshot_dir,
         cron=definition.cron,
         every_s=definition.every_s,
         paused=definition.paused,
@@ -305,6 +310,9 @@ def _delete(session: Session, schedule: Schedule) -> None:
     session.execute(delete(ScheduleRun).where(ScheduleRun.schedule_id == schedule.id))
     session.execute(delete(ScheduleItem).where(ScheduleItem.schedule_id == schedule.id))
     session.execute(delete(ScheduleBackfill).where(ScheduleBackfill.schedule_id == schedule.id))
+    # The snapshots' rows go with the history; their files stay where they were written.
+    session.execute(delete(SnapshotJob).where(SnapshotJob.schedule_id == schedule.id))
+    session.execute(delete(DatasetSnapshot).where(DatasetSnapshot.schedule_id == schedule.id))
     session.delete(schedule)
     session.flush()
 
@@ -396,6 +404,7 @@ def _update(schedule: Schedule, definition: ScheduleDefinition, *, now: datetime
     schedule.params = dict(definition.params)
     schedule.sample_rate = definition.sample_rate
     schedule.skip_existing = definition.skip_existing
+    schedule.snapshot_dir = definition.snapshot_dir
     schedule.cron = definition.cron
     schedule.every_s = definition.every_s
     if kind_changed:

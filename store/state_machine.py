@@ -42,6 +42,7 @@ from sqlalchemy.orm import object_session
 
 from store.errors import InvalidTransition, JobAlreadyFinishedError
 from store.models import TERMINAL_JOB_STATUSES, ImportJob, JobEvent, JobStatus
+from store.snapshot_outbox import enqueue_completion
 from store.webhook_outbox import enqueue_ending
 
 __all__ = [
@@ -125,7 +126,8 @@ def apply_transition(
     ``progress`` and ``message``, when given, are stored on the job as well as on the event; None leaves the
     job's value alone (an unknown progress never overwrites a known one). Entering a terminal status sets
     ``finished_at``, drops the lease and the next poll time and writes the webhook deliveries of the ending (the
-    outbox, :mod:`store.webhook_outbox`: every ending passes here, so every ending is told, in its own transaction);
+    outbox, :mod:`store.webhook_outbox`: every ending passes here, so every ending is told, in its own transaction)
+    and, for a completed job of a schedule that takes snapshots, its pending snapshot (:mod:`store.snapshot_outbox`);
     entering RUNNING makes the job due at once unless a poll time was already set; going back to PENDING drops the
     lease.
     """
@@ -152,6 +154,7 @@ def apply_transition(
     session = object_session(job)
     if session is not None and new_status in TERMINAL_JOB_STATUSES:
         enqueue_ending(session, job, now=now)
+        enqueue_completion(session, job, now=now)
     return event
 
 

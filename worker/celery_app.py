@@ -108,6 +108,14 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             },
             "options": {"expires": max(settings.webhook_tick_s * 2, 2.0)},
         }
+    if settings.snapshot_tick_s > 0:
+        # Schedule snapshots owed by completed imports; a run that finds nothing due costs one query.
+        entries["take-snapshots"] = {
+            "task": "dsimport.take_snapshots",
+            "schedule": settings.snapshot_tick_s,
+            "kwargs": {"backoff_s": settings.snapshot_backoff_s, "max_attempts": settings.snapshot_max_attempts},
+            "options": {"expires": max(settings.snapshot_tick_s * 2, 2.0)},
+        }
     if settings.prune_older_than_s > 0:
         # Retention is off unless asked for (see store.retention for what goes and why a day is the minimum).
         entries["prune-old-rows"] = {
@@ -148,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             "tasks.schedule_tasks",
             "tasks.retention_tasks",
             "tasks.webhook_tasks",
+            "tasks.snapshot_tasks",
         ],
     )
     configure(app, settings)

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         default=86_400.0, gt=0, allow_inf_nan=False, description="A delivery not through after this is given up."
     )
     webhook_backoff_s: float = Field(default=2.0, gt=0, description="Pause after a delivery's first failed attempt.")
+    # Schedule snapshots (see snapshots.take): how often beat takes the snapshots completed imports are owed.
+    snapshot_tick_s: float = Field(
+        default=5.0, ge=0, allow_inf_nan=False, description="How often beat takes due schedule snapshots; 0: never."
+    )
+    snapshot_backoff_s: float = Field(
+        default=5.0, gt=0, allow_inf_nan=False, description="Pause after a snapshot's first failed attempt."
+    )
+    snapshot_max_attempts: int = Field(
+        default=50, ge=1, description="Attempts of a snapshot before it is given up (the pause doubles, to 10 min)."
+    )
     jobs_page_url: str = Field(
         default="", description="Public address of the jobs page, for links in webhook events; empty: no links."
     )

@@ -222,7 +222,7 @@ class ScheduleCreate(BaseModel):
 
     The kind's own settings sit beside the common keys, named as in the file: ``campaign`` for a campaign
     schedule, ``filter`` / ``chunk_size`` / ``since`` for explorer-window, and so on. Give one of ``cron``
-    and ``every``.
+    and ``every``. Not ``snapshot``: where the service writes files is set on the command line or in the file.
     """
 
     model_config = ConfigDict(extra="allow")

@@ -59,6 +59,11 @@ class ScheduleHandlers:
             raise ApiProblem(
                 422, "; ".join(f"{d['field']}: {d['message']}" for d in details), details=details
             ) from None
+        if "snapshot" in (wanted.model_extra or {}):
+            # A caller of the API does not choose where the service writes files.
+            raise ApiProblem(
+                422, "snapshot is set on the command line (--snapshot) or in the schedules file, not over the API"
+            )
         try:
             definition = build_definition(
                 wanted.name,

@@ -179,6 +179,9 @@ SEMANTIC: list[tuple[str, list[str], str]] = [
     ("backfill step 0s", ["schedules", "backfill", "s", "--since", "2h ago", "--until", "1h ago", "--step", "0s"], "must be between 1 second and 366 days"),
     ("backfill since after until", ["schedules", "backfill", "s", "--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "must be before --until"),
     ("backfill since equals until", ["schedules", "backfill", "s", "--since", "1h ago", "--until", "1h ago"], "must be before --until"),
+    ("snapshot folder under a file", ["schedules", "add", "s", "--every", "1h", "--snapshot", "a.jsonl/snaps", "file", "--dataset", UUID_A, "--file-id", "f"], "snapshot: cannot write snapshots to"),
+    ("snapshot folder that is read-only", ["schedules", "add", "s", "--every", "1h", "explorer-window", "--dataset", UUID_A, "--snapshot", "/proc/snaps"], "snapshot: cannot write snapshots to /proc/snaps"),
+    ("snapshot folder empty", ["schedules", "add", "s", "--every", "1h", "--snapshot", "", "campaign", "--dataset", UUID_A, "--campaign", UUID_B], "the snapshot folder is empty"),
     ("dataset kind with both record and source", ["schedules", "add", "s", "--every", "1h", "dataset", "--dataset", UUID_A, "--record", UUID_B, "--from-dataset", UUID_B], "use kind dataset-copy"),
     # import and messages send: contradictions and limits
     ("file import with both path and id", ["import", "file", "--dataset", UUID_A, "--path", "a.jsonl", "--file-id", "f"], "give exactly one of --path and --file-id"),

@@ -77,6 +77,7 @@ def test_a_schedule_is_checked_as_the_command_line_checks_it(http: httpx.Client,
     assert "unknown schedule kind" in refused(nightly(kind="weekly"))
     assert "cron" in refused({k: v for k, v in nightly().items() if k != "cron"})
     assert "does not take" in refused(nightly(chunk_size=5))
+    assert "not over the API" in refused(nightly(snapshot="/tmp"))
     assert "schedule name" in refused(nightly(name="no spaces"))
     assert "dataset" in refused({k: v for k, v in nightly().items() if k != "dataset"})
     assert "not JSON" in _error(http.post("/api/v1/schedules", content=b"{", headers=write), 422)

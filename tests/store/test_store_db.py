@@ -48,8 +48,10 @@ LEDGER_TABLES = {
     "dataset_item_keys",
     "dataset_index_state",
     "schedule_backfills",
+    "dataset_snapshots",
+    "snapshot_jobs",
 }
-HEAD = "0014"
+HEAD = "0015"
 
 
 def test_head_is_the_newest_revision() -> None:

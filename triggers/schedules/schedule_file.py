@@ -10,6 +10,9 @@ One table per schedule under ``[schedules]``, named by the schedule; the keys ar
     filter = { field = "extra_fields.team", op = "eq", value = "support" }
     chunk_size = 200
     since = 2026-01-01T00:00:00Z
+    snapshot = "snapshots/support"   # optional: export the dataset here after each completed import
+
+A relative ``snapshot`` folder is read from the file's own folder.
 
 Beat syncs the file into the table when it starts and whenever the file's content changes (checked every
 ``DSIMPORT_SCHEDULES_REFRESH_S``). The file is the truth for the definitions of its schedules; their pause state,
@@ -47,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COMMON_KEYS = frozenset({"kind", "dataset", "cron", "every", "paused"})
+_COMMON_KEYS = frozenset({"kind", "dataset", "cron", "every", "paused", "snapshot"})
 # Concurrent beats may insert the same new name at the same moment; the loser syncs again.
 _SYNC_ATTEMPTS = 3
 
@@ -56,8 +59,13 @@ class ScheduleFileError(ValueError):
     """Raised when the schedules file cannot be read or describes an invalid schedule (names the file and table)."""
 
 
-def parse_schedules(text: str, *, source: str = "schedules file") -> list[ScheduleDefinition]:
-    """The schedules a TOML document defines; all of them valid, or :class:`ScheduleFileError`."""
+def parse_schedules(
+    text: str, *, source: str = "schedules file", base_dir: Path | None = None
+) -> list[ScheduleDefinition]:
+    """The schedules a TOML document defines; all of them valid, or :class:`ScheduleFileError`.
+
+    ``base_dir`` is the folder relative ``snapshot`` folders are read from (the file's; default: the working one).
+    """
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -72,11 +80,11 @@ def parse_schedules(text: str, *, source: str = "schedules file") -> list[Schedu
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ScheduleFileError(f"{source}: schedules.{name} must be a table")
-        definitions.append(_definition(name, table, source))
+        definitions.append(_definition(name, table, source, base_dir))
     return definitions
 
 
-def _definition(name: str, table: dict[str, Any], source: str) -> ScheduleDefinition:
+def _definition(name: str, table: dict[str, Any], source: str, base_dir: Path | None) -> ScheduleDefinition:
     options = {key: value for key, value in table.items() if key not in _COMMON_KEYS}
     paused = table.get("paused", False)
     try:
@@ -93,6 +101,8 @@ def _definition(name: str, table: dict[str, Any], source: str) -> ScheduleDefini
             every=table.get("every"),
             options=options,
             paused=paused,
+            snapshot=table.get("snapshot"),
+            snapshot_base=base_dir,
         )
     except InvalidSchedule as exc:
         raise ScheduleFileError(f"{source}: [schedules.{name}]: {exc}") from None
@@ -110,7 +120,7 @@ def load_schedule_file(path: Path) -> list[ScheduleDefinition]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScheduleFileError(f"cannot read the schedules file {path}: {exc.strerror}") from None
-    return parse_schedules(text, source=str(path))
+    return parse_schedules(text, source=str(path), base_dir=path.resolve().parent)
 
 
 def file_identity(path: Path) -> str:
@@ -158,7 +168,7 @@ class FileWatcher:
             text = content.decode("utf-8")
         except UnicodeDecodeError:
             raise ScheduleFileError(f"the schedules file {self.path} is not UTF-8") from None
-        definitions = parse_schedules(text, source=str(self.path))
+        definitions = parse_schedules(text, source=str(self.path), base_dir=self.path.resolve().parent)
         self._digest = digest
         return definitions
 

@@ -19,7 +19,9 @@ an import kind         plain: the same import on every fire; its body fields are
 ``dataset-copy``       copy the records of ``from_dataset`` not copied yet, in chunks of ``chunk_size``
 =====================  ====================================================================================
 
-Every kind takes ``dataset``, the target; it and ``from_dataset`` are a dataset's UUID or its slug.
+Every kind takes ``dataset``, the target; it and ``from_dataset`` are a dataset's UUID or its slug; and ``snapshot``,
+a folder the target is exported to after each completed import (:mod:`snapshots`): made absolute and proven
+writable when the schedule is defined.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from api_client.dataset_refs import parse_dataset_ref
 from import_kinds import IMPORT_KINDS, BodyError, ImportKindSpec, spec_of
 from jobs.request_import import InvalidImportRequest, validate_params
+from snapshots.files import SnapshotDirError, check_snapshot_dir
 from store.models import ImportKind, ScheduleKind
 from store.schedules import ScheduleDefinition
 from triggers.schedules.chunk_sizes import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
@@ -250,11 +254,15 @@ def build_definition(
     every: str | int | None = None,
     options: Mapping[str, Any] | None = None,
     paused: bool = False,
+    snapshot: Any = None,
+    snapshot_base: Path | None = None,
 ) -> ScheduleDefinition:
     """Validate a schedule and return its definition.
 
     ``options`` holds the kind's own settings under the names in the module docstring; a name the kind does not
-    take is refused (it is most likely a typo that would otherwise be silently ignored).
+    take is refused (it is most likely a typo that would otherwise be silently ignored). ``snapshot`` is the
+    snapshot folder, resolved against ``snapshot_base`` (default: the working directory) when relative, created if
+    missing and checked writable.
 
     :raises InvalidSchedule: anything is missing or wrong.
     """
@@ -302,7 +310,19 @@ def build_definition(
         paused=bool(paused),
         sample_rate=sample_rate,
         skip_existing=skip_existing,
+        snapshot_dir=_snapshot_dir(snapshot, snapshot_base),
     )
+
+
+def _snapshot_dir(value: Any, base: Path | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidSchedule(f"snapshot must be a folder path, got {value!r}")
+    try:
+        return str(check_snapshot_dir(value, base=base))
+    except SnapshotDirError as exc:
+        raise InvalidSchedule(f"snapshot: {exc}") from None
 
 
 def definition_timing(cron: str | None, every_s: int | None) -> Timing:

@@ -8,11 +8,12 @@ from typing import Any
 
 from store.models import ImportJob, Schedule, ScheduleBackfill, ScheduleKind, ScheduleRun
 from store.schedule_backfills import BackfillTotals, chunk_count, chunks_done
+from store.snapshot_models import DatasetSnapshot
 from triggers.schedules.fire_times import InvalidTiming, fire_time_iso
 from triggers.schedules.lag import watermark_lag_s
 from triggers.schedules.specs import definition_timing
 
-__all__ = ["backfill_to_dict", "public_kind", "run_to_dict", "schedule_to_dict"]
+__all__ = ["backfill_to_dict", "public_kind", "run_to_dict", "schedule_to_dict", "snapshot_to_dict"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -119,4 +120,17 @@ def backfill_to_dict(backfill: ScheduleBackfill, totals: BackfillTotals | None =
         "sampled_out": totals.sampled_out,
         "requested": totals.requested,
         "jobs": totals.jobs,
+    }
+
+
+def snapshot_to_dict(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "created_at": snapshot.created_at.astimezone(UTC).isoformat(),
+        "dataset_id": snapshot.dataset_id,
+        "path": snapshot.path,
+        "record_count": snapshot.record_count,
+        "sha256": snapshot.sha256,
+        "bytes": snapshot.bytes,
+        "job_ids": list(snapshot.job_ids),
     }

@@ -19,7 +19,9 @@ from cli.kind_options import fixed_params
 from import_kinds import MAX_IDS, ImportKind, ImportKindSpec, Option, Resolver
 
 if TYPE_CHECKING:
-    from triggers.filter_import import FilterImportPreview
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from triggers.filter_import import FilterImportPlan, FilterImportPreview, FilterQuery
     from worker.settings import Settings
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "refuse_search_options", "run_search_import", "search_options"]
@@ -135,7 +137,9 @@ def run_search_import(
         _follow_all(settings, job_ids)
 
 
-def _plan(sessions: Any, settings: Settings, query: Any, chunk_size: int, values: dict[str, Any]) -> Any:
+def _plan(
+    sessions: sessionmaker[Session], settings: Settings, query: FilterQuery, chunk_size: int, values: dict[str, Any]
+) -> FilterImportPlan:
     from api_client import ApiError
     from triggers.filter_import import FIRST_IDS, FilterImportError, plan_filter_import
     from triggers.filter_import.query import SearchError
@@ -156,7 +160,7 @@ def _plan(sessions: Any, settings: Settings, query: Any, chunk_size: int, values
         raise CommandFailed(f"the search failed: {exc}") from None
 
 
-def _request(sessions: Any, settings: Settings, plan: Any) -> list[str]:
+def _request(sessions: sessionmaker[Session], settings: Settings, plan: FilterImportPlan) -> list[str]:
     from jobs.request_import import InvalidImportRequest
     from store.errors import StoreError
     from tasks.names import SUBMIT

@@ -3,7 +3,7 @@
 The commands are found by walking the click group, so a command added later is tested without anyone listing it:
 for every group, no subcommand and an unknown one; for every command, an unknown option, each required parameter
 left out, each option given without its value, and each typed parameter (UUID, dataset, number, range, choice,
-file) given a malformed value. A table then adds what types cannot express: cron and period syntax, filter JSON, contradictory
+file, time) given a malformed value. A table then adds what types cannot express: cron and period syntax, filter JSON, contradictory
 options, ids out of range. tests/cli/test_cli_errors.py, tests/schedules/test_cli_schedules.py and
 tests/messages/test_cli_messages.py hold the first such cases; this file is the exhaustive sweep.
 
@@ -88,6 +88,8 @@ def malformed_values(param: click.Parameter) -> list[str]:
     if kind.name == "DATASET":
         # A UUID or a slug (api_client.dataset_refs); "not-a-uuid" is a slug, so it is no malformed value here.
         return ["306b5f31e31c4e069220e3008c61bf1bXX", "'; DROP TABLE import_jobs; --", "My Dataset", "a/b", "s" * 65, ""]
+    if kind.name == "TIME":
+        return ["yesterday", "2026-13-01T00:00:00", ""]
     if isinstance(kind, click.Choice):
         return ["no-such-choice", ""]
     if isinstance(kind, click.IntRange | click.FloatRange):

@@ -70,6 +70,42 @@ class DatasetRefParam(click.ParamType[str, Any]):
 DATASET = DatasetRefParam()
 
 
+class MomentParam(click.ParamType[datetime, Any]):
+    """A date and time in ISO-8601; one without an offset is read as UTC, like every time this service handles."""
+
+    name = "TIME"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return "ISO-8601"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            moment = value
+        else:
+            try:
+                moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            except ValueError:
+                self.fail(f"{value!r} is not an ISO-8601 date and time", param, ctx)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+MOMENT = MomentParam()
+
+
+def parse_json_option(text: str, param_hint: str) -> Any:
+    """``text`` read as JSON, or :class:`click.BadParameter` saying in one line why it is not."""
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=param_hint) from None
+    except ValueError as exc:  # an integer of more than 4,300 digits; the message's first clause says so
+        raise click.BadParameter(f"not valid JSON: {str(exc).split(':')[0]}", param_hint=param_hint) from None
+    except RecursionError:
+        raise click.BadParameter("not valid JSON: nested too deeply", param_hint=param_hint) from None
+
+
 class FiniteFloatRange(click.FloatRange):
     """A :class:`click.FloatRange` that also refuses NaN, which compares false with both bounds and so passes."""
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.common import DATASET, CommandFailed, lazy_settings, ledger_sessions, utcnow
-from cli.kind_options import kind_commands, source_params
+from cli.filter_import import refuse_search_options, run_search_import, search_options
+from cli.kind_options import chosen_search, kind_commands, source_params
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec
 
 # The ledger and Celery are imported by the command that records and sends: the help loads neither.
@@ -24,7 +25,8 @@ def _common() -> list[click.Parameter]:
         click.Option(
             ["--key", "idempotency_key"],
             default=None,
-            help="Idempotency key: a second request with the same key returns the same job.",
+            help="Idempotency key: a second request with the same key returns the same job (with --filter: the base of "
+            "each chunk's key, BASE:N).",
         ),
         click.Option(["--dataset", "dataset_id"], type=DATASET, required=True, help="Target dataset id."),
         click.Option(
@@ -43,6 +45,11 @@ def import_group() -> None:
 
 def _import(spec: ImportKindSpec, values: dict[str, Any]) -> None:
     settings = lazy_settings()
+    search = chosen_search(spec, values)
+    if search is not None:
+        run_search_import(spec, search, values, settings)
+        return
+    refuse_search_options(spec, values)
     params = source_params(spec, values, settings)
     _run(
         ImportKind(spec.name),
@@ -55,7 +62,7 @@ def _import(spec: ImportKindSpec, values: dict[str, Any]) -> None:
     )
 
 
-for _command in kind_commands(CommandGroup.IMPORT, _common, _import):
+for _command in kind_commands(CommandGroup.IMPORT, _common, _import, search_options):
     import_group.add_command(_command)
 
 

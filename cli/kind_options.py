@@ -5,7 +5,9 @@ options given become (the import's body, or the schedule's options).
 An option is required when it alone gives its field; a field that several options give takes exactly one of them.
 An option with a resolver (``--path``, ``--from-dataset``) is resolved here, before anything is requested; such an
 option is not offered by ``schedules add`` (a schedule's body is fixed when it is made), unless it is there only
-to say what to do instead.
+to say what to do instead. An option whose value is a search (``--filter``) is offered by ``dsimport import`` alone,
+which runs the search and requests what it finds (:mod:`cli.filter_import`); ``kind_commands``' ``extra`` adds the
+search's own options (``--dry-run``, ``--since``, ...) to the kinds that have one.
 """
 
 from __future__ import annotations
@@ -17,37 +19,49 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.common import DATASET, UUID, records_of_dataset, upload_file
-from import_kinds import IMPORT_KINDS, BodyError, CommandGroup, ImportKindSpec, Option, Resolver
+from import_kinds import IMPORT_KINDS, BodyError, BodyField, CommandGroup, ImportKindSpec, Option, Resolver
 
 if TYPE_CHECKING:
     from worker.settings import Settings
 
-__all__ = ["KindCallback", "kind_commands", "schedule_options", "source_params"]
+__all__ = ["KindCallback", "chosen_search", "fixed_params", "kind_commands", "schedule_options", "source_params"]
 
 KindCallback = Callable[[ImportKindSpec, dict[str, Any]], None]
 """What a kind's subcommand does with its entry and every parsed value (the group's own and the kind's)."""
 
 
 def kind_commands(
-    group: CommandGroup, common: Callable[[], Sequence[click.Parameter]], callback: KindCallback
+    group: CommandGroup,
+    common: Callable[[], Sequence[click.Parameter]],
+    callback: KindCallback,
+    extra: Callable[[ImportKindSpec], Sequence[click.Parameter]] | None = None,
 ) -> list[click.Command]:
-    """One subcommand per import kind for ``group``: ``common()`` parameters first, then the kind's options."""
-    return [_command(spec, group, common, callback) for spec in IMPORT_KINDS.values()]
+    """One subcommand per import kind for ``group``: ``common()`` parameters first, then the kind's options, then
+    ``extra(spec)`` (the options of a kind's search, for instance)."""
+    return [_command(spec, group, common, callback, extra) for spec in IMPORT_KINDS.values()]
 
 
 def _command(
-    spec: ImportKindSpec, group: CommandGroup, common: Callable[[], Sequence[click.Parameter]], callback: KindCallback
+    spec: ImportKindSpec,
+    group: CommandGroup,
+    common: Callable[[], Sequence[click.Parameter]],
+    callback: KindCallback,
+    extra: Callable[[ImportKindSpec], Sequence[click.Parameter]] | None,
 ) -> click.Command:
     def run(**values: Any) -> None:
         callback(spec, values)
 
     params = [*common(), *(_click_option(spec, option, group) for option in _offered(spec, group))]
+    if extra is not None:
+        params += extra(spec)
     return click.Command(spec.name, callback=run, params=params, help=spec.help[group])
 
 
 def _offered(spec: ImportKindSpec, group: CommandGroup) -> list[Option]:
-    if group is not CommandGroup.SCHEDULE:
+    if group is CommandGroup.IMPORT:
         return list(spec.options)
+    if group is CommandGroup.SEND:
+        return [option for option in spec.options if option.resolver is None or not option.resolver.searches]
     return [option for option in spec.options if option.resolver is None or option.schedule_refusal is not None]
 
 
@@ -98,6 +112,8 @@ def _describe(option: Option, spec: ImportKindSpec) -> str:
 
 
 def _chosen(spec: ImportKindSpec, options: Sequence[Option], values: dict[str, Any]) -> Option:
+    # Only the options this command offers have a value (``messages send`` offers no search).
+    options = [option for option in options if option.dest in values]
     given = [option for option in options if _given(values[option.dest])]
     if len(given) != 1:
         raise click.UsageError(_one_of_message(options, spec))
@@ -106,21 +122,50 @@ def _chosen(spec: ImportKindSpec, options: Sequence[Option], values: dict[str, A
 
 def source_params(spec: ImportKindSpec, values: dict[str, Any], settings: Callable[[], Settings]) -> dict[str, Any]:
     """The import's body from the options given (``dsimport import`` and ``messages send``), resolved: a file
-    uploaded, a dataset listed. ``settings`` is called only when a resolver needs them."""
-    params: dict[str, Any] = {}
-    for body_field in spec.fields:
-        option = _chosen(spec, spec.options_of(body_field.name), values)
-        value = values[option.dest]
-        if option.resolver is Resolver.UPLOAD_FILE:
-            params[body_field.name] = upload_file(settings(), value, param_hint=option.flag)
-        elif option.resolver is Resolver.RECORDS_OF_DATASET:
-            params[body_field.name] = records_of_dataset(settings(), value)
-        else:
-            try:
-                params[body_field.name] = body_field.shape.from_cli(value)
-            except BodyError as exc:
-                raise click.BadParameter(str(exc), param_hint=option.flag) from None
-    return params
+    uploaded, a dataset listed. ``settings`` is called only when a resolver needs them. A search (``--filter``)
+    is not resolved here: see :func:`chosen_search`."""
+    return {body_field.name: _field_value(spec, body_field, values, settings) for body_field in spec.fields}
+
+
+def chosen_search(spec: ImportKindSpec, values: dict[str, Any]) -> Option | None:
+    """The search option (``--filter``) when it is the one given for the kind's items; None when another is.
+
+    :raises click.UsageError: the items are given by none or by several of their options (``--event`` and
+        ``--filter`` together).
+    """
+    search = spec.search_option
+    if search is None:
+        return None
+    chosen = _chosen(spec, spec.options_of(search.field), values)
+    return chosen if chosen is search else None
+
+
+def fixed_params(spec: ImportKindSpec, values: dict[str, Any], settings: Callable[[], Settings]) -> dict[str, Any]:
+    """The body's fields other than its items (a spans import's mapping contract), the same in every chunk of a
+    searched import."""
+    item_field = spec.item_field
+    return {
+        body_field.name: _field_value(spec, body_field, values, settings)
+        for body_field in spec.fields
+        if item_field is None or body_field.name != item_field.name
+    }
+
+
+def _field_value(
+    spec: ImportKindSpec, body_field: BodyField, values: dict[str, Any], settings: Callable[[], Settings]
+) -> Any:
+    option = _chosen(spec, spec.options_of(body_field.name), values)
+    value = values[option.dest]
+    if option.resolver is Resolver.UPLOAD_FILE:
+        return upload_file(settings(), value, param_hint=option.flag)
+    if option.resolver is Resolver.RECORDS_OF_DATASET:
+        return records_of_dataset(settings(), value)
+    if option.resolver is not None:
+        raise ValueError(f"{option.flag} is a search: the command that offers it runs it (chosen_search)")
+    try:
+        return body_field.shape.from_cli(value)
+    except BodyError as exc:
+        raise click.BadParameter(str(exc), param_hint=option.flag) from None
 
 
 def schedule_options(spec: ImportKindSpec, values: dict[str, Any]) -> dict[str, Any]:

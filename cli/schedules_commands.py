@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.common import DATASET, UUID, CommandFailed, api_client, open_ledger, settings_or_fail, utcnow
+from cli.common import (
+    DATASET,
+    UUID,
+    CommandFailed,
+    api_client,
+    open_ledger,
+    parse_json_option,
+    settings_or_fail,
+    utcnow,
+)
 from cli.kind_options import kind_commands, schedule_options
 from import_kinds import CommandGroup, ImportKind, ImportKindSpec, spec_of
 from tasks.names import FIRE_SCHEDULE, RUN_BACKFILL
@@ -179,16 +188,7 @@ def add_explorer_window(
     dataset_id: str, filter_json: str | None, chunk_size: int, since: str | None, sample: float | None
 ) -> None:
     """Import the explorer events created since the last fire (matching --filter), in chunks; each event once."""
-    filters = None
-    if filter_json is not None:
-        try:
-            filters = json.loads(filter_json)
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--filter") from None
-        except ValueError as exc:  # an integer of more than 4,300 digits; the message's first clause says so
-            raise click.BadParameter(f"not valid JSON: {str(exc).split(':')[0]}", param_hint="--filter") from None
-        except RecursionError:
-            raise click.BadParameter("not valid JSON: nested too deeply", param_hint="--filter") from None
+    filters = None if filter_json is None else parse_json_option(filter_json, "--filter")
     _add(
         "explorer-window",
         dataset_id,

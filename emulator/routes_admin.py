@@ -10,8 +10,10 @@
 - ``POST /_emulator/tasks`` ``{"dataset_id", "count", "kind"?}`` -> ``{"ids": [...]}``: tasks of another user
   (``creator_id`` ``emulator-other-client``, nothing to import, not counted in ``tasks_created``), to crowd a
   dataset's task list
-- ``GET /_emulator/task-origins`` -> ``{"tasks": {task_id: {"dataset_id", "kind", "origins": [...]}}}``: what each
-  task imports (``event:<id>``, ``conversation:<id>``, ...), to tie a task to its request without the client's help
+- ``GET /_emulator/task-origins`` -> ``{"tasks": {task_id: {"dataset_id", "kind", "origins": [...], "requested"}}}``:
+  what each task imports (``event:<id>``, ``conversation:<id>``, ...), to tie a task to its request without the
+  client's help, and how many items it was asked for: ``requested`` less the origins is what the API skipped when
+  it planned the task (unavailable span references, campaign events deleted since their selection)
 - ``GET /_emulator/inventory[?datasets=ID,ID]`` -> ``{"now", "records": {dataset_id: [{"id", "origin",
   "created_at"}]}, "events": {event_id: {"created_at", "extra_fields"}}}``: what the world holds (records of
   finished tasks written first), so a checker can count the records in a dataset by origin (an item imported twice
@@ -162,6 +164,7 @@ def admin_routes(emulator: Emulator) -> list[Route]:
                     "dataset_id": task.dataset_id,
                     "kind": task.kind,
                     "origins": list(task.origins),
+                    "requested": task.requested,
                 }
                 for task in world.tasks.values()
             }

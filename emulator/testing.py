@@ -196,7 +196,7 @@ class EmulatorServer:
         return [str(task_id) for task_id in result["ids"]]
 
     def task_origins(self) -> dict[str, dict[str, Any]]:
-        """What each live task imports: ``{task_id: {"dataset_id", "kind", "origins": [...]}}``."""
+        """What each live task imports: ``{task_id: {"dataset_id", "kind", "origins": [...], "requested"}}``."""
         result: dict[str, dict[str, dict[str, Any]]] = self._call("GET", "/task-origins")
         return result["tasks"]
 

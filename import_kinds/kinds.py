@@ -64,7 +64,22 @@ _ENTRIES = (
             _SCHEDULE: "Import the same explorer events on every fire.",
         },
         fields=(BodyField("completion_event_ids", ID_LIST, schedule_key="events"),),
-        options=(Option("--event", "completion_event_ids", "Completion event id (repeatable)."),),
+        options=(
+            Option("--event", "completion_event_ids", "Completion event id (repeatable)."),
+            Option(
+                "--filter",
+                "completion_event_ids",
+                "Import the events this explorer filter matches (JSON: a condition or an AND/OR group), "
+                "searched now; see --dry-run.",
+                resolver=Resolver.SEARCH_EVENTS,
+                help_in={_SCHEDULE: "Not here: see explorer-window."},
+                schedule_refusal=ScheduleRefusal(
+                    "filter",
+                    "to import the events a filter matches on a schedule, use kind explorer-window: it imports "
+                    "each event once (dsimport schedules add NAME --every 1h explorer-window --dataset D --filter F)",
+                ),
+            ),
+        ),
     ),
     ImportKindSpec(
         name=ImportKind.FILE,
@@ -151,6 +166,19 @@ _ENTRIES = (
         ),
         options=(
             Option("--span", "span_references", "Span to import, as TRACE_ID:SPAN_ID (repeatable)."),
+            Option(
+                "--filter",
+                "span_references",
+                "Import the spans this search expression finds (as spans-window's --search), searched now; "
+                "see --dry-run.",
+                resolver=Resolver.SEARCH_SPANS,
+                help_in={_SCHEDULE: "Not here: see spans-window."},
+                schedule_refusal=ScheduleRefusal(
+                    "filter",
+                    "to import the spans a search finds on a schedule, use kind spans-window: it imports each span "
+                    "once (dsimport schedules add NAME --every 1h spans-window --dataset D --search S --map M)",
+                ),
+            ),
             Option(
                 "--map",
                 "mapping_contract",

@@ -38,11 +38,22 @@ class Resolver(StrEnum):
     """The value is a local file: it is uploaded, and the field gets the uploaded file's id."""
     RECORDS_OF_DATASET = "records-of-dataset"
     """The value is a dataset id: the field gets the ids of all the records of that dataset."""
+    SEARCH_EVENTS = "search-events"
+    """The value is an explorer filter (JSON): the field gets the ids of the events it matches, searched when the
+    import is requested, in chunks when there are many (``dsimport import`` only: see :attr:`searches`)."""
+    SEARCH_SPANS = "search-spans"
+    """The value is a spans search expression: the field gets the spans it finds, as for :attr:`SEARCH_EVENTS`."""
 
     @property
     def option_value(self) -> str:
-        """What the option's own value is: a path, or a dataset (its UUID or its slug)."""
-        return "path" if self is Resolver.UPLOAD_FILE else "dataset"
+        """What the option's own value is: a path, a dataset (its UUID or its slug), or text (a search)."""
+        return {Resolver.UPLOAD_FILE: "path", Resolver.RECORDS_OF_DATASET: "dataset"}.get(self, "text")
+
+    @property
+    def searches(self) -> bool:
+        """Whether the value is a search whose items may fill several jobs: offered by ``dsimport import`` alone
+        (a queue message carries one job's items, a plain schedule a body fixed when it is made)."""
+        return self in (Resolver.SEARCH_EVENTS, Resolver.SEARCH_SPANS)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,12 @@ class ImportKindSpec:
             if body_field.name == name:
                 return body_field
         raise KeyError(f"a {self.name} import has no field {name!r}")
+
+    @property
+    def search_option(self) -> Option | None:
+        """The option whose value is a search for the item field's items (``--filter``), if the kind has one."""
+        return next((option for option in self.options if option.resolver is not None and option.resolver.searches),
+                    None)  # fmt: skip
 
     def options_of(self, field_name: str) -> tuple[Option, ...]:
         return tuple(option for option in self.options if option.field == field_name)

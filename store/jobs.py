@@ -32,6 +32,7 @@ __all__ = [
     "get_job",
     "get_job_by_key",
     "job_events",
+    "jobs_with_key_prefix",
     "list_jobs",
     "overdue_jobs",
     "release_lease",
@@ -110,6 +111,19 @@ def get_job_by_key(session: Session, idempotency_key: str) -> ImportJob | None:
     return session.scalars(
         select(ImportJob).where(ImportJob.idempotency_key == idempotency_key)
     ).one_or_none()
+
+
+def jobs_with_key_prefix(session: Session, prefix: str) -> list[ImportJob]:
+    """The jobs whose idempotency key starts with ``prefix``, oldest first (the chunks of one searched import)."""
+    # LIKE's wildcards in the prefix are escaped: a key is compared character for character.
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return list(
+        session.scalars(
+            select(ImportJob)
+            .where(ImportJob.idempotency_key.like(f"{escaped}%", escape="\\"))
+            .order_by(ImportJob.created_at, ImportJob.id)
+        )
+    )
 
 
 def release_poll_claims(session: Session, job_ids: Collection[str], *, owner: str) -> int:

@@ -3,7 +3,7 @@
 The commands are found by walking the click group, so a command added later is tested without anyone listing it:
 for every group, no subcommand and an unknown one; for every command, an unknown option, each required parameter
 left out, each option given without its value, and each typed parameter (UUID, dataset, number, range, choice,
-file) given a malformed value. A table then adds what types cannot express: cron and period syntax, filter JSON, contradictory
+file, time) given a malformed value. A table then adds what types cannot express: cron and period syntax, filter JSON, contradictory
 options, ids out of range. tests/cli/test_cli_errors.py, tests/schedules/test_cli_schedules.py and
 tests/messages/test_cli_messages.py hold the first such cases; this file is the exhaustive sweep.
 
@@ -88,6 +88,8 @@ def malformed_values(param: click.Parameter) -> list[str]:
     if kind.name == "DATASET":
         # A UUID or a slug (api_client.dataset_refs); "not-a-uuid" is a slug, so it is no malformed value here.
         return ["306b5f31e31c4e069220e3008c61bf1bXX", "'; DROP TABLE import_jobs; --", "My Dataset", "a/b", "s" * 65, ""]
+    if kind.name == "TIME":
+        return ["yesterday", "2026-13-01T00:00:00", ""]
     if isinstance(kind, click.Choice):
         return ["no-such-choice", ""]
     if isinstance(kind, click.IntRange | click.FloatRange):
@@ -188,6 +190,25 @@ SEMANTIC: list[tuple[str, list[str], str]] = [
     ("file import from a folder", ["import", "file", "--dataset", UUID_A, "--path", "."], "is a directory"),
     ("dataset import with both records and source", ["import", "dataset", "--dataset", UUID_A, "--record", UUID_B, "--from-dataset", UUID_B], "not both"),
     ("idempotency key over 255 characters", ["import", "campaign", "--dataset", UUID_A, "--campaign", UUID_B, "--key", "k" * 256], "the idempotency key is 256 characters long, the limit is 255"),
+    # import explorer|spans --filter: the search and its options
+    ("explorer import with both events and a filter", ["import", "explorer", "--dataset", UUID_A, "--event", "e1", "--filter", '{"field": "a", "op": "eq", "value": 1}'], "give --event (one or more) or --filter, not both"),
+    ("explorer import with neither events nor a filter", ["import", "explorer", "--dataset", UUID_A], "give --event (one or more) or --filter, not both"),
+    ("spans import with both spans and a filter", ["import", "spans", "--dataset", UUID_A, "--span", "t:s", "--filter", "service_name = x", "--map", "i=span_attributes:k"], "give --span (one or more) or --filter, not both"),
+    ("explorer import with a dry run but no filter", ["import", "explorer", "--dataset", UUID_A, "--event", "e1", "--dry-run"], "--dry-run goes with --filter"),
+    ("explorer import with a window and a sample but no filter", ["import", "explorer", "--dataset", UUID_A, "--event", "e1", "--since", "2026-01-01", "--sample", "0.5"], "--since and --sample go with --filter"),
+    ("explorer import with a filter not JSON", ["import", "explorer", "--dataset", UUID_A, "--filter", "{field: a}"], "Invalid value for --filter: not valid JSON"),
+    ("explorer import with a filter of an unknown op", ["import", "explorer", "--dataset", UUID_A, "--filter", '{"field": "a", "op": "like", "value": 1}'], "filter.op 'like' is not one of"),
+    ("explorer import with a filter nested 100,000 deep", ["import", "explorer", "--dataset", UUID_A, "--filter", "[" * 100_000], "not valid JSON: nested too deeply"),
+    ("spans import with a blank search", ["import", "spans", "--dataset", UUID_A, "--filter", "  ", "--map", "i=span_attributes:k"], "Invalid value for --filter: the search expression is empty"),
+    ("explorer import since not a time", ["import", "explorer", "--dataset", UUID_A, "--filter", "{}", "--since", "yesterday"], "'yesterday' is not an ISO-8601 date and time"),
+    ("explorer import until before since", ["import", "explorer", "--dataset", UUID_A, "--filter", '{"AND": []}', "--since", "2026-02-01", "--until", "2026-01-01"], "--since and --until: the window is empty"),
+    ("explorer import with a sample of 0", ["import", "explorer", "--dataset", UUID_A, "--filter", "{}", "--sample", "0"], "Invalid value for '--sample'"),
+    ("explorer import with a dry run and wait", ["import", "explorer", "--dataset", UUID_A, "--filter", '{"AND": []}', "--dry-run", "--wait"], "--dry-run makes none"),
+    ("explorer import with --json but no dry run", ["import", "explorer", "--dataset", UUID_A, "--filter", '{"AND": []}', "--json"], "--json goes with --dry-run"),
+    ("explorer import with a chunk of 1,001", ["import", "explorer", "--dataset", UUID_A, "--filter", '{"AND": []}', "--chunk-size", "1001"], "is not in the range 1<=x<=1000"),
+    ("explorer schedule with a filter", ["schedules", "add", "s", "--every", "1h", "explorer", "--dataset", UUID_A, "--filter", "{}"], "use kind explorer-window"),
+    ("spans schedule with a filter", ["schedules", "add", "s", "--every", "1h", "spans", "--dataset", UUID_A, "--filter", "x = 1", "--map", "i=span_attributes:k"], "use kind spans-window"),
+    ("explorer message with a filter", ["messages", "send", "explorer", "--dataset", UUID_A, "--filter", "{}"], "No such option '--filter'"),
     ("explorer import with a blank event", ["import", "explorer", "--dataset", UUID_A, "--event", ""], "completion_event_ids must hold non-empty strings"),
     ("message id with a space", ["messages", "send", "file", "--dataset", UUID_A, "--file-id", "f", "--id", "a b"], "schema: id: String should match"),
     ("message id of 201 characters", ["messages", "send", "file", "--dataset", UUID_A, "--file-id", "f", "--id", "i" * 201], "schema: id: String should have at most 200"),

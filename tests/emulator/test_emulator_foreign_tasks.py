@@ -29,7 +29,9 @@ def test_task_origins_name_the_imported_sources(emu: EmulatorServer, api: Api) -
     event_id = next(iter(emu.emulator.world.events))
     task = api.start_import(dataset_id, "explorer", {"completion_event_ids": [event_id]})
     origins = emu.task_origins()
-    assert origins[task["id"]] == {"dataset_id": dataset_id, "kind": "explorer", "origins": [f"event:{event_id}"]}
+    assert origins[task["id"]] == {
+        "dataset_id": dataset_id, "kind": "explorer", "origins": [f"event:{event_id}"], "requested": 1
+    }  # fmt: skip
     # Still known once the task ended and its records were written.
     emu.advance_clock(11)
     assert emu.stats()["tasks"][task["id"]]["status"] == "COMPLETED"

@@ -16,6 +16,9 @@ Invariants (each violation is a kind and a line):
 - ``double-import``: more than one remote task imports one request's event (a second import).
 - ``request-record-doubled``: a request's event held more than once in its dataset (the emulator runs with
   ``dedupe_imports`` off, so a second import that reached the API shows as a second record, whichever task did it).
+- ``request-record-missing``: a job the ledger says COMPLETED whose item has no record in its dataset, and which the
+  API did not say it skipped (:mod:`tests.faultsim.record_checker`; a schedule's chunks are judged by the schedule
+  checker's ``schedule-item-skipped``).
 - ``orphan-task``: a remote task (not another client's) that no job owns.
 - ``wrong-owner``: a job owns a task that imports another request's event.
 - ``dataset-overfilled``: a dataset with more remote imports started than jobs on it.
@@ -55,6 +58,7 @@ from datetime import datetime
 from typing import Any
 
 from .plan import POLL_ROUTES, POST_ROUTE, FaultPlan
+from .record_checker import check_completed_records
 from .schedule_checker import ScheduleSeen, check_schedules, record_origin
 from .schedule_plan import DATASET_ROUTE
 
@@ -187,6 +191,17 @@ def check(seen: Observation) -> Verdict:
         if found > 1:
             line = f"event:{request.event_id} {found}x in its dataset: {history(message_id)}"
             violation("request-record-doubled", line)
+    # Every item of a COMPLETED job has its record (a schedule's chunks: see the schedule checker).
+    records_checked = check_completed_records(
+        seen.jobs,
+        records,
+        origins,
+        copied_origin,
+        violation,
+        notes.append,
+        judged_elsewhere=schedule_job,
+        history=lambda job: f"{job['status']}: " + "; ".join(seen.events.get(job["id"], [])),
+    )
     owner = {job["remote_task_id"]: job for job in seen.jobs if job["remote_task_id"]}
     for task_id in sorted(ours):
         if task_id not in owner:
@@ -306,6 +321,7 @@ def check(seen: Observation) -> Verdict:
         "reads": reads,
         "reads_bound": round(reads_bound),
         "all_ended": seen.all_ended,
+        "completed_items_checked": records_checked,
     }
     if schedule_figures:
         figures["schedule_fires"] = schedule_figures.get("fires", 0)

@@ -201,9 +201,12 @@ def _with_schedules() -> Observation:
     source = [{"id": RECORDS[n], "origin": None, "created_at": at(t)} for n, t in ((1, 100), (2, 250), (3, 350))]
     target = [{"id": f"t-{origin}", "origin": origin, "created_at": at(301)}
               for origin in ("event:e1", "event:e2", f"record:{RECORDS[1]}", f"record:{RECORDS[2]}")]  # fmt: skip
+    # Each request's event, imported once into the requests' dataset.
+    requested = [{"id": f"q-{r.event_id}", "origin": f"event:{r.event_id}", "created_at": at(60)}
+                 for r in seen.plan.requests]  # fmt: skip
     seen.schedules = ScheduleSeen(
         since=at(50), schedules=[window, copy], runs=runs, items=items,
-        records={TARGET: target, SOURCE: source}, events=events,
+        records={TARGET: target, SOURCE: source, DATASET: requested}, events=events,
     )  # fmt: skip
     return seen
 
@@ -226,11 +229,31 @@ def test_a_request_s_event_held_twice_in_its_dataset_is_a_doubled_record() -> No
     seen = _with_schedules()
     assert seen.schedules is not None
     event = seen.plan.requests[0].event_id
-    seen.schedules.records[DATASET] = [
-        {"id": f"r-{n}", "origin": f"event:{event}", "created_at": at(100)} for n in range(2)
-    ]
+    seen.schedules.records[DATASET].append({"id": "r-again", "origin": f"event:{event}", "created_at": at(100)})
     assert check(seen).kinds() == Counter({"request-record-doubled": 1})
     seen.schedules.records[DATASET].pop()
+    assert check(seen).ok
+
+
+def test_a_completed_request_whose_record_is_gone_is_a_missing_record() -> None:
+    # The ledger says COMPLETED, the task imported the event, yet its dataset holds no record of it: an item lost.
+    seen = _with_schedules()
+    assert seen.schedules is not None
+    verdict = check(seen)
+    assert verdict.ok, verdict.violations
+    assert verdict.figures["completed_items_checked"] == len(seen.plan.requests)
+    lost = seen.plan.requests[2]
+    seen.schedules.records[DATASET] = [
+        record for record in seen.schedules.records[DATASET] if record["origin"] != f"event:{lost.event_id}"
+    ]
+    verdict = check(seen)
+    assert verdict.kinds() == Counter({"request-record-missing": 1})
+    [(_, line)] = verdict.violations
+    assert f"message:{lost.message_id}" in line and f"event:{lost.event_id} has no record" in line
+    # A job not COMPLETED is not held to its records (a failed import imported nothing; the stuck check sees a
+    # running one).
+    seen.jobs[2]["status"] = "FAILED"
+    seen.stats["tasks"][seen.jobs[2]["remote_task_id"]]["status"] = "FAILED"
     assert check(seen).ok
 
 

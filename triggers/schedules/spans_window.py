@@ -32,7 +32,7 @@ from triggers.schedules.kinds import (
     window_of,
 )
 
-__all__ = ["SPANS_PAGE_SIZE", "run_spans_window", "search_spans_window"]
+__all__ = ["SPANS_PAGE_SIZE", "run_spans_window", "search_spans_window", "walk_spans"]
 
 SPANS_PAGE_SIZE = 100
 """Spans asked for per search request."""
@@ -43,7 +43,17 @@ def search_spans_window(
 ) -> list[dict[str, Any]]:
     """The spans found in ``window`` by the schedule's search, as span references, every page walked."""
     start, end = window
-    search = schedule.params.get("search")
+    return walk_spans(client, schedule.params.get("search"), start, end)
+
+
+def walk_spans(
+    client: DatasetsClient, search: str | None, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """The spans ``search`` finds between ``start`` and ``end`` (either open when None), as span references, every
+    page walked.
+
+    :raises ScheduleRunError: the search handed out a cursor twice.
+    """
     found: list[dict[str, Any]] = []
     seen_cursors: set[str] = set()
     cursor: str | None = None

@@ -8,7 +8,7 @@ events and source records, and what was imported is counted from the records in 
 
 - ``schedule-fire-twice``: two runs of one schedule for one fire time.
 - ``schedule-item-doubled``: an item in its schedule's target more than once (a plain schedule: more records of its
-  event than jobs of it that completed).
+  event than jobs of it that completed, or than one when it skips what the target holds).
 - ``schedule-item-skipped``: an item the schedule has covered but not in its target, and not explainably waiting.
   Covered: for ``explorer-window``, an event matching its filter created in ``[since, watermark)``; for
   ``dataset-copy``, a source record created before the fire time of its last completed (SUBMITTED or EMPTY) fire,
@@ -208,10 +208,14 @@ def _copy_items(seen: ScheduleSeen, schedule: _Schedule) -> tuple[set[str], dict
 def _plain(
     schedule: _Schedule, counts: Counter[str], violation: Callable[[str, str], None], note: Callable[[str], None]
 ) -> set[str]:
-    """A plain schedule imports its events once per completed job: as many records of each as such jobs."""
+    """A plain schedule imports its events once per completed job: as many records of each as such jobs. With
+    ``skip_existing`` (the default) every later job finds them held: exactly one record of each once a job
+    completed."""
     events = (schedule.row.get("params") or {}).get("completion_event_ids") or []
     completed = sum(1 for job in schedule.jobs if job["status"] == "COMPLETED")
     running = sum(1 for job in schedule.jobs if job["status"] not in TERMINAL)
+    if schedule.row.get("skip_existing"):
+        completed, running = min(completed, 1), (1 if running and not completed else 0)
     origins = {f"event:{event}" for event in events}
     for origin in sorted(origins):
         found = counts.get(origin, 0)

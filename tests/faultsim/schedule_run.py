@@ -245,9 +245,10 @@ class ScheduleDriver:
         """The ledger's schedules, runs and items, as plain values."""
         schedules = [
             {"id": row[0], "name": row[1], "kind": row[2], "dataset_id": row[3], "params": _json(row[4]),
-             "watermark": iso(row[5]), "paused": bool(row[6]), "removed_at": iso(row[7])}
+             "watermark": iso(row[5]), "paused": bool(row[6]), "removed_at": iso(row[7]),
+             "skip_existing": bool(row[8])}
             for row in self.ledger(
-                "SELECT id, name, kind, dataset_id, params, watermark, paused, removed_at FROM schedules"
+                "SELECT id, name, kind, dataset_id, params, watermark, paused, removed_at, skip_existing FROM schedules"
             )
         ]  # fmt: skip
         runs = [
